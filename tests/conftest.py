@@ -1,0 +1,35 @@
+"""Shared fixtures: paths to the real data beside the checkout, and small corpora."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED_DATA = REPO.parent / "shared" / "data"
+SEED = SHARED_DATA / "seed" / "000_f07d20ca1d68e923.txt"
+BBC = SHARED_DATA / "bbc"
+SQUAD_V1 = SHARED_DATA / "squad" / "dev-v1.1.json.zip"
+SQUAD_V2 = SHARED_DATA / "squad" / "dev-v2.0.json.zip"
+BUNDLED_SEED = REPO / "corpus" / "chosun" / "2016-11-01-nk-purges-military-officers.txt"
+
+
+@pytest.fixture(scope="session")
+def bbc() -> Path:
+    if not BBC.is_dir():
+        pytest.fail(f"{BBC} is missing: tests need ../shared/data beside the checkout")
+    return BBC
+
+
+@pytest.fixture
+def seed_corpus(tmp_path: Path) -> Path:
+    """A corpus folder holding only the seed article."""
+    root = tmp_path / "corpus"
+    (root / "chosun").mkdir(parents=True)
+    (root / "chosun" / "seed.txt").write_bytes(BUNDLED_SEED.read_bytes())
+    return root
