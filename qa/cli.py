@@ -10,7 +10,7 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import click
 
@@ -143,6 +143,373 @@ def corpus_check(ctx: click.Context, corpus: Path | None, as_json: bool) -> None
             click.echo("  " + " = ".join(refs))
 
 
+# --------------------------------------------------------------------------- index
+
+
+class ProgressView:
+    """Renders core `Progress` reports: a live bar on a terminal, plain lines otherwise."""
+
+    LABELS: ClassVar[dict[str, tuple[str, str]]] = {
+        "scan": ("Reading files", "files"),
+        "chunk": ("Chunking", "articles"),
+        "model": ("Loading model", ""),
+        "embed": ("Embedding", "chunks"),
+        "write": ("Writing store", ""),
+        "faiss": ("Building FAISS", ""),
+    }
+
+    def __init__(self, quiet: bool = False) -> None:
+        self.quiet = quiet
+        self.tty = sys.stderr.isatty() and not quiet
+        self._bar: Any = None
+        self._tasks: dict[str, Any] = {}
+        self._started: dict[str, float] = {}
+        self._last_line = 0.0
+
+    def __enter__(self) -> ProgressView:
+        if self.tty:
+            from rich.console import Console
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+                TimeRemainingColumn,
+            )
+
+            self._bar = Progress(
+                TextColumn("{task.description:<15}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("{task.fields[rate]}"),
+                TimeElapsedColumn(),
+                TextColumn("ETA"),
+                TimeRemainingColumn(),
+                console=Console(stderr=True),
+                transient=False,
+            )
+            self._bar.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+
+    def __call__(self, report: Any) -> None:
+        import time
+
+        if self.quiet:
+            return
+        now = time.monotonic()
+        started = self._started.setdefault(report.stage, now)
+        label, unit = self.LABELS.get(report.stage, (report.stage, ""))
+        elapsed = now - started
+        rate = report.done / elapsed if elapsed > 0.5 and report.done else 0.0
+        rate_text = f"{rate:,.1f} {unit}/s" if rate and unit else ""
+        if self._bar is not None:
+            task = self._tasks.get(report.stage)
+            if task is None:
+                task = self._bar.add_task(label, total=report.total, rate="")
+                self._tasks[report.stage] = task
+            self._bar.update(task, completed=report.done, total=report.total, rate=rate_text)
+            return
+        finished = report.done >= report.total
+        if not finished and now - self._last_line < 5:
+            return
+        self._last_line = now
+        eta = ""
+        if rate and not finished:
+            eta = f", ETA {(report.total - report.done) / rate:,.0f} s"
+        counts = f" {report.done:,}/{report.total:,} {unit}" if unit else ""
+        extra = f" ({rate_text}{eta})" if rate_text else ""
+        click.echo(f"{label}:{counts}{extra}" + (" done" if finished else ""), err=True)
+
+
+def _encoder_factory(model: str | None) -> Callable[[Any], Any]:
+    def factory(existing: Any) -> Any:
+        from qa.embedding import load_encoder
+
+        if existing is not None and model is None:
+            return load_encoder(existing.model, existing.backend)
+        return load_encoder(model)
+
+    return factory
+
+
+def _print_report(report: Any, as_json: bool, quiet: bool) -> None:
+    if as_json:
+        _print_json(report.as_dict())
+        return
+    if quiet and not (report.added or report.changed or report.removed or report.renamed):
+        return
+    verb = "built" if report.built else "updated"
+    click.echo(
+        f"index {verb} in {report.seconds:.1f} s: {report.articles:,} articles, "
+        f"{report.chunks:,} chunks ({report.added:,} added, {report.changed:,} changed, "
+        f"{report.removed:,} removed, {report.renamed:,} renamed, {report.unchanged:,} "
+        f"unchanged; {report.embedded_chunks:,} chunks embedded)",
+        err=quiet,
+    )
+    if report.skipped and not quiet:
+        click.echo(f"{len(report.skipped)} file problem(s):", err=True)
+        for item in report.skipped:
+            click.echo(f"  {item['path']}: {item['reason']} ({item['action']})", err=True)
+
+
+def _stored_corpus(index_dir: Path) -> Path | None:
+    from qa.store import IndexReader, index_exists
+
+    if not index_exists(index_dir):
+        return None
+    try:
+        with IndexReader(index_dir) as reader:
+            stored = reader.meta.get("corpus")
+    except QAError:
+        return None
+    return Path(stored) if stored else None
+
+
+@cli.group()
+def index() -> None:
+    """Build, update and inspect the search index."""
+
+
+@index.command("build")
+@_corpus_option
+@_index_option
+@click.option(
+    "--model",
+    default=None,
+    help="sentence-transformers model name or path [default: the bundled all-MiniLM-L6-v2].",
+)
+@click.option(
+    "--chunk-tokens",
+    type=click.IntRange(16, 4096),
+    default=None,
+    help="Chunk size in tiktoken tokens. [default: 200]",
+)
+@click.option(
+    "--faiss",
+    "faiss_factory",
+    default=None,
+    metavar="FACTORY",
+    help='FAISS factory string, e.g. "HNSW32" or "IVF1024,Flat". [default: Flat]',
+)
+@click.option("--batch-size", type=click.IntRange(1, 4096), default=32, show_default=True)
+@_json_option
+@click.option("-q", "--quiet", is_flag=True, help="No progress output.")
+@click.pass_context
+def index_build(
+    ctx: click.Context,
+    corpus: Path | None,
+    index_dir: Path | None,
+    model: str | None,
+    chunk_tokens: int | None,
+    faiss_factory: str | None,
+    batch_size: int,
+    as_json: bool,
+    quiet: bool,
+) -> None:
+    """Build the index from scratch (the previous one stays usable until it is done).
+
+    \b
+    Examples:
+      qa index build
+      qa index build --corpus ../shared/data/bbc --index /tmp/bbc-index
+      qa index build --chunk-tokens 128 --faiss HNSW32
+    """
+    from qa.chunking import ChunkSettings
+    from qa.store import sync_index
+
+    root = resolve_corpus(ctx, corpus)
+    target = resolve_index(ctx, index_dir)
+    chunking = ChunkSettings(max_tokens=chunk_tokens) if chunk_tokens else None
+    with ProgressView(quiet or as_json) as view:
+        report = sync_index(
+            root,
+            target,
+            _encoder_factory(model),
+            full=True,
+            chunking=chunking,
+            faiss_factory=faiss_factory,
+            progress=view,
+            max_bytes=_max_file_bytes(),
+            batch_size=batch_size,
+        )
+    _print_report(report, as_json, quiet)
+
+
+@index.command("update")
+@_corpus_option
+@_index_option
+@click.option(
+    "--chunk-tokens",
+    type=click.IntRange(16, 4096),
+    default=None,
+    help="Refuse to run unless the index uses this chunk size.",
+)
+@_json_option
+@click.option("-q", "--quiet", is_flag=True, help="Print only when something changed.")
+@click.pass_context
+def index_update(
+    ctx: click.Context,
+    corpus: Path | None,
+    index_dir: Path | None,
+    chunk_tokens: int | None,
+    as_json: bool,
+    quiet: bool,
+) -> None:
+    """Embed only new and changed articles; drop removed ones.
+
+    Articles are matched by path and content hash; renamed files are not embedded again.
+    Without an index, builds one. The corpus defaults to the one the index was built from.
+
+    \b
+    Example:
+      qa index update --json
+    """
+    from qa.chunking import ChunkSettings
+    from qa.store import sync_index
+
+    target = resolve_index(ctx, index_dir)
+    explicit = corpus or ctx.find_root().params.get("corpus") or os.environ.get("QA_CORPUS")
+    root = Path(explicit) if explicit else (_stored_corpus(target) or Path(DEFAULT_CORPUS))
+    chunking = None
+    if chunk_tokens:
+        chunking = ChunkSettings(max_tokens=chunk_tokens)
+    with ProgressView(quiet or as_json) as view:
+        report = sync_index(
+            root,
+            target,
+            _encoder_factory(None),
+            chunking=chunking,
+            progress=view,
+            max_bytes=_max_file_bytes(),
+        )
+    _print_report(report, as_json, quiet)
+
+
+def _human_size(size: int) -> str:
+    value = float(size)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{value:,.1f} {unit}" if unit != "B" else f"{size} B"
+        value /= 1024
+    return f"{size} B"
+
+
+@index.command("status")
+@_index_option
+@_json_option
+@click.pass_context
+def index_status(ctx: click.Context, index_dir: Path | None, as_json: bool) -> None:
+    """Show what the index holds and how it was built.
+
+    \b
+    Example:
+      qa index status --json
+    """
+    from qa.store import IndexReader
+
+    with IndexReader(resolve_index(ctx, index_dir)) as reader:
+        status = reader.status()
+    if as_json:
+        _print_json(status)
+        return
+    for key, value in status.items():
+        shown = _human_size(value) if key == "size_bytes" else value
+        if isinstance(shown, int):
+            shown = f"{shown:,}"
+        click.echo(f"{key.replace('_bytes', ''):<19} {shown}")
+
+
+@cli.command("add")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@_corpus_option
+@_index_option
+@click.option(
+    "--to",
+    "subdir",
+    default="",
+    metavar="SUBDIR",
+    help="Sub-folder of the corpus to copy into. [default: the corpus root]",
+)
+@_json_option
+@click.option("-q", "--quiet", is_flag=True, help="No progress output.")
+@click.pass_context
+def add(
+    ctx: click.Context,
+    paths: tuple[Path, ...],
+    corpus: Path | None,
+    index_dir: Path | None,
+    subdir: str,
+    as_json: bool,
+    quiet: bool,
+) -> None:
+    """Copy article files into the corpus and update the index in one step.
+
+    Files that hold no usable article are not copied; an existing corpus file with other
+    content is never overwritten.
+
+    \b
+    Example:
+      qa add ~/Downloads/story.html notes/interview.md --to imported
+    """
+    import shutil
+
+    from qa.articles import iter_corpus_files, load_file
+    from qa.store import sync_index
+
+    root = resolve_corpus(ctx, corpus)
+    target_dir = root / subdir
+    failures = 0
+    copied = 0
+    for path in paths:
+        if not path.exists():
+            click.echo(f"qa: {path}: no such file", err=True)
+            failures += 1
+            continue
+        files = [path] if path.is_file() else list(iter_corpus_files(path))
+        for file in files:
+            name = file.name if path.is_file() else file.relative_to(path).as_posix()
+            articles, problems = load_file(file, name, max_bytes=_max_file_bytes())
+            for problem in problems:
+                click.echo(f"qa: {file}: {problem.reason} ({problem.action})", err=True)
+            if not articles:
+                failures += 1
+                continue
+            dest = target_dir / name
+            if dest.exists():
+                if dest.read_bytes() == file.read_bytes():
+                    click.echo(f"qa: {file}: already in the corpus as {dest}", err=True)
+                    continue
+                click.echo(f"qa: {file}: {dest} exists with other content; not copied", err=True)
+                failures += 1
+                continue
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            tmp = dest.with_name(f".{dest.name}.tmp")
+            shutil.copyfile(file, tmp)
+            os.replace(tmp, dest)
+            copied += 1
+            if not as_json:
+                click.echo(f"added {dest} ({len(articles)} article(s))", err=True)
+    with ProgressView(quiet or as_json) as view:
+        report = sync_index(
+            root,
+            resolve_index(ctx, index_dir),
+            _encoder_factory(None),
+            progress=view,
+            max_bytes=_max_file_bytes(),
+        )
+    if as_json:
+        _print_json({"copied": copied, "failed": failures, "index": report.as_dict()})
+    else:
+        _print_report(report, False, quiet)
+    if failures:
+        ctx.exit(1)
+
+
 # --------------------------------------------------------------------------- entry point
 
 
@@ -153,11 +520,8 @@ def main(argv: list[str] | None = None) -> None:
     except click.ClickException as exc:
         exc.show()
         code = exc.exit_code
-    except click.exceptions.Abort:
-        click.echo("qa: interrupted", err=True)
-        code = 130
-    except KeyboardInterrupt:
-        click.echo("\nqa: interrupted", err=True)
+    except (click.exceptions.Abort, KeyboardInterrupt):
+        click.echo("\nqa: interrupted; nothing was changed by the unfinished step", err=True)
         code = 130
     except QAError as exc:
         click.echo(f"qa: error: {exc}", err=True)

@@ -1,0 +1,863 @@
+"""The index on disk: build, update, open and status.
+
+- `store.sqlite` is the source of truth: files seen, unique article texts ("documents"),
+  articles (one per path or record, pointing at a document, so syndicated copies are stored
+  and embedded once), chunks with offsets and their vectors, and an FTS5 table for BM25.
+  Every build or update is one transaction, in WAL mode so readers keep the last committed
+  state while a writer works.
+- `vectors.faiss` is derived: an `IndexIDMap2` keyed by chunk id, written to a temporary file
+  and moved into place. `manifest.json` (written last) records the SQLite generation it was
+  built from; a missing, stale or corrupt FAISS file is rebuilt from the stored vectors.
+- `.lock` keeps a second writer out.
+
+Embedding happens before the write transaction opens, so an interruption at any point leaves
+the previous index as it was.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import fcntl
+import hashlib
+import json
+import os
+import sqlite3
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from qa.articles import (
+    DEFAULT_MAX_BYTES,
+    Article,
+    Problem,
+    iter_corpus_files,
+    load_file,
+)
+from qa.chunking import Chunk, Chunker, ChunkSettings, embed_text
+from qa.errors import (
+    IndexBusyError,
+    IndexCorruptError,
+    IndexMismatchError,
+    IndexMissingError,
+    QAError,
+)
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from qa.embedding import Encoder
+
+FORMAT_VERSION = 1
+STORE_FILE = "store.sqlite"
+FAISS_FILE = "vectors.faiss"
+MANIFEST_FILE = "manifest.json"
+LOCK_FILE = ".lock"
+DEFAULT_FAISS = "Flat"
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS files (
+    path TEXT PRIMARY KEY, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL,
+    sha256 TEXT NOT NULL, problems TEXT NOT NULL DEFAULT '[]'
+);
+CREATE TABLE IF NOT EXISTS documents (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, sha256 TEXT NOT NULL UNIQUE,
+    title TEXT NOT NULL, body TEXT NOT NULL, paragraphs TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS articles (
+    id TEXT PRIMARY KEY, ref TEXT NOT NULL UNIQUE, path TEXT NOT NULL, record TEXT,
+    doc_id INTEGER NOT NULL REFERENCES documents(id), title TEXT NOT NULL, byline TEXT,
+    published TEXT, url TEXT, source TEXT, categories TEXT NOT NULL DEFAULT '[]'
+);
+CREATE INDEX IF NOT EXISTS articles_path ON articles(path);
+CREATE INDEX IF NOT EXISTS articles_doc ON articles(doc_id);
+CREATE TABLE IF NOT EXISTS chunks (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, doc_id INTEGER NOT NULL REFERENCES documents(id),
+    ordinal INTEGER NOT NULL, char_start INTEGER NOT NULL, char_end INTEGER NOT NULL,
+    token_count INTEGER NOT NULL, sentences TEXT NOT NULL, vector BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS chunks_doc ON chunks(doc_id);
+CREATE VIRTUAL TABLE IF NOT EXISTS chunks_fts USING fts5(
+    title, text, tokenize = 'porter unicode61 remove_diacritics 2'
+);
+"""
+
+
+@dataclass(frozen=True)
+class Progress:
+    """A progress report from a long operation."""
+
+    stage: str
+    """`scan`, `chunk`, `model` (loading it), `embed`, `write` or `faiss`."""
+    done: int
+    total: int
+    detail: str = ""
+
+
+ProgressFn = Callable[[Progress], None]
+
+
+@dataclass
+class UpdateReport:
+    """What a build or update did (printed by `qa index update --json`)."""
+
+    added: int = 0
+    changed: int = 0
+    removed: int = 0
+    renamed: int = 0
+    unchanged: int = 0
+    embedded_chunks: int = 0
+    embedded_documents: int = 0
+    articles: int = 0
+    chunks: int = 0
+    skipped: list[dict[str, str]] = field(default_factory=list)
+    seconds: float = 0.0
+    built: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+
+
+# --------------------------------------------------------------------------- locking
+
+
+@contextlib.contextmanager
+def write_lock(index_dir: Path) -> Iterator[None]:
+    """Exclusive writer lock; released by the OS if the process dies."""
+    index_dir.mkdir(parents=True, exist_ok=True)
+    path = index_dir / LOCK_FILE
+    handle = path.open("a+")
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            raise IndexBusyError(
+                f"{index_dir} is being written by {holder}; wait for it to finish and try again"
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"qa (pid {os.getpid()})")
+        handle.flush()
+        yield
+    finally:
+        handle.close()
+
+
+# --------------------------------------------------------------------------- connections
+
+
+def _connect(path: Path, readonly: bool = False) -> sqlite3.Connection:
+    if readonly:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
+    else:
+        conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+    conn.row_factory = sqlite3.Row
+    conn.execute("PRAGMA busy_timeout=10000")
+    return conn
+
+
+def _meta(conn: sqlite3.Connection) -> dict[str, str]:
+    return {row["key"]: row["value"] for row in conn.execute("SELECT key, value FROM meta")}
+
+
+def _set_meta(conn: sqlite3.Connection, **values: Any) -> None:
+    conn.executemany(
+        "INSERT INTO meta(key, value) VALUES(?, ?) "
+        "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+        [(k, v if isinstance(v, str) else json.dumps(v)) for k, v in values.items()],
+    )
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with tmp.open("wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+
+
+# --------------------------------------------------------------------------- settings
+
+
+@dataclass(frozen=True)
+class IndexSettings:
+    """What vectors in one index must share; a mismatch means `build`, never a mix."""
+
+    model: str
+    weights_sha256: str | None
+    backend: str
+    dimension: int
+    chunking: ChunkSettings
+    faiss: str = DEFAULT_FAISS
+
+    def as_meta(self) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "weights_sha256": self.weights_sha256 or "",
+            "backend": self.backend,
+            "dimension": str(self.dimension),
+            "chunking": self.chunking.as_dict(),
+            "faiss": self.faiss,
+        }
+
+    @classmethod
+    def from_meta(cls, meta: dict[str, str]) -> IndexSettings:
+        try:
+            return cls(
+                model=meta["model"],
+                weights_sha256=meta.get("weights_sha256") or None,
+                backend=meta.get("backend", "torch"),
+                dimension=int(meta["dimension"]),
+                chunking=ChunkSettings(**json.loads(meta["chunking"])),
+                faiss=meta.get("faiss", DEFAULT_FAISS),
+            )
+        except (KeyError, ValueError, TypeError) as exc:
+            raise IndexCorruptError(
+                f"index settings are unreadable ({exc}); run qa index build"
+            ) from exc
+
+
+# --------------------------------------------------------------------------- scanning
+
+
+@dataclass
+class _FileScan:
+    path: str
+    size: int
+    mtime_ns: int
+    sha256: str
+    articles: list[Article] | None
+    """None: unchanged since the last run (not parsed)."""
+    problems: list[Problem]
+
+
+def _scan(
+    root: Path, stored: dict[str, sqlite3.Row], full: bool, max_bytes: int, progress: ProgressFn
+) -> tuple[list[_FileScan], set[str]]:
+    if root.is_file():
+        files = [root]
+        base = root.parent
+    elif root.is_dir():
+        files = list(iter_corpus_files(root))
+        base = root
+    else:
+        raise QAError(f"{root}: no such corpus folder or file")
+    scans: list[_FileScan] = []
+    for number, file in enumerate(files, 1):
+        rel = file.relative_to(base).as_posix()
+        try:
+            stat = file.stat()
+        except OSError as exc:
+            scans.append(_FileScan(rel, 0, 0, "", [], [Problem(rel, f"cannot read: {exc}")]))
+            continue
+        row = stored.get(rel)
+        if (
+            not full
+            and row is not None
+            and row["size"] == stat.st_size
+            and row["mtime_ns"] == stat.st_mtime_ns
+        ):
+            problems = [Problem(**p) for p in json.loads(row["problems"])]
+            scans.append(
+                _FileScan(rel, stat.st_size, stat.st_mtime_ns, row["sha256"], None, problems)
+            )
+            continue
+        digest = _file_digest(file) if stat.st_size <= max_bytes else f"size:{stat.st_size}"
+        if not full and row is not None and row["sha256"] == digest:
+            problems = [Problem(**p) for p in json.loads(row["problems"])]
+            scans.append(_FileScan(rel, stat.st_size, stat.st_mtime_ns, digest, None, problems))
+            continue
+        articles, problems = load_file(file, rel, max_bytes=max_bytes)
+        scans.append(_FileScan(rel, stat.st_size, stat.st_mtime_ns, digest, articles, problems))
+        if number % 200 == 0 or number == len(files):
+            progress(Progress("scan", number, len(files)))
+    gone = set(stored) - {scan.path for scan in scans}
+    return scans, gone
+
+
+def _file_digest(path: Path) -> str:
+    digest = hashlib.sha256()
+    try:
+        with path.open("rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    except OSError:
+        return ""
+    return digest.hexdigest()
+
+
+# --------------------------------------------------------------------------- writing
+
+
+def _no_progress(_: Progress) -> None:
+    pass
+
+
+def sync_index(
+    corpus: Path,
+    index_dir: Path,
+    encoder_factory: Callable[[IndexSettings | None], Encoder],
+    *,
+    full: bool = False,
+    chunking: ChunkSettings | None = None,
+    faiss_factory: str | None = None,
+    progress: ProgressFn | None = None,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    batch_size: int = 32,
+) -> UpdateReport:
+    """Bring the index at `index_dir` in line with `corpus`.
+
+    `full=True` is a build: every article is chunked and embedded again and the settings
+    (model, chunking, FAISS type) may change. Otherwise only new and changed texts are
+    embedded, and settings that differ from the index's are refused.
+
+    `encoder_factory(settings)` is called with the index's settings (None for a new index)
+    and only when something must be embedded or a new index is being set up.
+    """
+    started = time.perf_counter()
+    progress = progress or _no_progress
+    index_dir.mkdir(parents=True, exist_ok=True)
+    with write_lock(index_dir):
+        store_path = index_dir / STORE_FILE
+        conn = _open_for_write(store_path, full)
+        try:
+            meta = _meta(conn)
+            existing = IndexSettings.from_meta(meta) if "model" in meta else None
+            report = UpdateReport(built=full or existing is None)
+            settings, encoder = _settings_for(
+                existing, full, chunking, faiss_factory, encoder_factory
+            )
+
+            stored_files = {row["path"]: row for row in conn.execute("SELECT * FROM files")}
+            scans, gone = _scan(corpus, stored_files, full, max_bytes, progress)
+            changed_paths = {s.path for s in scans if s.articles is not None} | gone
+
+            old: dict[str, tuple[str, str]] = {}  # ref -> (article id, sha256)
+            for path in changed_paths:
+                for row in conn.execute(
+                    "SELECT a.ref, a.id, d.sha256 FROM articles a JOIN documents d "
+                    "ON d.id = a.doc_id WHERE a.path = ?",
+                    (path,),
+                ):
+                    old[row["ref"]] = (row["id"], row["sha256"])
+            new: dict[str, Article] = {}
+            for scan in scans:
+                for article in scan.articles or ():
+                    new[article.ref] = article
+
+            added = [ref for ref in new if ref not in old]
+            removed = [ref for ref in old if ref not in new]
+            changed = [ref for ref in new if ref in old and old[ref][1] != new[ref].sha256]
+            removed_hashes = {old[ref][1] for ref in removed}
+            report.renamed = sum(1 for ref in added if new[ref].sha256 in removed_hashes)
+            report.added = len(added) - report.renamed
+            report.removed = len(removed) - report.renamed
+            report.changed = len(changed)
+
+            known = {} if full else _document_ids(conn)
+            to_embed: dict[str, Article] = {}
+            for article in new.values():
+                if article.sha256 not in known and article.sha256 not in to_embed:
+                    to_embed[article.sha256] = article
+
+            if to_embed and encoder is None:
+                encoder = encoder_factory(settings)
+            embedded = _chunk_and_embed(
+                list(to_embed.values()), encoder, settings, progress, batch_size
+            )
+
+            progress(Progress("write", 0, 1))
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                if full:
+                    for table in ("files", "articles", "chunks", "chunks_fts", "documents"):
+                        conn.execute(f"DELETE FROM {table}")
+                _write(conn, scans, gone, old, new, embedded)
+                generation = f"{uuid.uuid4().hex[:12]}"
+                counts = conn.execute(
+                    "SELECT (SELECT count(*) FROM articles), (SELECT count(*) FROM chunks),"
+                    " (SELECT count(*) FROM documents)"
+                ).fetchone()
+                now = _now()
+                _set_meta(
+                    conn,
+                    format_version=str(FORMAT_VERSION),
+                    generation=generation,
+                    corpus=str(corpus.resolve()),
+                    updated_at=now,
+                    articles=str(counts[0]),
+                    chunks=str(counts[1]),
+                    documents=str(counts[2]),
+                    **settings.as_meta(),
+                )
+                if report.built:
+                    _set_meta(conn, built_at=now)
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            progress(Progress("write", 1, 1))
+
+            report.articles, report.chunks = int(counts[0]), int(counts[1])
+            total_current = len(new) + sum(
+                _count_articles(conn, s.path) for s in scans if s.articles is None
+            )
+            report.unchanged = total_current - report.added - report.changed - report.renamed
+            report.embedded_documents = len(embedded)
+            report.embedded_chunks = sum(len(chunks) for _, chunks, _ in embedded.values())
+            report.skipped = [
+                {"path": p.path, "reason": p.reason, "action": p.action}
+                for scan in scans
+                for p in scan.problems
+            ]
+            _write_faiss(conn, index_dir, settings, progress)
+        finally:
+            conn.close()
+    report.seconds = round(time.perf_counter() - started, 3)
+    return report
+
+
+def _open_for_write(store_path: Path, full: bool) -> sqlite3.Connection:
+    if store_path.exists():
+        try:
+            conn = _connect(store_path)
+            version = conn.execute("SELECT value FROM meta WHERE key = 'format_version'").fetchone()
+        except sqlite3.DatabaseError as exc:
+            if not full:
+                raise IndexCorruptError(
+                    f"{store_path} cannot be read ({exc}); run qa index build"
+                ) from exc
+            _remove_store(store_path)
+            conn = _connect(store_path)
+            version = None
+        else:
+            if version is not None and version[0] != str(FORMAT_VERSION):
+                conn.close()
+                if not full:
+                    raise IndexMismatchError(
+                        f"{store_path} has index format {version[0]}, this qa writes "
+                        f"{FORMAT_VERSION}; run qa index build"
+                    )
+                _remove_store(store_path)
+                conn = _connect(store_path)
+    else:
+        conn = _connect(store_path)
+    conn.executescript(SCHEMA)
+    return conn
+
+
+def _remove_store(store_path: Path) -> None:
+    for suffix in ("", "-wal", "-shm"):
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(f"{store_path}{suffix}")
+
+
+def _settings_for(
+    existing: IndexSettings | None,
+    full: bool,
+    chunking: ChunkSettings | None,
+    faiss_factory: str | None,
+    encoder_factory: Callable[[IndexSettings | None], Encoder],
+) -> tuple[IndexSettings, Encoder | None]:
+    if existing is not None and not full:
+        # An update keeps the index's settings; asking for others is a build.
+        if chunking is not None and chunking != existing.chunking:
+            raise IndexMismatchError(
+                f"the index was built with chunks of {existing.chunking.max_tokens} tokens, "
+                f"not {chunking.max_tokens}; run qa index build to re-chunk everything"
+            )
+        if faiss_factory is not None and faiss_factory != existing.faiss:
+            raise IndexMismatchError(
+                f"the index uses FAISS {existing.faiss!r}; run qa index build to change it"
+            )
+        return existing, None
+    encoder = encoder_factory(None if full else existing)
+    settings = IndexSettings(
+        model=encoder.name,
+        weights_sha256=encoder.weights_sha256,
+        backend=encoder.backend,
+        dimension=encoder.dimension,
+        chunking=chunking or ChunkSettings(max_word_pieces=encoder.max_word_pieces),
+        faiss=faiss_factory or DEFAULT_FAISS,
+    )
+    if settings.chunking.max_word_pieces != encoder.max_word_pieces:
+        # The model's own window always wins: a chunk must never be truncated by it.
+        chunking = replace(settings.chunking, max_word_pieces=encoder.max_word_pieces)
+        settings = replace(settings, chunking=chunking)
+    return settings, encoder
+
+
+def check_encoder(settings: IndexSettings, encoder: Encoder) -> None:
+    """Refuse to mix vectors from a different model, weights or backend."""
+    if (encoder.name, encoder.backend) != (settings.model, settings.backend) or (
+        settings.weights_sha256 and encoder.weights_sha256 != settings.weights_sha256
+    ):
+        raise IndexMismatchError(
+            f"the index was built with {settings.model} ({settings.backend}), not "
+            f"{encoder.name} ({encoder.backend}) or its weights changed; run qa index build"
+        )
+
+
+def _document_ids(conn: sqlite3.Connection) -> dict[str, int]:
+    return {row[0]: row[1] for row in conn.execute("SELECT sha256, id FROM documents")}
+
+
+def _count_articles(conn: sqlite3.Connection, path: str) -> int:
+    return int(conn.execute("SELECT count(*) FROM articles WHERE path = ?", (path,)).fetchone()[0])
+
+
+def _chunk_and_embed(
+    articles: list[Article],
+    encoder: Encoder | None,
+    settings: IndexSettings,
+    progress: ProgressFn,
+    batch_size: int,
+) -> dict[str, tuple[Article, list[Chunk], np.ndarray]]:
+    import numpy as np
+
+    if not articles:
+        return {}
+    assert encoder is not None
+    check_encoder(settings, encoder)
+    chunker = Chunker(settings.chunking, encoder.count_word_pieces)
+    per_article: list[list[Chunk]] = []
+    for number, article in enumerate(articles, 1):
+        per_article.append(chunker.chunk(article.id, article.title, article.body))
+        if number % 100 == 0 or number == len(articles):
+            progress(Progress("chunk", number, len(articles)))
+    texts = [
+        embed_text(article.title, chunk.text)
+        for article, chunks in zip(articles, per_article)
+        for chunk in chunks
+    ]
+    progress(Progress("model", 0, 1))
+    encoder.load()
+    progress(Progress("model", 1, 1))
+    done = 0
+
+    def advance(n: int) -> None:
+        nonlocal done
+        done += n
+        progress(Progress("embed", done, len(texts)))
+
+    progress(Progress("embed", 0, len(texts)))
+    vectors = encoder.encode(texts, batch_size=batch_size, progress=advance)
+    if vectors.shape != (len(texts), settings.dimension):
+        raise QAError(f"encoder returned {vectors.shape} vectors for {len(texts)} chunks")
+    result: dict[str, tuple[Article, list[Chunk], np.ndarray]] = {}
+    position = 0
+    for article, chunks in zip(articles, per_article):
+        result[article.sha256] = (
+            article,
+            chunks,
+            np.ascontiguousarray(vectors[position : position + len(chunks)], dtype=np.float32),
+        )
+        position += len(chunks)
+    return result
+
+
+def _write(
+    conn: sqlite3.Connection,
+    scans: list[_FileScan],
+    gone: set[str],
+    old: dict[str, tuple[str, str]],
+    new: dict[str, Article],
+    embedded: dict[str, tuple[Article, list[Chunk], np.ndarray]],
+) -> None:
+    # Articles of changed or removed files go; the new versions come back below.
+    for ref in old:
+        conn.execute("DELETE FROM articles WHERE ref = ?", (ref,))
+    for path in gone:
+        conn.execute("DELETE FROM files WHERE path = ?", (path,))
+
+    doc_ids = _document_ids(conn)
+    for sha, (article, chunks, vectors) in embedded.items():
+        cursor = conn.execute(
+            "INSERT INTO documents(sha256, title, body, paragraphs) VALUES(?, ?, ?, ?)",
+            (sha, article.title, article.body, json.dumps(article.paragraphs)),
+        )
+        doc_id = int(cursor.lastrowid or 0)
+        doc_ids[sha] = doc_id
+        for chunk, vector in zip(chunks, vectors):
+            cursor = conn.execute(
+                "INSERT INTO chunks(doc_id, ordinal, char_start, char_end, token_count, "
+                "sentences, vector) VALUES(?, ?, ?, ?, ?, ?, ?)",
+                (
+                    doc_id,
+                    chunk.ordinal,
+                    chunk.char_start,
+                    chunk.char_end,
+                    chunk.token_count,
+                    json.dumps(chunk.sentences),
+                    vector.tobytes(),
+                ),
+            )
+            conn.execute(
+                "INSERT INTO chunks_fts(rowid, title, text) VALUES(?, ?, ?)",
+                (cursor.lastrowid, article.title, chunk.text),
+            )
+
+    conn.executemany(
+        "INSERT INTO articles(id, ref, path, record, doc_id, title, byline, published, url, "
+        "source, categories) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [
+            (
+                a.id,
+                a.ref,
+                a.path,
+                a.record,
+                doc_ids[a.sha256],
+                a.title,
+                a.byline,
+                a.published,
+                a.url,
+                a.source,
+                json.dumps(a.categories),
+            )
+            for a in new.values()
+        ],
+    )
+    for scan in scans:
+        if scan.articles is None:
+            conn.execute("UPDATE files SET mtime_ns = ? WHERE path = ?", (scan.mtime_ns, scan.path))
+            continue
+        conn.execute(
+            "INSERT OR REPLACE INTO files(path, size, mtime_ns, sha256, problems) "
+            "VALUES(?, ?, ?, ?, ?)",
+            (
+                scan.path,
+                scan.size,
+                scan.mtime_ns,
+                scan.sha256,
+                json.dumps([asdict(p) for p in scan.problems]),
+            ),
+        )
+
+    # Documents no article points at any more leave SQLite, FTS and (via rebuild) FAISS.
+    orphans = [
+        row[0]
+        for row in conn.execute(
+            "SELECT id FROM documents WHERE id NOT IN (SELECT DISTINCT doc_id FROM articles)"
+        )
+    ]
+    for doc_id in orphans:
+        conn.execute(
+            "DELETE FROM chunks_fts WHERE rowid IN (SELECT id FROM chunks WHERE doc_id = ?)",
+            (doc_id,),
+        )
+        conn.execute("DELETE FROM chunks WHERE doc_id = ?", (doc_id,))
+        conn.execute("DELETE FROM documents WHERE id = ?", (doc_id,))
+
+
+# --------------------------------------------------------------------------- FAISS
+
+
+def _load_vectors(conn: sqlite3.Connection, dimension: int) -> tuple[np.ndarray, np.ndarray]:
+    import numpy as np
+
+    rows = conn.execute("SELECT id, vector FROM chunks ORDER BY id").fetchall()
+    ids = np.fromiter((row[0] for row in rows), dtype=np.int64, count=len(rows))
+    vectors = np.frombuffer(b"".join(row[1] for row in rows), dtype=np.float32)
+    return ids, vectors.reshape(len(rows), dimension)
+
+
+def build_faiss(ids: np.ndarray, vectors: np.ndarray, factory: str) -> Any:
+    """An `IndexIDMap2` over `factory` (inner product) holding `vectors` under `ids`."""
+    import faiss
+
+    dimension = vectors.shape[1]
+    try:
+        inner = faiss.index_factory(dimension, factory, faiss.METRIC_INNER_PRODUCT)
+    except RuntimeError as exc:
+        raise QAError(f"bad FAISS factory string {factory!r}: {str(exc).splitlines()[0]}") from exc
+    if not inner.is_trained:
+        if len(vectors) == 0:
+            raise QAError(f"FAISS {factory!r} needs training vectors and the index is empty")
+        try:
+            inner.train(vectors)
+        except RuntimeError as exc:
+            raise QAError(
+                f"FAISS {factory!r} cannot be trained on {len(vectors)} vectors "
+                f"({str(exc).splitlines()[0]}); use fewer lists or the default Flat"
+            ) from exc
+    index = faiss.IndexIDMap2(inner)
+    if len(vectors):
+        index.add_with_ids(vectors, ids)
+    return index
+
+
+def _write_faiss(
+    conn: sqlite3.Connection, index_dir: Path, settings: IndexSettings, progress: ProgressFn
+) -> Any:
+    import faiss
+
+    progress(Progress("faiss", 0, 1))
+    meta = _meta(conn)
+    ids, vectors = _load_vectors(conn, settings.dimension)
+    index = build_faiss(ids, vectors, settings.faiss)
+    _atomic_write(index_dir / FAISS_FILE, faiss.serialize_index(index).tobytes())
+    _write_manifest(index_dir, meta, len(ids))
+    progress(Progress("faiss", 1, 1))
+    return index
+
+
+def _write_manifest(index_dir: Path, meta: dict[str, str], faiss_count: int) -> None:
+    manifest = {
+        "format_version": FORMAT_VERSION,
+        "generation": meta.get("generation"),
+        "faiss_generation": meta.get("generation"),
+        "faiss_count": faiss_count,
+        "model": meta.get("model"),
+        "weights_sha256": meta.get("weights_sha256") or None,
+        "backend": meta.get("backend"),
+        "dimension": int(meta.get("dimension", 0)),
+        "tokenizer_encoding": json.loads(meta.get("chunking", "{}")).get("encoding"),
+        "chunking": json.loads(meta.get("chunking", "{}")),
+        "faiss": meta.get("faiss"),
+        "corpus": meta.get("corpus"),
+        "built_at": meta.get("built_at"),
+        "updated_at": meta.get("updated_at"),
+        "counts": {
+            "articles": int(meta.get("articles", 0)),
+            "documents": int(meta.get("documents", 0)),
+            "chunks": int(meta.get("chunks", 0)),
+        },
+    }
+    _atomic_write(
+        index_dir / MANIFEST_FILE, (json.dumps(manifest, indent=2) + "\n").encode("utf-8")
+    )
+
+
+# --------------------------------------------------------------------------- reading
+
+
+class IndexReader:
+    """A read-only view of a built index: SQLite rows and the FAISS structure.
+
+    Safe to use while a writer updates the index: SQLite (WAL) shows the last committed
+    state, and a FAISS file that does not match it is rebuilt from the stored vectors.
+    """
+
+    def __init__(self, index_dir: Path) -> None:
+        self.index_dir = Path(index_dir)
+        store_path = self.index_dir / STORE_FILE
+        if not store_path.exists():
+            raise IndexMissingError(
+                f"no index in {self.index_dir}; build one with: "
+                f"qa index build --corpus DIR --index {self.index_dir}"
+            )
+        try:
+            self.conn = _connect(store_path, readonly=True)
+            self.meta = _meta(self.conn)
+        except sqlite3.DatabaseError as exc:
+            raise IndexCorruptError(
+                f"{store_path} cannot be read ({exc}); run qa index build"
+            ) from exc
+        if self.meta.get("format_version") != str(FORMAT_VERSION) or "model" not in self.meta:
+            raise IndexCorruptError(
+                f"{store_path} is not a complete qa index of format {FORMAT_VERSION}; "
+                "run qa index build"
+            )
+        self.settings = IndexSettings.from_meta(self.meta)
+        self._faiss: Any = None
+        self.faiss_rebuilt = False
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def __enter__(self) -> IndexReader:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    @property
+    def generation(self) -> str:
+        return self.meta.get("generation", "")
+
+    @property
+    def faiss(self) -> Any:
+        """The FAISS index, loaded once; rebuilt from SQLite if missing, stale or corrupt."""
+        if self._faiss is None:
+            self._faiss = self._load_faiss()
+        return self._faiss
+
+    def _load_faiss(self) -> Any:
+        import faiss
+
+        path = self.index_dir / FAISS_FILE
+        chunks = int(self.meta.get("chunks", "0"))
+        try:
+            manifest = json.loads((self.index_dir / MANIFEST_FILE).read_text())
+            if manifest.get("faiss_generation") != self.generation:
+                raise ValueError("stale")
+            index = faiss.read_index(str(path))
+            if index.ntotal != chunks or index.d != self.settings.dimension:
+                raise ValueError("size mismatch")
+            return index
+        except (OSError, ValueError, RuntimeError):
+            pass
+        ids, vectors = _load_vectors(self.conn, self.settings.dimension)
+        index = build_faiss(ids, vectors, self.settings.faiss)
+        self.faiss_rebuilt = True
+        # Save the repair for the next reader, unless a writer is busy (it will write one).
+        with contextlib.suppress(IndexBusyError, OSError), write_lock(self.index_dir):
+            current = _meta(self.conn).get("generation")
+            if current == self.generation:
+                _atomic_write(path, faiss.serialize_index(index).tobytes())
+                _write_manifest(self.index_dir, self.meta, len(ids))
+        return index
+
+    def status(self) -> dict[str, Any]:
+        size = sum(p.stat().st_size for p in self.index_dir.iterdir() if p.is_file())
+        chunking = json.loads(self.meta.get("chunking", "{}"))
+        return {
+            "index": str(self.index_dir),
+            "articles": int(self.meta.get("articles", 0)),
+            "documents": int(self.meta.get("documents", 0)),
+            "chunks": int(self.meta.get("chunks", 0)),
+            "model": self.settings.model,
+            "weights_sha256": self.settings.weights_sha256,
+            "backend": self.settings.backend,
+            "dimension": self.settings.dimension,
+            "faiss": f"IndexIDMap2({self.settings.faiss}, inner product)",
+            "chunk_tokens": chunking.get("max_tokens"),
+            "tokenizer_encoding": chunking.get("encoding"),
+            "built_at": self.meta.get("built_at"),
+            "updated_at": self.meta.get("updated_at"),
+            "corpus": self.meta.get("corpus"),
+            "size_bytes": size,
+            "generation": self.generation,
+        }
+
+    def chunk_ids(self) -> list[int]:
+        return [row[0] for row in self.conn.execute("SELECT id FROM chunks ORDER BY id")]
+
+    def search_dense(self, vector: np.ndarray, k: int) -> list[tuple[int, float]]:
+        """(chunk id, inner product) of the k nearest chunks."""
+        import numpy as np
+
+        query = np.asarray(vector, dtype=np.float32).reshape(1, -1)
+        scores, ids = self.faiss.search(query, k)
+        return [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i != -1]
+
+
+def open_index(index_dir: Path) -> IndexReader:
+    return IndexReader(index_dir)
+
+
+def index_exists(index_dir: Path) -> bool:
+    return (Path(index_dir) / STORE_FILE).exists()
