@@ -224,9 +224,11 @@ class Chunker:
         while i < len(units):
             j = i
             total = units[i][2]
-            while j + 1 < len(units) and total + units[j + 1][2] <= limit:
+            # +1 a sentence: the gap between sentences ("\n\n" between paragraphs) may
+            # be a token of its own.
+            while j + 1 < len(units) and total + units[j + 1][2] + 1 <= limit:
                 j += 1
-                total += units[j][2]
+                total += units[j][2] + 1
             windows.append((i, j))
             if j + 1 >= len(units):
                 break

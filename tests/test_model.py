@@ -1,0 +1,128 @@
+"""End to end with the real bundled model (loads in seconds): CLI build, update, status."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from qa.cli import main
+from qa.embedding import DEFAULT_MODEL, SentenceTransformerEncoder
+from qa.errors import ModelError
+from qa.store import IndexReader
+
+pytestmark = pytest.mark.model
+
+
+def run_qa(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    with pytest.raises(SystemExit) as exit_info:
+        main(list(args))
+    out, err = capsys.readouterr()
+    return int(exit_info.value.code or 0), out, err
+
+
+@pytest.fixture(scope="module")
+def encoder() -> SentenceTransformerEncoder:
+    return SentenceTransformerEncoder()
+
+
+def test_bundled_weights_are_verified(encoder: SentenceTransformerEncoder) -> None:
+    assert encoder.name == DEFAULT_MODEL
+    assert encoder.weights_sha256 == (
+        "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
+    )
+    assert encoder.dimension == 384 and encoder.max_word_pieces == 256
+
+
+def test_mismatched_weights_are_refused(encoder: SentenceTransformerEncoder) -> None:
+    tampered = SentenceTransformerEncoder()
+    tampered._expected_sha256 = "0" * 64
+    with pytest.raises(ModelError, match="not the official all-MiniLM-L6-v2"):
+        tampered.load()
+
+
+def test_encode_is_normalised_float32_in_input_order(encoder: SentenceTransformerEncoder) -> None:
+    texts = ["short", "a much longer sentence about North Korean military officers", "x y"]
+    vectors = encoder.encode(texts)
+    assert vectors.dtype == np.float32 and vectors.shape == (3, 384)
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    one_by_one = np.vstack([encoder.encode([t]) for t in texts])
+    assert np.allclose(vectors, one_by_one, atol=1e-5)
+    related = encoder.encode(["soldiers discharged from the army", "quarterly profit rose"])
+    assert float(vectors[1] @ related[0]) > float(vectors[1] @ related[1])
+
+
+def test_cli_build_status_update_add(
+    capsys: pytest.CaptureFixture[str], seed_corpus: Path, tmp_path: Path, bbc: Path
+) -> None:
+    index = tmp_path / "index"
+    code, _, err = run_qa(capsys, "index", "status", "--index", str(index))
+    assert code == 1 and "qa index build" in err and err.count("\n") == 1
+
+    code, out, _ = run_qa(
+        capsys, "index", "build", "--corpus", str(seed_corpus), "--index", str(index), "--json"
+    )
+    assert code == 0
+    built = json.loads(out)
+    assert built["built"] and built["articles"] == 1 and built["embedded_chunks"] >= 3
+
+    code, out, _ = run_qa(capsys, "index", "status", "--index", str(index), "--json")
+    status = json.loads(out)
+    for key in ("articles", "chunks", "model", "dimension", "faiss", "built_at", "updated_at",
+                "corpus", "size_bytes", "backend"):  # fmt: skip
+        assert key in status
+    assert status["model"] == DEFAULT_MODEL and status["dimension"] == 384
+    assert status["corpus"] == str(seed_corpus.resolve())
+
+    # nothing changed: the corpus is remembered, nothing is embedded
+    code, out, _ = run_qa(capsys, "index", "update", "--index", str(index), "--json")
+    update = json.loads(out)
+    assert code == 0 and update["embedded_chunks"] == 0 and update["unchanged"] == 1
+    for key in ("added", "changed", "removed", "unchanged", "embedded_chunks", "skipped",
+                "seconds"):  # fmt: skip
+        assert key in update
+
+    # qa add copies the file and embeds only it
+    new_article = tmp_path / "incoming" / "profits.txt"
+    new_article.parent.mkdir()
+    shutil.copy(bbc / "business" / "001.txt", new_article)
+    code, out, _ = run_qa(
+        capsys, "add", str(new_article), "--corpus", str(seed_corpus), "--index", str(index),
+        "--to", "imported", "--json",
+    )  # fmt: skip
+    assert code == 0
+    added = json.loads(out)
+    assert added["copied"] == 1 and added["index"]["added"] == 1
+    assert (seed_corpus / "imported" / "profits.txt").read_bytes() == new_article.read_bytes()
+    with IndexReader(index) as reader:
+        chunks = reader.conn.execute(
+            "SELECT count(*) FROM chunks c JOIN articles a ON a.doc_id = c.doc_id "
+            "WHERE a.path = 'imported/profits.txt'"
+        ).fetchone()[0]
+        assert added["index"]["embedded_chunks"] == chunks
+
+        # the real model finds the seed's purge passage for a purge question
+        vector = SentenceTransformerEncoder().encode(["purge of military officers"])[0]
+        best = reader.search_dense(vector, 1)[0][0]
+        title = reader.conn.execute(
+            "SELECT d.title FROM chunks c JOIN documents d ON d.id = c.doc_id WHERE c.id = ?",
+            (best,),
+        ).fetchone()[0]
+        assert title.startswith("N.Korea Purges")
+
+
+def test_cli_add_refuses_unusable_file(
+    capsys: pytest.CaptureFixture[str], seed_corpus: Path, tmp_path: Path
+) -> None:
+    bad = tmp_path / "bad.txt"
+    bad.write_bytes(b"\x00\x01binary")
+    index = tmp_path / "index"
+    code, _, err = run_qa(
+        capsys, "add", str(bad), "--corpus", str(seed_corpus), "--index", str(index), "-q"
+    )
+    assert code == 1
+    assert "binary file" in err
+    assert not (seed_corpus / "bad.txt").exists()

