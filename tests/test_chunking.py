@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import pytest
@@ -44,7 +45,7 @@ def test_seed_chunks_exact_and_within_limits(word_pieces: SentenceTransformerEnc
     pieces = word_pieces.count_word_pieces([embed_text(article.title, c.text) for c in chunks])
     assert max(pieces) <= 256
     # consecutive chunks share exactly one sentence
-    for before, after in zip(chunks, chunks[1:]):
+    for before, after in itertools.pairwise(chunks):
         assert before.sentences[-1] == after.sentences[0]
 
 
@@ -84,7 +85,7 @@ def test_model_window_splits_chunks_that_fit_tiktoken_but_not_the_model() -> Non
 def test_no_overlap_setting() -> None:
     body = " ".join(f"Sentence number {i} is here." for i in range(60))
     chunks = check_chunks(Chunker(ChunkSettings(max_tokens=40, overlap_sentences=0)), "a", "", body)
-    for before, after in zip(chunks, chunks[1:]):
+    for before, after in itertools.pairwise(chunks):
         assert before.char_end < after.char_start
 
 
