@@ -156,6 +156,7 @@ class ProgressView:
         "embed": ("Embedding", "chunks"),
         "write": ("Writing store", ""),
         "faiss": ("Building FAISS", ""),
+        "questions": ("Questions", "questions"),
     }
 
     def __init__(self, quiet: bool = False) -> None:
@@ -508,6 +509,290 @@ def add(
         _print_report(report, False, quiet)
     if failures:
         ctx.exit(1)
+
+
+# --------------------------------------------------------------------------- answers
+
+
+def _filter_options(func: F) -> F:
+    func = click.option(
+        "--source", default=None, help="Only articles whose source, path or URL contains TEXT."
+    )(func)
+    func = click.option(
+        "--until",
+        default=None,
+        metavar="DATE",
+        help="Only articles published on or before DATE (YYYY[-MM[-DD]]).",
+    )(func)
+    func = click.option(
+        "--since",
+        default=None,
+        metavar="DATE",
+        help="Only articles published on or after DATE (YYYY[-MM[-DD]]).",
+    )(func)
+    return func
+
+
+def _filters(since: str | None, until: str | None, source: str | None) -> Any:
+    from qa.retrieval import Filters, parse_filter_date
+
+    return Filters(
+        since=parse_filter_date(since, "--since"),
+        until=parse_filter_date(until, "--until"),
+        source=source or None,
+    )
+
+
+def render_result(result: Any, color: bool) -> str:
+    """A `Result` as readable text; article text is made inert for the terminal."""
+    from qa.text import terminal_safe
+
+    def cite(number: int, citation: Any) -> str:
+        date = (citation.published or "undated")[:10]
+        where = f"{citation.path}:{citation.paragraph}"
+        return f"   [{number}] {terminal_safe(citation.title)} — {date} — {terminal_safe(where)}"
+
+    lines = []
+    if result.query != result.question:
+        lines.append(f"(searched: {terminal_safe(result.query)})")
+    if result.not_found:
+        lines.append("Not found in the corpus.")
+        if result.related:
+            lines.append("Related passages:")
+            for number, citation in enumerate(result.related, 1):
+                lines.append(cite(number, citation))
+                excerpt = " ".join(citation.quote.split())
+                excerpt = excerpt[:240] + ("…" if len(excerpt) > 240 else "")
+                lines.append(f"       {terminal_safe(excerpt)}")
+        return "\n".join(lines)
+    number = 0
+    for index, answer in enumerate(result.answers, 1):
+        text = answer.text
+        if answer.span is not None and answer.span_start is not None:
+            before = terminal_safe(text[: answer.span_start])
+            span = terminal_safe(answer.span)
+            after = terminal_safe(text[answer.span_start + len(answer.span) :])
+            shown = click.style(span, bold=True, underline=True) if color else f"**{span}**"
+            body = before + shown + after
+        else:
+            body = terminal_safe(text)
+        markers = " ".join(f"[{number + i}]" for i in range(1, len(answer.citations) + 1))
+        lines.append(f"{index}. {body} {markers}  (score {answer.score:.2f})")
+        for citation in answer.citations:
+            number += 1
+            lines.append(cite(number, citation))
+    return "\n".join(lines)
+
+
+@cli.command("ask")
+@click.argument("question")
+@_index_option
+@click.option(
+    "-n",
+    "answers",
+    type=click.IntRange(1, 20),
+    default=3,
+    show_default=True,
+    help="Distinct answers to show at most.",
+)
+@click.option(
+    "-k",
+    "passages",
+    type=click.IntRange(1, 200),
+    default=20,
+    show_default=True,
+    help="Passages to retrieve.",
+)
+@_filter_options
+@_json_option
+@click.pass_context
+def ask(
+    ctx: click.Context,
+    question: str,
+    index_dir: Path | None,
+    answers: int,
+    passages: int,
+    since: str | None,
+    until: str | None,
+    source: str | None,
+    as_json: bool,
+) -> None:
+    """Answer one question with sentences quoted from the corpus, and their citations.
+
+    \b
+    Examples:
+      qa ask "Who led the purge of North Korean officers?"
+      qa ask "What did the central bank decide?" --since 2006-01-01 --source wikinews --json
+    """
+    from qa.engine import Engine
+
+    if not question.strip():
+        raise QAError("the question is empty")
+    filters = _filters(since, until, source)
+    engine = Engine.open(resolve_index(ctx, index_dir))
+    try:
+        result = engine.ask(question, n=answers, k=passages, filters=filters)
+    finally:
+        engine.close()
+    if as_json:
+        _print_json(result.as_dict())
+    else:
+        click.echo(render_result(result, color=sys.stdout.isatty()))
+
+
+@cli.command("batch")
+@click.argument("file", type=click.Path(path_type=Path, exists=True, dir_okay=False))
+@_index_option
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Output file. [default: standard output]",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["jsonl", "csv", "md"]),
+    default=None,
+    help="Output format. [default: from the output's extension, else jsonl]",
+)
+@click.option("--resume", is_flag=True, help="Skip ids already answered in the output file.")
+@click.option("-n", "answers", type=click.IntRange(1, 20), default=3, show_default=True)
+@_filter_options
+@click.option("-q", "--quiet", is_flag=True, help="No progress output.")
+@click.pass_context
+def batch(
+    ctx: click.Context,
+    file: Path,
+    index_dir: Path | None,
+    output: Path | None,
+    fmt: str | None,
+    resume: bool,
+    answers: int,
+    since: str | None,
+    until: str | None,
+    source: str | None,
+    quiet: bool,
+) -> None:
+    """Answer a file of questions; one record per question, in input order.
+
+    FILE is plain text (one question a line), JSONL (`question`, optional `id`) or CSV (a
+    `question` column, optional `id`). A question that fails gets an `error` field and the
+    batch goes on; the exit code is 1 if any failed.
+
+    \b
+    Examples:
+      qa batch questions.txt -o answers.jsonl
+      qa batch questions.csv -o answers.csv --resume
+      qa batch questions.jsonl --format md > answers.md
+    """
+    from qa.batch import Writer, done_ids, read_questions, run_batch
+    from qa.engine import Engine
+    from qa.store import Progress
+
+    if fmt is None:
+        suffix = output.suffix.lower().lstrip(".") if output else ""
+        fmt = {"csv": "csv", "md": "md", "markdown": "md"}.get(suffix, "jsonl")
+    if resume and output is None:
+        raise QAError("--resume needs -o OUT (the file whose ids are skipped)")
+    questions = read_questions(file)
+    skip = done_ids(output, fmt) if resume and output else set()
+    filters = _filters(since, until, source)
+    engine = Engine.open(resolve_index(ctx, index_dir))
+    append = bool(resume and output and output.exists() and output.stat().st_size > 0)
+    handle = output.open("a" if append else "w", encoding="utf-8", newline="") if output else None
+    try:
+        writer = Writer(handle or sys.stdout, fmt, header=not append)
+        with ProgressView(quiet or output is None) as view:
+            answered, failed = run_batch(
+                questions,
+                lambda q: engine.ask(q, n=answers, filters=filters),
+                writer,
+                skip,
+                progress=lambda done, total: view(Progress("questions", done, total)),
+            )
+    finally:
+        engine.close()
+        if handle is not None:
+            handle.close()
+    if not quiet:
+        skipped = f", {len(skip & {q.id for q in questions})} already done" if skip else ""
+        click.echo(f"{answered} answered, {failed} failed{skipped}", err=True)
+    if failed:
+        ctx.exit(1)
+
+
+@cli.command("eval")
+@click.argument("file", type=click.Path(path_type=Path, exists=True, dir_okay=False))
+@_index_option
+@click.option("--sample", type=click.IntRange(1), default=None, help="Ask N random questions.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option(
+    "--half",
+    type=click.Choice(["all", "fit", "heldout"]),
+    default="all",
+    show_default=True,
+    help="Articles to ask about: weights are fitted on 'fit'.",
+)
+@_json_option
+@click.option("-q", "--quiet", is_flag=True, help="No progress output.")
+@click.pass_context
+def eval_command(
+    ctx: click.Context,
+    file: Path,
+    index_dir: Path | None,
+    sample: int | None,
+    seed: int,
+    half: str,
+    as_json: bool,
+    quiet: bool,
+) -> None:
+    """Measure retrieval and answers on a SQuAD-format file (v1.1 or v2.0, zipped or not).
+
+    Without --index the file's articles are indexed into a temporary index; with --index DIR,
+    DIR is used if it holds an index, else built there and kept.
+
+    \b
+    Example:
+      qa eval ../shared/data/squad/dev-v1.1.json.zip --index /tmp/squad-index --json
+    """
+    import shutil
+    import tempfile
+
+    from qa.engine import Engine
+    from qa.evaluate import evaluate, load_squad, select_questions, write_corpus
+    from qa.store import Progress, index_exists, sync_index
+
+    squad = load_squad(file)
+    questions = select_questions(squad, half, sample, seed)
+    workdir = Path(tempfile.mkdtemp(prefix="qa-eval-"))
+    try:
+        target = index_dir or workdir / "index"
+        with ProgressView(quiet or as_json) as view:
+            if not index_exists(target):
+                corpus_dir = workdir / "corpus"
+                write_corpus(squad, corpus_dir)
+                sync_index(corpus_dir, target, _encoder_factory(None), full=True, progress=view)
+            engine = Engine.open(target)
+            try:
+                engine.warm_up()
+                metrics = evaluate(
+                    engine,
+                    squad,
+                    questions,
+                    progress=lambda done, total: view(Progress("questions", done, total)),
+                )
+            finally:
+                engine.close()
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    metrics = {"file": str(file), "half": half, **metrics}
+    if as_json:
+        _print_json(metrics)
+        return
+    for key, value in metrics.items():
+        click.echo(f"{key:<28} {value}")
 
 
 # --------------------------------------------------------------------------- entry point

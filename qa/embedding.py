@@ -134,6 +134,7 @@ class SentenceTransformerEncoder:
             self._expected_sha256 = None
         self._lock = threading.Lock()
         self._model: Any = None
+        self._minilm: Any = None
         self._tokenizer: Any = None
 
     @cached_property
@@ -182,7 +183,22 @@ class SentenceTransformerEncoder:
             return self._model
 
     def load(self) -> None:
-        self.model  # noqa: B018 - the property loads it
+        """Load the model: the bundled MiniLM runs on plain torch (`qa.minilm`, seconds
+        faster to start), any other model through sentence-transformers."""
+        with self._lock:
+            if self._minilm is not None or self._model is not None:
+                return
+            if self.path is not None:
+                from qa import minilm
+
+                if minilm.supports(self.path):
+                    self.weights_sha256  # noqa: B018 - verify before loading
+                    try:
+                        self._minilm = minilm.MiniLM(self.path, self.max_word_pieces)
+                    except Exception as exc:
+                        raise ModelError(f"cannot load embedding model {self.name}: {exc}") from exc
+                    return
+            self._model = self._load()
 
     def _load(self) -> Any:
         self.weights_sha256  # noqa: B018 - verify before loading
@@ -223,24 +239,36 @@ class SentenceTransformerEncoder:
 
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
-        model = self.model
+        self.load()
         # Longest first, in slices: batches of similar length pad little, and each slice
         # reports progress.
         order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
         out = np.empty((len(texts), self.dimension), dtype=np.float32)
         for start in range(0, len(order), ENCODE_SLICE):
             idx = order[start : start + ENCODE_SLICE]
-            vectors = model.encode(
-                [texts[i] for i in idx],
-                batch_size=batch_size,
-                normalize_embeddings=True,
-                convert_to_numpy=True,
-                show_progress_bar=False,
-            )
-            out[idx] = vectors.astype(np.float32, copy=False)
+            out[idx] = self._encode_slice([texts[i] for i in idx], batch_size)
             if progress is not None:
                 progress(len(idx))
         return out
+
+    def _encode_slice(self, texts: list[str], batch_size: int) -> np.ndarray:
+        import numpy as np
+
+        if self._minilm is not None:
+            return np.vstack(
+                [
+                    self._minilm.encode_batch(texts[i : i + batch_size])
+                    for i in range(0, len(texts), batch_size)
+                ]
+            )
+        vectors = self.model.encode(
+            texts,
+            batch_size=batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=False,
+        )
+        return np.asarray(vectors, dtype=np.float32)
 
 
 def load_encoder(model: str | None = None, backend: str = "torch") -> Encoder:

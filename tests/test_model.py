@@ -126,3 +126,31 @@ def test_cli_add_refuses_unusable_file(
     assert code == 1
     assert "binary file" in err
     assert not (seed_corpus / "bad.txt").exists()
+
+
+def test_plain_torch_minilm_matches_sentence_transformers(
+    encoder: SentenceTransformerEncoder,
+) -> None:
+    texts = [
+        "hello world",
+        "North Korea is apparently purging military officers with ties to defectors.",
+        "word " * 400,  # longer than the window: both truncate the same way at 256 pieces
+        "Café naïve résumé — “quotes” £5",
+    ]
+    ours = encoder.encode(texts, batch_size=2)
+    assert encoder._minilm is not None, "the bundled model runs on qa.minilm"
+    reference = encoder.model.encode(texts, normalize_embeddings=True)
+    assert np.abs(ours - reference).max() < 1e-5
+
+
+def test_loading_the_bundled_model_does_not_import_transformers(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from qa.embedding import load_encoder\n"
+        "e = load_encoder(); e.load(); e.encode(['x'])\n"
+        "assert 'transformers' not in sys.modules and 'sentence_transformers' not in sys.modules\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=tmp_path)

@@ -1,0 +1,230 @@
+"""`qa batch`: a file of questions in, one answer record per question out, in input order.
+
+Input: plain text (one question a line; blank lines and `#` comments skipped), JSONL (objects
+with `question` and optional `id`) or CSV (a `question` column, optional `id`), chosen by
+extension (`.jsonl`/`.ndjson`, `.csv`, anything else is text). Output: JSONL, CSV or Markdown,
+written and flushed record by record, so an interrupted batch keeps what it finished and
+`--resume` skips the ids already in the output.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+from qa.errors import InputError
+
+FORMATS = ("jsonl", "csv", "md")
+
+
+@dataclass(frozen=True)
+class BatchQuestion:
+    id: str
+    question: str
+    error: str | None = None
+    """Set when the input line itself is unusable; the record is written with this error."""
+
+
+def read_questions(path: Path) -> list[BatchQuestion]:
+    """Questions from a text, JSONL or CSV file, in order, each with an id."""
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read ({exc.strerror or exc})") from exc
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{path}: not UTF-8 text (byte {exc.start})") from exc
+    suffix = path.suffix.lower()
+    if suffix in (".jsonl", ".ndjson"):
+        return _read_jsonl(text)
+    if suffix == ".csv":
+        return _read_csv(text, path)
+    questions = []
+    for number, line in enumerate(text.splitlines(), 1):
+        line = line.strip()
+        if line and not line.startswith("#"):
+            questions.append(BatchQuestion(f"q{number}", line))
+    return questions
+
+
+def _read_jsonl(text: str) -> list[BatchQuestion]:
+    questions = []
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        fallback = f"q{number}"
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as exc:
+            questions.append(BatchQuestion(fallback, "", f"line {number}: bad JSON ({exc.msg})"))
+            continue
+        if not isinstance(obj, dict):
+            questions.append(BatchQuestion(fallback, "", f"line {number}: not a JSON object"))
+            continue
+        qid = str(obj.get("id")) if obj.get("id") not in (None, "") else fallback
+        question = obj.get("question")
+        if not isinstance(question, str) or not question.strip():
+            questions.append(BatchQuestion(qid, "", f"line {number}: no 'question' text"))
+            continue
+        questions.append(BatchQuestion(qid, question.strip()))
+    return questions
+
+
+def _read_csv(text: str, path: Path) -> list[BatchQuestion]:
+    reader = csv.DictReader(io.StringIO(text))
+    fields = [f.strip().lower() for f in reader.fieldnames or []]
+    if "question" not in fields:
+        raise InputError(f"{path}: CSV needs a 'question' column (found: {', '.join(fields)})")
+    questions = []
+    for number, row in enumerate(reader, 2):
+        row = {(k or "").strip().lower(): (v or "") for k, v in row.items()}
+        qid = row.get("id", "").strip() or f"q{number}"
+        question = row.get("question", "").strip()
+        if not question:
+            questions.append(BatchQuestion(qid, "", f"row {number}: empty question"))
+        else:
+            questions.append(BatchQuestion(qid, question))
+    return questions
+
+
+def done_ids(path: Path, fmt: str) -> set[str]:
+    """Ids already answered in an existing output file (for --resume)."""
+    if not path.exists():
+        return set()
+    if fmt == "md":
+        raise InputError("--resume needs --format jsonl or csv (Markdown is not re-read)")
+    text = path.read_text(encoding="utf-8")
+    ids = set()
+    if fmt == "jsonl":
+        for line in text.splitlines():
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                continue  # a line cut by a crash: that question is asked again
+            if isinstance(record, dict) and "id" in record and "error" not in record:
+                ids.add(str(record["id"]))
+    else:
+        for row in csv.DictReader(io.StringIO(text)):
+            if row.get("id") and not row.get("error"):
+                ids.add(row["id"])
+    return ids
+
+
+CSV_FIELDS = [
+    "id", "question", "not_found", "answer", "span", "score", "title", "path", "published",
+    "paragraph", "char_start", "char_end", "citations", "error",
+]  # fmt: skip
+
+
+class Writer:
+    """Writes records one at a time, flushing each."""
+
+    def __init__(self, handle: IO[str], fmt: str, header: bool) -> None:
+        if fmt not in FORMATS:
+            raise InputError(f"unknown format {fmt!r} (choose from {', '.join(FORMATS)})")
+        self.handle = handle
+        self.fmt = fmt
+        self._csv = csv.DictWriter(handle, CSV_FIELDS) if fmt == "csv" else None
+        if header and self._csv is not None:
+            self._csv.writeheader()
+        if header and fmt == "md":
+            handle.write("# Answers\n\n")
+
+    def write(self, record: dict[str, Any]) -> None:
+        if self.fmt == "jsonl":
+            self.handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+        elif self._csv is not None:
+            self._csv.writerow(_csv_row(record))
+        else:
+            self.handle.write(_markdown(record))
+        self.handle.flush()
+
+
+def _csv_row(record: dict[str, Any]) -> dict[str, Any]:
+    answers = record.get("answers") or []
+    top = answers[0] if answers else {}
+    citation = (top.get("citations") or [{}])[0] if top else {}
+    return {
+        "id": record.get("id"),
+        "question": record.get("question"),
+        "not_found": record.get("not_found", ""),
+        "answer": top.get("text", ""),
+        "span": top.get("span") or "",
+        "score": top.get("score", ""),
+        "title": citation.get("title", ""),
+        "path": citation.get("path", ""),
+        "published": citation.get("published") or "",
+        "paragraph": citation.get("paragraph", ""),
+        "char_start": citation.get("char_start", ""),
+        "char_end": citation.get("char_end", ""),
+        "citations": json.dumps(top.get("citations", []), ensure_ascii=False) if top else "",
+        "error": record.get("error", ""),
+    }
+
+
+def _markdown(record: dict[str, Any]) -> str:
+    lines = [f"## {record.get('id')}: {record.get('question')}", ""]
+    if record.get("error"):
+        lines.append(f"**Error:** {record['error']}")
+    elif record.get("not_found"):
+        lines.append("_Not found in the corpus._")
+        for number, citation in enumerate(record.get("related", []), 1):
+            lines.append(f"- related [{number}] {_md_citation(citation)}")
+    else:
+        number = 0
+        for index, answer in enumerate(record.get("answers", []), 1):
+            text = answer["text"]
+            if answer.get("span") and answer.get("span_start") is not None:
+                s = answer["span_start"]
+                text = f"{text[:s]}**{answer['span']}**{text[s + len(answer['span']) :]}"
+            lines.append(f"{index}. {text}")
+            for citation in answer["citations"]:
+                number += 1
+                lines.append(f"   - [{number}] {_md_citation(citation)}")
+                lines.append(f"     > {citation['quote']}")
+    return "\n".join(lines) + "\n\n"
+
+
+def _md_citation(citation: dict[str, Any]) -> str:
+    date = (citation.get("published") or "undated")[:10]
+    where = f"{citation['path']}:{citation['paragraph']}"
+    url = f" <{citation['url']}>" if citation.get("url") else ""
+    chars = f"chars {citation['char_start']}-{citation['char_end']}"
+    return f"{citation['title']} — {date} — {where} ({chars}){url}"
+
+
+def run_batch(
+    questions: list[BatchQuestion],
+    ask: Callable[[str], Any],
+    writer: Writer,
+    skip: set[str],
+    progress: Callable[[int, int], None] | None = None,
+) -> tuple[int, int]:
+    """Answer each question not in `skip`; returns (answered, failed)."""
+    answered = failed = 0
+    todo = [q for q in questions if q.id not in skip]
+    for number, item in enumerate(todo, 1):
+        record: dict[str, Any]
+        if item.error:
+            record = {"id": item.id, "question": item.question, "error": item.error}
+        else:
+            try:
+                result = ask(item.question)
+            except Exception as exc:  # one bad question never stops the batch
+                record = {"id": item.id, "question": item.question, "error": f"{exc}"}
+            else:
+                record = {"id": item.id, **result.as_dict()}
+        if "error" in record:
+            failed += 1
+        else:
+            answered += 1
+        writer.write(record)
+        if progress is not None:
+            progress(number, len(todo))
+    return answered, failed

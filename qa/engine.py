@@ -1,0 +1,72 @@
+"""The question-answering core every front end uses: open an index, ask, get a `Result`.
+
+    engine = Engine.open(Path("index"))
+    result = engine.ask("Who led the purge?")
+
+The encoder is the one the index was built with (never another model's vectors). It loads
+lazily, so a front end can show itself first and call `engine.warm_up()` in a worker.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from qa.reader import Reader, Result
+from qa.retrieval import Filters, Retriever
+from qa.store import IndexReader, check_encoder
+
+if TYPE_CHECKING:
+    from qa.embedding import Encoder
+
+
+class Engine:
+    """Retrieval and reading over one index."""
+
+    def __init__(self, index: IndexReader, encoder: Encoder) -> None:
+        check_encoder(index.settings, encoder)
+        self.index = index
+        self.encoder = encoder
+        self.retriever = Retriever(index, encoder)
+        self.reader = Reader(index.conn)
+        self._lock = threading.Lock()
+
+    @classmethod
+    def open(cls, index_dir: Path, encoder: Encoder | None = None) -> Engine:
+        index = IndexReader(index_dir)
+        if encoder is None:
+            from qa.embedding import load_encoder
+
+            encoder = load_encoder(index.settings.model, index.settings.backend)
+        return cls(index, encoder)
+
+    def warm_up(self) -> None:
+        """Load the model and the FAISS index now, so the first question is fast."""
+        self.encoder.load()
+        self.index.faiss  # noqa: B018 - loads it
+        self.retriever.encode_query("warm up")
+
+    def ask(
+        self,
+        question: str,
+        *,
+        n: int = 3,
+        k: int = 20,
+        filters: Filters | None = None,
+        query: str | None = None,
+        abstain: bool = True,
+    ) -> Result:
+        """Answer `question`; `query` (a rewritten follow-up) is what gets searched."""
+        question = " ".join(question.split())
+        search_text = query or question
+        # sqlite3 connections and the model are shared: one question at a time.
+        with self._lock:
+            passages = self.retriever.search(search_text, k=k, filters=filters)
+            terms = self.retriever.query_terms(search_text)
+            return self.reader.read(
+                question, terms, passages, query=search_text, n=n, abstain=abstain
+            )
+
+    def close(self) -> None:
+        self.index.close()

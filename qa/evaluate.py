@@ -1,0 +1,279 @@
+"""`qa eval`: retrieval and answer quality on a SQuAD-format file (v1.1 or v2.0, zipped or not).
+
+Each SQuAD article's paragraphs, joined by blank lines, become one article of a corpus, which
+is indexed like any other; then every question is asked against the whole index:
+- a passage is a hit when its character range covers a gold answer's range
+  (`recall@k`, `mrr` over the top 20);
+- an answer is correct when the shown answer sentence contains a gold answer after SQuAD's
+  normalisation (`answer_accuracy`); the highlighted span is scored with SQuAD's exact match
+  and token F1 (`span_em`, `span_f1`; the sentence stands in when there is no span);
+- for v2.0, `no_answer_accuracy` is the share of unanswerable questions answered "not found",
+  `answered_accuracy` the accuracy on answerable ones with abstention on, next to
+  `accuracy_without_abstention` on the same questions.
+
+Articles are split in two halves by a hash of their title ("fit" and "heldout"; the same
+article falls in the same half in v1.1 and v2.0); weights and thresholds are fitted on the fit
+half only (`scripts/fit_weights.py`), so the honest figures are those of `--half heldout`.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import statistics
+import time
+import zipfile
+import zlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from qa.articles import _clean_paragraph
+from qa.errors import InputError
+from qa.text import contains_answer, exact_match, token_f1
+
+
+@dataclass(frozen=True)
+class SquadQuestion:
+    id: str
+    question: str
+    article: int
+    paragraph: int
+    answers: tuple[tuple[str, int], ...]
+    """(text, answer_start in the paragraph)."""
+    impossible: bool
+
+
+@dataclass
+class SquadSet:
+    version: str
+    titles: list[str]
+    paragraphs: list[list[str]]
+    questions: list[SquadQuestion]
+
+
+def load_squad(path: Path) -> SquadSet:
+    """Read a SQuAD JSON file, or a zip holding one."""
+    try:
+        if zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as archive:
+                names = [n for n in archive.namelist() if n.endswith(".json")]
+                if not names:
+                    raise InputError(f"{path}: the zip holds no .json file")
+                data = json.loads(archive.read(names[0]))
+        else:
+            data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError, zipfile.BadZipFile) as exc:
+        raise InputError(f"{path}: cannot read a SQuAD file ({exc})") from exc
+    if not isinstance(data, dict) or not isinstance(data.get("data"), list):
+        raise InputError(f"{path}: not SQuAD format (no top-level 'data' list)")
+    squad = SquadSet(str(data.get("version", "")), [], [], [])
+    for a_index, article in enumerate(data["data"]):
+        squad.titles.append(str(article.get("title", f"article {a_index}")).replace("_", " "))
+        contexts = []
+        for p_index, paragraph in enumerate(article.get("paragraphs", [])):
+            contexts.append(paragraph["context"])
+            for qa in paragraph.get("qas", []):
+                answers = tuple((a["text"], int(a["answer_start"])) for a in qa.get("answers", []))
+                squad.questions.append(
+                    SquadQuestion(
+                        id=str(qa["id"]),
+                        question=qa["question"],
+                        article=a_index,
+                        paragraph=p_index,
+                        answers=answers,
+                        impossible=bool(qa.get("is_impossible", False)) or not answers,
+                    )
+                )
+        squad.paragraphs.append(contexts)
+    if squad.version.startswith("v2") or any(q.impossible for q in squad.questions):
+        squad.version = squad.version or "v2.0"
+    return squad
+
+
+def write_corpus(squad: SquadSet, folder: Path) -> Path:
+    """The SQuAD articles as one JSONL corpus file (each record's body: its paragraphs)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / "squad.jsonl"
+    with target.open("w", encoding="utf-8") as handle:
+        for index, (title, contexts) in enumerate(zip(squad.titles, squad.paragraphs)):
+            record = {"id": f"a{index:03d}", "title": title, "body": contexts}
+            handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+    return target
+
+
+def _clean_map(text: str) -> tuple[str, list[int]]:
+    """The loader's paragraph cleaning, with a map from each original offset to the cleaned
+    text (cleaning only drops or merges whitespace, so a two-pointer walk aligns them)."""
+    cleaned = _clean_paragraph(text)
+    mapping = [0] * (len(text) + 1)
+    j = 0
+    for i, ch in enumerate(text):
+        mapping[i] = j
+        if j < len(cleaned) and ch == cleaned[j]:
+            j += 1
+        elif not ch.isspace() and j < len(cleaned):
+            j += 1  # should not happen; keep moving
+    mapping[len(text)] = len(cleaned)
+    return cleaned, mapping
+
+
+class GoldMapper:
+    """Gold answer ranges in the indexed article bodies."""
+
+    def __init__(self, squad: SquadSet) -> None:
+        self.maps: list[list[tuple[int, list[int]]]] = []
+        for contexts in squad.paragraphs:
+            position = 0
+            per_article = []
+            for context in contexts:
+                cleaned, mapping = _clean_map(context)
+                per_article.append((position, mapping))
+                if cleaned:
+                    position += len(cleaned) + 2
+            self.maps.append(per_article)
+
+    def spans(self, q: SquadQuestion) -> list[tuple[int, int]]:
+        offset, mapping = self.maps[q.article][q.paragraph]
+        spans = []
+        for text, start in q.answers:
+            end = min(start + len(text), len(mapping) - 1)
+            spans.append((offset + mapping[start], offset + mapping[end - 1] + 1))
+        return spans
+
+
+def article_half(title: str) -> str:
+    """`fit` or `heldout`, by a stable hash of the article title."""
+    return "fit" if zlib.crc32(title.encode("utf-8")) % 2 == 0 else "heldout"
+
+
+def select_questions(
+    squad: SquadSet, half: str = "all", sample: int | None = None, seed: int = 0
+) -> list[SquadQuestion]:
+    if half not in ("all", "fit", "heldout"):
+        raise InputError(f"--half must be all, fit or heldout, not {half!r}")
+    questions = [
+        q for q in squad.questions if half == "all" or article_half(squad.titles[q.article]) == half
+    ]
+    if sample is not None and sample < len(questions):
+        questions = random.Random(seed).sample(questions, sample)
+    return questions
+
+
+def _percentile(values: list[float], fraction: float) -> float:
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(fraction * (len(ordered) - 1))))]
+
+
+@dataclass
+class Outcome:
+    question: SquadQuestion
+    first_hit: int | None
+    correct: bool
+    correct_without_abstention: bool
+    abstained: bool
+    span_em: float
+    span_f1: float
+    seconds: float
+
+
+def evaluate(
+    engine: Any,
+    squad: SquadSet,
+    questions: list[SquadQuestion],
+    progress: Callable[[int, int], None] | None = None,
+) -> dict[str, Any]:
+    """Ask every question; return the metrics."""
+    outcomes = list(run_questions(engine, squad, questions, progress))
+    return summarize(outcomes, squad)
+
+
+def doc_ids_by_article(engine: Any) -> dict[int, int]:
+    """SQuAD article index -> document id in the index."""
+    mapping = {}
+    for row in engine.index.conn.execute("SELECT record, doc_id FROM articles"):
+        if row[0] and row[0].startswith("a") and row[0][1:].isdigit():
+            mapping[int(row[0][1:])] = row[1]
+    return mapping
+
+
+def run_questions(
+    engine: Any,
+    squad: SquadSet,
+    questions: list[SquadQuestion],
+    progress: Callable[[int, int], None] | None = None,
+) -> Iterator[Outcome]:
+    gold = GoldMapper(squad)
+    docs = doc_ids_by_article(engine)
+    for number, q in enumerate(questions, 1):
+        started = time.perf_counter()
+        result = engine.ask(q.question, n=1, abstain=False)
+        seconds = time.perf_counter() - started
+        spans = gold.spans(q) if not q.impossible else []
+        doc_id = docs.get(q.article)
+        first_hit = None
+        for passage in result.passages:
+            if passage.doc_id == doc_id and any(
+                passage.char_start <= s and e <= passage.char_end for s, e in spans
+            ):
+                first_hit = passage.rank
+                break
+        top = result.answers[0] if result.answers else None
+        would_abstain = top is None or top.score < engine.reader.abstain_below
+        golds = [text for text, _ in q.answers]
+        correct_raw = top is not None and any(contains_answer(top.text, g) for g in golds)
+        shown = (top.span or top.text) if top else ""
+        em = max((exact_match(shown, g) for g in golds), default=0.0)
+        f1 = max((token_f1(shown, g) for g in golds), default=0.0)
+        yield Outcome(
+            question=q,
+            first_hit=first_hit,
+            correct=correct_raw and not would_abstain,
+            correct_without_abstention=correct_raw,
+            abstained=would_abstain,
+            span_em=em,
+            span_f1=f1,
+            seconds=seconds,
+        )
+        if progress is not None:
+            progress(number, len(questions))
+
+
+def summarize(outcomes: list[Outcome], squad: SquadSet) -> dict[str, Any]:
+    answerable = [o for o in outcomes if not o.question.impossible]
+    impossible = [o for o in outcomes if o.question.impossible]
+    n = len(answerable) or 1
+
+    def recall(k: int) -> float:
+        return sum(1 for o in answerable if o.first_hit is not None and o.first_hit <= k) / n
+
+    latencies = [o.seconds * 1000 for o in outcomes]
+    metrics: dict[str, Any] = {
+        "questions": len(outcomes),
+        "answerable": len(answerable),
+        "recall@1": recall(1),
+        "recall@5": recall(5),
+        "recall@20": recall(20),
+        "mrr": sum(1 / o.first_hit for o in answerable if o.first_hit) / n,
+        "answer_accuracy": sum(o.correct_without_abstention for o in answerable) / n,
+        "span_em": sum(o.span_em for o in answerable) / n,
+        "span_f1": sum(o.span_f1 for o in answerable) / n,
+        "latency_ms_p50": _percentile(latencies, 0.5),
+        "latency_ms_p95": _percentile(latencies, 0.95),
+    }
+    # With abstention on, as users see it: an abstention on an answerable question is wrong.
+    metrics["answered_accuracy"] = sum(o.correct for o in answerable) / n
+    metrics["abstained_answerable"] = sum(o.abstained for o in answerable) / n
+    if impossible or squad.version.startswith("v2"):
+        metrics["unanswerable"] = len(impossible)
+        metrics["no_answer_accuracy"] = (
+            sum(o.abstained for o in impossible) / len(impossible) if impossible else 0.0
+        )
+    for key, value in metrics.items():
+        if isinstance(value, float):
+            metrics[key] = round(value, 4)
+    metrics["latency_ms_mean"] = round(statistics.fmean(latencies), 2) if latencies else 0.0
+    return metrics

@@ -1,0 +1,412 @@
+"""Passages -> answers: the best sentences, quoted verbatim, with exact citations.
+
+Every sentence of the top passages is a candidate. Each gets a few features (how much of the
+question's weight it holds, shared word pairs, its passage's retrieval score and rank, whether
+it holds something of the kind the question asks for: a date for "when", a number for "how
+many", a name for "who"...) combined by a logistic model whose weights are fitted on half of
+the SQuAD articles (`scripts/fit_weights.py`). Where the question type allows, the short span
+that answers is picked inside the sentence. The same sentence found in duplicate articles is
+one answer with several citations. Below a calibrated score the answer is "not found in the
+corpus", and the closest passages are shown as related.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from qa.retrieval import Passage, QueryTerms, load_weights
+from qa.text import STOPWORDS, normalize_answer, stem, words
+
+DEFAULT_SENTENCE_WEIGHTS = {
+    "bias": -4.0,
+    "overlap": 5.0,
+    "bigram": 1.5,
+    "passage": 1.0,
+    "prank": 1.0,
+    "dense": 2.0,
+    "type": 1.0,
+    "novel": 1.0,
+    "length": -0.5,
+}
+DEFAULT_ABSTAIN = 0.2
+
+
+@dataclass(frozen=True)
+class Citation:
+    """Where a quote comes from: `body[char_start:char_end] == quote` in that article."""
+
+    article_id: str
+    title: str
+    path: str
+    published: str | None
+    url: str | None
+    paragraph: int
+    char_start: int
+    char_end: int
+    quote: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "article_id": self.article_id,
+            "title": self.title,
+            "path": self.path,
+            "published": self.published,
+            "url": self.url,
+            "paragraph": self.paragraph,
+            "char_start": self.char_start,
+            "char_end": self.char_end,
+            "quote": self.quote,
+        }
+
+
+@dataclass(frozen=True)
+class Answer:
+    """One answer: a sentence quoted from the corpus, an optional short span inside it."""
+
+    text: str
+    span: str | None
+    span_start: int | None
+    """Offset of the span inside `text` (None without a span)."""
+    score: float
+    citations: tuple[Citation, ...]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "text": self.text,
+            "span": self.span,
+            "span_start": self.span_start,
+            "score": round(self.score, 4),
+            "citations": [c.as_dict() for c in self.citations],
+        }
+
+
+@dataclass(frozen=True)
+class Result:
+    """The answer to one question, as every front end shows it."""
+
+    question: str
+    query: str
+    """The self-contained query that was searched (differs for follow-up questions)."""
+    not_found: bool
+    answers: tuple[Answer, ...]
+    related: tuple[Citation, ...] = ()
+    passages: tuple[Passage, ...] = field(default=(), compare=False, repr=False)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "question": self.question,
+            "query": self.query,
+            "not_found": self.not_found,
+            "answers": [a.as_dict() for a in self.answers],
+            "related": [c.as_dict() for c in self.related],
+        }
+
+
+# --------------------------------------------------------------------------- question types
+
+_TYPE_PATTERNS = [
+    ("date", r"\b(when|what (year|date|day|month|century|decade|time|era|period)|which "
+     r"(year|date|day|month|century|decade)|how long ago|since when)\b"),
+    ("number", r"\b(how (many|much|long|old|far|large|big|high|tall|fast|often|deep|wide|heavy)"
+     r"|what (percentage|percent|number|amount|proportion|fraction|size|age)|how much)\b"),
+    ("person", r"\b(who|whom|whose|which (person|man|woman|player|president|king|leader)|"
+     r"what (person|name))\b"),
+    ("place", r"\b(where|what (city|country|place|state|region|town|continent|location|nation)|"
+     r"which (city|country|place|state|region|town|continent|nation))\b"),
+]  # fmt: skip
+_TYPES = [(name, re.compile(pattern, re.I)) for name, pattern in _TYPE_PATTERNS]
+
+_MONTH = (
+    r"(?:January|February|March|April|May|June|July|August|September|October|November|December"
+    r"|Jan|Feb|Mar|Apr|Jun|Jul|Aug|Sep|Sept|Oct|Nov|Dec)\.?"
+)
+_DATE_SPAN = re.compile(
+    rf"\b(?:{_MONTH}\s+\d{{1,2}}(?:st|nd|rd|th)?,?\s+\d{{4}}|\d{{1,2}}(?:st|nd|rd|th)?\s+{_MONTH}"
+    rf",?\s+\d{{4}}|{_MONTH}\s+\d{{4}}|{_MONTH}\s+\d{{1,2}}(?:st|nd|rd|th)?|(?:the\s+)?\d{{4}}s|"
+    r"(?:the\s+)?\d{1,2}(?:st|nd|rd|th)\s+century|(?:1[0-9]|20)\d{2}(?:\s*[-–]\s*\d{2,4})?|"
+    r"(?:Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday))\b"
+)
+_NUMBER_WORDS = (
+    r"(?:one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|thirteen|fourteen|"
+    r"fifteen|sixteen|seventeen|eighteen|nineteen|twenty|thirty|forty|fifty|sixty|seventy|"
+    r"eighty|ninety|hundred|thousand|million|billion|dozen|half)"
+)
+_NUMBER_SPAN = re.compile(
+    rf"(?:[$£€¥]\s?)?\b(?:\d[\d,]*(?:\.\d+)?|{_NUMBER_WORDS}(?:[\s-]+{_NUMBER_WORDS})*)"
+    r"(?:\s?(?:%|percent|per cent|million|billion|trillion|thousand|hundred|bn|m|km|miles?|"
+    r"kilometres?|kilometers?|metres?|meters?|feet|ft|years?|months?|weeks?|days?|hours?|"
+    r"minutes?|people|members|officers|soldiers|times|points?|tons?|tonnes?|kg|pounds?|"
+    r"dollars?|euros?|yen))?\b",
+    re.I,
+)
+_NAME_SPAN = re.compile(
+    r"\b[A-Z][\w'’.-]*(?:\s+(?:(?:of|the|de|del|van|von|la|le|and|for|al|bin|da)\s+)?"
+    r"[A-Z][\w'’.-]*)*"
+)
+
+
+def question_type(question: str) -> str:
+    for name, pattern in _TYPES:
+        if pattern.search(question):
+            return name
+    return "other"
+
+
+def _candidates(kind: str, sentence: str) -> list[tuple[int, int]]:
+    if kind == "date":
+        return [m.span() for m in _DATE_SPAN.finditer(sentence)]
+    if kind == "number":
+        return [m.span() for m in _NUMBER_SPAN.finditer(sentence)]
+    if kind in ("person", "place"):
+        spans = []
+        for match in _NAME_SPAN.finditer(sentence):
+            start, end = match.span()
+            text = match.group().rstrip(".")
+            end = start + len(text)
+            if start == 0 and text.lower() in STOPWORDS:
+                continue
+            spans.append((start, end))
+        return spans
+    return []
+
+
+def pick_span(kind: str, sentence: str, question_stems: set[str]) -> tuple[int, int] | None:
+    """The short answer inside `sentence`: a candidate of the asked-for kind that is not
+    already in the question, nearest to the words the sentence shares with the question."""
+    spans = []
+    for start, end in _candidates(kind, sentence):
+        inside = {stem(w) for w in words(sentence[start:end])} - STOPWORDS
+        if inside and inside <= question_stems:
+            continue
+        spans.append((start, end))
+    if not spans:
+        return None
+    anchors = [
+        m.start()
+        for m in re.finditer(r"[A-Za-z0-9]+", sentence)
+        if stem(m.group()) in question_stems and m.group().lower() not in STOPWORDS
+    ]
+    if not anchors:
+        return spans[0]
+
+    def distance(span: tuple[int, int]) -> float:
+        middle = (span[0] + span[1]) / 2
+        return min(abs(middle - a) for a in anchors)
+
+    return min(spans, key=distance)
+
+
+# --------------------------------------------------------------------------- features
+
+
+def _bigrams(stems: Sequence[str]) -> set[tuple[str, str]]:
+    return set(itertools.pairwise(stems))
+
+
+def sentence_features(
+    terms: QueryTerms, kind: str, sentence: str, passage: Passage, best_passage_score: float
+) -> dict[str, float]:
+    sentence_words = [w for w in words(sentence) if w not in STOPWORDS]
+    sentence_stems = [stem(w) for w in sentence_words]
+    stem_set = set(sentence_stems)
+    question = set(terms.stems)
+    overlap = sum(terms.idf.get(s, 0.0) for s in question & stem_set) / terms.total
+    question_pairs = _bigrams(terms.stems)
+    bigram = (
+        len(question_pairs & _bigrams(sentence_stems)) / len(question_pairs)
+        if question_pairs
+        else 0.0
+    )
+    novel = len(stem_set - question) / len(stem_set) if stem_set else 0.0
+    has_type = 0.0
+    if kind != "other" and pick_span(kind, sentence, question) is not None:
+        has_type = 1.0
+    return {
+        "overlap": overlap,
+        "bigram": bigram,
+        "passage": passage.score - best_passage_score,
+        "prank": 1.0 / passage.rank,
+        "dense": passage.features.get("dense", 0.0),
+        "type": has_type,
+        "novel": novel,
+        "length": math.log1p(len(sentence_words)) / 4,
+    }
+
+
+def logistic(weights: dict[str, float], features: dict[str, float]) -> float:
+    z = weights.get("bias", 0.0) + sum(weights.get(k, 0.0) * v for k, v in features.items())
+    return 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, z))))
+
+
+@dataclass
+class Candidate:
+    doc_id: int
+    start: int
+    end: int
+    text: str
+    passage: Passage
+    features: dict[str, float]
+    score: float = 0.0
+
+
+# --------------------------------------------------------------------------- reading
+
+
+class Reader:
+    """Turns ranked passages into answers with citations."""
+
+    def __init__(
+        self,
+        conn: Any,
+        *,
+        read_passages: int = 8,
+        weights: dict[str, float] | None = None,
+        abstain_below: float | None = None,
+    ) -> None:
+        self.conn = conn
+        self.read_passages = read_passages
+        fitted = load_weights()
+        self.weights = weights or fitted.get("sentence") or DEFAULT_SENTENCE_WEIGHTS
+        self.abstain_below = (
+            abstain_below if abstain_below is not None else fitted.get("abstain", DEFAULT_ABSTAIN)
+        )
+
+    def candidates(
+        self, question: str, terms: QueryTerms, passages: Sequence[Passage]
+    ) -> list[Candidate]:
+        """Every sentence of the top passages, scored; best first."""
+        kind = question_type(question)
+        if not passages:
+            return []
+        best = passages[0].score
+        seen: dict[tuple[int, int, int], Candidate] = {}
+        for passage in passages[: self.read_passages]:
+            for start, end in passage.sentences:
+                key = (passage.doc_id, start, end)
+                if key in seen:
+                    continue
+                text = passage.text[start - passage.char_start : end - passage.char_start]
+                if len(text) < 2:
+                    continue
+                features = sentence_features(terms, kind, text, passage, best)
+                candidate = Candidate(passage.doc_id, start, end, text, passage, features)
+                candidate.score = logistic(self.weights, features)
+                seen[key] = candidate
+        return sorted(seen.values(), key=lambda c: -c.score)
+
+    def read(
+        self,
+        question: str,
+        terms: QueryTerms,
+        passages: Sequence[Passage],
+        *,
+        query: str | None = None,
+        n: int = 3,
+        abstain: bool = True,
+    ) -> Result:
+        ranked = self.candidates(question, terms, passages)
+        query = query or question
+        if not ranked or (abstain and ranked[0].score < self.abstain_below):
+            related = self._related(passages[:3])
+            return Result(question, query, True, (), related, tuple(passages))
+        kind = question_type(question)
+        question_stems = set(terms.stems)
+        chosen: list[list[Candidate]] = []
+        by_text: dict[str, list[Candidate]] = {}
+        for candidate in ranked:
+            key = normalize_answer(candidate.text)
+            if key in by_text:
+                # the same sentence in another document (syndicated copy): one more citation
+                if all(c.doc_id != candidate.doc_id for c in by_text[key]):
+                    by_text[key].append(candidate)
+                continue
+            if len(chosen) >= n:
+                continue
+            if any(group[0].doc_id == candidate.doc_id for group in chosen):
+                continue  # distinct answers come from different articles
+            if chosen and candidate.score < max(self.abstain_below, chosen[0][0].score * 0.5):
+                continue
+            group = [candidate]
+            by_text[key] = group
+            chosen.append(group)
+        documents = self._documents({c.doc_id for group in chosen for c in group})
+        answers = []
+        for group in chosen:
+            head = group[0]
+            span = pick_span(kind, head.text, question_stems) if kind != "other" else None
+            citations = tuple(
+                citation
+                for candidate in group
+                for citation in self._citations(
+                    documents, candidate.doc_id, candidate.start, candidate.end
+                )
+            )
+            answers.append(
+                Answer(
+                    text=head.text,
+                    span=head.text[span[0] : span[1]] if span else None,
+                    span_start=span[0] if span else None,
+                    score=head.score,
+                    citations=citations,
+                )
+            )
+        return Result(question, query, False, tuple(answers), (), tuple(passages))
+
+    def _documents(self, doc_ids: set[int]) -> dict[int, tuple[str, list[list[int]], list[Any]]]:
+        if not doc_ids:
+            return {}
+        marks = ",".join("?" * len(doc_ids))
+        docs: dict[int, tuple[str, list[list[int]], list[Any]]] = {}
+        for row in self.conn.execute(
+            f"SELECT id, body, paragraphs FROM documents WHERE id IN ({marks})", list(doc_ids)
+        ):
+            docs[row[0]] = (row[1], json.loads(row[2]), [])
+        for row in self.conn.execute(
+            f"SELECT doc_id, id, title, ref, published, url FROM articles WHERE doc_id IN ({marks})"
+            " ORDER BY ref",
+            list(doc_ids),
+        ):
+            docs[row[0]][2].append(row)
+        return docs
+
+    @staticmethod
+    def _citations(
+        documents: dict[int, tuple[str, list[list[int]], list[Any]]],
+        doc_id: int,
+        start: int,
+        end: int,
+    ) -> list[Citation]:
+        body, paragraphs, articles = documents[doc_id]
+        paragraph = next(
+            (i for i, (_, p_end) in enumerate(paragraphs, 1) if start < p_end), len(paragraphs)
+        )
+        return [
+            Citation(
+                article_id=row[1],
+                title=row[2],
+                path=row[3],
+                published=row[4],
+                url=row[5],
+                paragraph=paragraph,
+                char_start=start,
+                char_end=end,
+                quote=body[start:end],
+            )
+            for row in articles
+        ]
+
+    def _related(self, passages: Sequence[Passage]) -> tuple[Citation, ...]:
+        documents = self._documents({p.doc_id for p in passages})
+        related: list[Citation] = []
+        for passage in passages:
+            citations = self._citations(
+                documents, passage.doc_id, passage.char_start, passage.char_end
+            )
+            related.extend(citations[:1])
+        return tuple(related)

@@ -1,0 +1,308 @@
+"""Question -> ranked passages: dense (FAISS) and keyword (BM25 over FTS5) lists, fused.
+
+Stage 1 takes the top chunks of each list and fuses them with reciprocal rank fusion. Stage 2
+re-scores the best fused candidates with a few cheap features (dense cosine, BM25, the share
+of the question's rare terms that one sentence of the chunk holds) combined linearly; the
+weights come from `qa/weights.json`, fitted by `scripts/fit_weights.py` on half of the SQuAD
+articles (see that script).
+
+Filters on article metadata (date range, source) restrict both lists.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from qa.errors import QAError
+from qa.text import STOPWORDS, stem, words
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from qa.embedding import Encoder
+    from qa.store import IndexReader
+
+Span = tuple[int, int]
+WEIGHTS_FILE = Path(__file__).with_name("weights.json")
+
+
+@lru_cache(maxsize=1)
+def load_weights() -> dict[str, Any]:
+    """The fitted weights (passage ranking, sentence scoring, abstention threshold)."""
+    try:
+        data = json.loads(WEIGHTS_FILE.read_text())
+    except (OSError, ValueError):
+        data = {}
+    return data if isinstance(data, dict) else {}
+
+
+DEFAULT_PASSAGE_WEIGHTS = {"dense": 1.0, "bm25": 0.5, "rrf": 1.0, "sentence": 1.0, "cover": 0.5}
+
+
+@dataclass(frozen=True)
+class Filters:
+    """Restrict results to articles published in [since, until] and/or from a source."""
+
+    since: str | None = None
+    until: str | None = None
+    source: str | None = None
+
+    def __bool__(self) -> bool:
+        return bool(self.since or self.until or self.source)
+
+    def describe(self) -> str:
+        parts = []
+        if self.since:
+            parts.append(f"since:{self.since}")
+        if self.until:
+            parts.append(f"until:{self.until}")
+        if self.source:
+            parts.append(f"source:{self.source}")
+        return " ".join(parts)
+
+
+_DATE = re.compile(r"^\d{4}(-\d{2}(-\d{2})?)?$")
+
+
+def parse_filter_date(value: str | None, name: str) -> str | None:
+    if value is None or value == "":
+        return None
+    if not _DATE.match(value):
+        raise QAError(f"{name} must be a date like 2006-01-31 (or 2006-01, 2006), not {value!r}")
+    return value
+
+
+@dataclass(frozen=True)
+class Passage:
+    """A retrieved chunk with its place in the source document and its scores."""
+
+    chunk_id: int
+    doc_id: int
+    rank: int
+    score: float
+    char_start: int
+    char_end: int
+    text: str
+    title: str
+    sentences: tuple[Span, ...]
+    features: dict[str, float] = field(default_factory=dict, compare=False, repr=False)
+
+
+@dataclass
+class QueryTerms:
+    """The question's content words, their stems and inverse document frequencies."""
+
+    words: list[str]
+    stems: list[str]
+    idf: dict[str, float]
+
+    @property
+    def total(self) -> float:
+        return sum(self.idf.get(s, 0.0) for s in set(self.stems)) or 1.0
+
+
+class Retriever:
+    """Hybrid retrieval over one open index."""
+
+    def __init__(
+        self,
+        index: IndexReader,
+        encoder: Encoder,
+        *,
+        dense_k: int = 50,
+        keyword_k: int = 50,
+        rerank_k: int = 30,
+        rrf_k: int = 60,
+        weights: dict[str, float] | None = None,
+    ) -> None:
+        self.index = index
+        self.encoder = encoder
+        self.dense_k = dense_k
+        self.keyword_k = keyword_k
+        self.rerank_k = rerank_k
+        self.rrf_k = rrf_k
+        self.weights = weights or load_weights().get("passage") or DEFAULT_PASSAGE_WEIGHTS
+        self._df: dict[str, int] = {}
+        self._lock = threading.Lock()
+        self.chunk_count = max(1, int(index.meta.get("chunks", "1")))
+
+    # ------------------------------------------------------------------ terms
+
+    def query_terms(self, question: str) -> QueryTerms:
+        kept = [w for w in words(question) if w not in STOPWORDS and len(w) > 1]
+        stems = [stem(w) for w in kept]
+        idf = {}
+        for word, s in zip(kept, stems):
+            df = self.document_frequency(word)
+            idf[s] = math.log(1 + (self.chunk_count - df + 0.5) / (df + 0.5))
+        return QueryTerms(kept, stems, idf)
+
+    def document_frequency(self, word: str) -> int:
+        with self._lock:
+            if word not in self._df:
+                row = self.index.conn.execute(
+                    "SELECT count(*) FROM chunks_fts WHERE chunks_fts MATCH ?",
+                    (f'"{word}"',),
+                ).fetchone()
+                self._df[word] = int(row[0])
+            return self._df[word]
+
+    # ------------------------------------------------------------------ search
+
+    def encode_query(self, question: str) -> np.ndarray:
+        return self.encoder.encode([question])[0]
+
+    def allowed_chunks(self, filters: Filters) -> list[int] | None:
+        """Chunk ids allowed by the filters, or None when there are no filters."""
+        if not filters:
+            return None
+        clauses: list[str] = []
+        params: list[Any] = []
+        if filters.since:
+            clauses.append("a.published IS NOT NULL AND substr(a.published, 1, 10) >= ?")
+            params.append(filters.since)
+        if filters.until:
+            clauses.append("a.published IS NOT NULL AND substr(a.published, 1, ?) <= ?")
+            params.extend([len(filters.until), filters.until])
+        if filters.source:
+            clauses.append(
+                "(lower(coalesce(a.source, '')) LIKE ? OR lower(a.path) LIKE ? "
+                "OR lower(coalesce(a.url, '')) LIKE ?)"
+            )
+            pattern = f"%{filters.source.lower()}%"
+            params.extend([pattern, pattern, pattern])
+        sql = (
+            "SELECT DISTINCT c.id FROM chunks c JOIN articles a ON a.doc_id = c.doc_id WHERE "
+            + " AND ".join(clauses)
+        )
+        return [row[0] for row in self.index.conn.execute(sql, params)]
+
+    def dense(
+        self, vector: np.ndarray, k: int, allowed: Sequence[int] | None = None
+    ) -> list[tuple[int, float]]:
+        if allowed is None:
+            return self.index.search_dense(vector, k)
+        if not allowed:
+            return []
+        import faiss
+        import numpy as np
+
+        selector = faiss.IDSelectorBatch(np.asarray(allowed, dtype=np.int64))
+        params = faiss.SearchParameters(sel=selector)  # type: ignore[call-arg]
+        query = np.asarray(vector, dtype=np.float32).reshape(1, -1)
+        scores, ids = self.index.faiss.search(query, k, params=params)
+        return [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i != -1]
+
+    def keyword(
+        self, terms: QueryTerms, k: int, allowed: Sequence[int] | None = None
+    ) -> list[tuple[int, float]]:
+        """(chunk id, BM25 score; higher is better) for chunks matching any question term."""
+        if not terms.words or (allowed is not None and not allowed):
+            return []
+        match = " OR ".join(f'"{w}"' for w in dict.fromkeys(terms.words))
+        sql = "SELECT rowid, bm25(chunks_fts, 0.3, 1.0) FROM chunks_fts WHERE chunks_fts MATCH ?"
+        params: list[Any] = [match]
+        if allowed is not None:
+            sql += f" AND rowid IN ({','.join('?' * len(allowed))})"
+            params.extend(allowed)
+        sql += " ORDER BY rank LIMIT ?"
+        params.append(k)
+        return [(int(r[0]), -float(r[1])) for r in self.index.conn.execute(sql, params)]
+
+    def search(
+        self,
+        question: str,
+        k: int = 20,
+        filters: Filters | None = None,
+        vector: np.ndarray | None = None,
+    ) -> list[Passage]:
+        """The top `k` passages for `question`, best first."""
+        import numpy as np
+
+        filters = filters or Filters()
+        allowed = self.allowed_chunks(filters)
+        terms = self.query_terms(question)
+        if vector is None:
+            vector = self.encode_query(question)
+        dense = self.dense(vector, max(self.dense_k, k), allowed)
+        keyword = self.keyword(terms, max(self.keyword_k, k), allowed)
+
+        fused: dict[int, float] = {}
+        for ranked in (dense, keyword):
+            for rank, (chunk_id, _) in enumerate(ranked, 1):
+                fused[chunk_id] = fused.get(chunk_id, 0.0) + 1.0 / (self.rrf_k + rank)
+        if not fused:
+            return []
+        candidates = sorted(fused, key=lambda c: -fused[c])[: max(self.rerank_k, k)]
+        dense_scores = dict(dense)
+        bm25 = dict(keyword)
+        rows = {
+            row[0]: row
+            for row in self.index.conn.execute(
+                "SELECT c.id, c.doc_id, c.char_start, c.char_end, c.sentences, c.vector, "
+                "f.text, f.title FROM chunks c JOIN chunks_fts f ON f.rowid = c.id "
+                f"WHERE c.id IN ({','.join('?' * len(candidates))})",
+                candidates,
+            )
+        }
+        missing = [c for c in candidates if c not in dense_scores and c in rows]
+        if missing:
+            stacked = np.vstack([np.frombuffer(rows[c][5], dtype=np.float32) for c in missing])
+            for chunk_id, score in zip(missing, stacked @ np.asarray(vector, dtype=np.float32)):
+                dense_scores[chunk_id] = float(score)
+        best_bm25 = max(bm25.values(), default=1.0) or 1.0
+        best_rrf = max(fused.values())
+        scored = []
+        for chunk_id in candidates:
+            row = rows.get(chunk_id)
+            if row is None:
+                continue
+            start = row[2]
+            sentences = tuple(tuple(s) for s in json.loads(row[4]))
+            features = {
+                "dense": dense_scores.get(chunk_id, 0.0),
+                "bm25": bm25.get(chunk_id, 0.0) / best_bm25,
+                "rrf": fused[chunk_id] / best_rrf,
+                **overlap_features(terms, row[6], [(s - start, e - start) for s, e in sentences]),
+            }
+            score = sum(self.weights.get(name, 0.0) * value for name, value in features.items())
+            scored.append((score, chunk_id, row, sentences, features))
+        scored.sort(key=lambda item: -item[0])
+        return [
+            Passage(
+                chunk_id=chunk_id,
+                doc_id=row[1],
+                rank=rank,
+                score=score,
+                char_start=row[2],
+                char_end=row[3],
+                text=row[6],
+                title=row[7],
+                sentences=sentences,
+                features=features,
+            )
+            for rank, (score, chunk_id, row, sentences, features) in enumerate(scored[:k], 1)
+        ]
+
+
+def overlap_features(terms: QueryTerms, text: str, sentences: Sequence[Span]) -> dict[str, float]:
+    """How much of the question's weight (idf) the best sentence, and the chunk, contain."""
+    total = terms.total
+    question = set(terms.stems)
+    best = 0.0
+    chunk_stems: set[str] = set()
+    for start, end in sentences:
+        stems = {stem(w) for w in words(text[start:end])}
+        chunk_stems |= stems
+        share = sum(terms.idf.get(s, 0.0) for s in question & stems) / total
+        best = max(best, share)
+    cover = sum(terms.idf.get(s, 0.0) for s in question & chunk_stems) / total
+    return {"sentence": best, "cover": cover}

@@ -1,0 +1,260 @@
+"""Answers end to end with the real model: citations, follow-ups, filters, abstention, batch."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from qa.articles import Article, load_corpus
+from qa.chat import Conversation, is_follow_up, rewrite
+from qa.cli import main
+from qa.engine import Engine
+from qa.reader import Result
+from qa.retrieval import Filters
+from qa.store import sync_index
+from tests.conftest import BUNDLED_SEED
+
+pytestmark = pytest.mark.model
+
+WIRE = [
+    {"id": "w1", "title": "Lake Zorba falls to record low", "date": "2005-03-01",
+     "source": "Wire A", "body": "The water level of Lake Zorba fell to 3.2 metres in March, "
+     "officials said. Farmers blamed the dry winter."},
+    {"id": "w2", "title": "Lake Zorba recovers after rains", "date": "2007-06-10",
+     "source": "Wire B", "body": "The water level of Lake Zorba rose to 5.9 metres in June "
+     "after heavy rains, officials said. Fishing resumed."},
+]  # fmt: skip
+
+QUESTIONS = [
+    ("Who led the purge of North Korean military officers?", "politburo"),
+    ("How many officers and soldiers have been dishonorably discharged?", "1,000"),
+    ("How much did quarterly profits at Time Warner jump?", "76%"),
+    ("What is Kim's last bastion of support?", "military"),
+    ("What level did the water of Lake Zorba rise to after heavy rains?", "5.9"),
+]
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory: pytest.TempPathFactory, bbc: Path) -> Path:
+    root = tmp_path_factory.mktemp("answers") / "corpus"
+    (root / "bbc").mkdir(parents=True)
+    shutil.copy(BUNDLED_SEED, root / "seed.txt")
+    shutil.copy(BUNDLED_SEED, root / "syndicated-copy.txt")
+    for category in ("business", "tech", "politics"):
+        for number in range(1, 9):
+            shutil.copy(
+                bbc / category / f"{number:03d}.txt", root / "bbc" / f"{category}{number}.txt"
+            )
+    (root / "wire.jsonl").write_text("\n".join(json.dumps(r) for r in WIRE) + "\n")
+    (root / "markup.txt").write_text(
+        "Odd [bold]markup[/bold] story\n\n"
+        "The [link=https://evil.example]mayor[/link] of Quuxville said \x1b[31mred\x1b[0m "
+        "alerts were issued on Tuesday.\n"
+    )
+    return root
+
+
+@pytest.fixture(scope="module")
+def index(corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from qa.embedding import load_encoder
+
+    target = tmp_path_factory.mktemp("answers-index")
+    encoder = load_encoder()
+    sync_index(corpus, target, lambda _: encoder, full=True)
+    return target
+
+
+@pytest.fixture(scope="module")
+def engine(index: Path) -> Engine:
+    engine = Engine.open(index)
+    yield engine
+    engine.close()
+
+
+@pytest.fixture(scope="module")
+def articles(corpus: Path) -> dict[str, Article]:
+    return {a.id: a for a in load_corpus(corpus).articles}
+
+
+def check_citations(result: Result, articles: dict[str, Article]) -> None:
+    for answer in result.answers:
+        assert answer.citations
+        for citation in answer.citations:
+            body = articles[citation.article_id].body
+            assert body[citation.char_start : citation.char_end] == citation.quote
+            assert citation.quote == answer.text
+            paragraph = articles[citation.article_id].paragraph_at(citation.char_start)
+            assert citation.paragraph == paragraph
+        if answer.span is not None:
+            assert answer.text[answer.span_start : answer.span_start + len(answer.span)] == (
+                answer.span
+            )
+    for citation in result.related:
+        body = articles[citation.article_id].body
+        assert body[citation.char_start : citation.char_end] == citation.quote
+
+
+@pytest.mark.parametrize(("question", "expected"), QUESTIONS)
+def test_answers_quote_the_source_exactly(
+    engine: Engine, articles: dict[str, Article], question: str, expected: str
+) -> None:
+    result = engine.ask(question)
+    assert not result.not_found
+    assert expected in result.answers[0].text.lower()
+    check_citations(result, articles)
+
+
+def test_duplicate_articles_merge_into_one_answer_with_two_citations(engine: Engine) -> None:
+    result = engine.ask("How many officers and soldiers have been dishonorably discharged?")
+    top = result.answers[0]
+    assert sorted(c.path for c in top.citations) == ["seed.txt", "syndicated-copy.txt"]
+    texts = [a.text for a in result.answers]
+    assert len(texts) == len(set(texts))
+
+
+def test_span_for_how_many(engine: Engine) -> None:
+    result = engine.ask("How many officers and soldiers have been dishonorably discharged?")
+    assert result.answers[0].span is not None and "1,000" in result.answers[0].span
+
+
+def test_filters_restrict_articles(engine: Engine) -> None:
+    question = "What was the water level of Lake Zorba?"
+    late = engine.ask(question, filters=Filters(since="2006-01-01"))
+    assert {c.title for a in late.answers for c in a.citations} == {
+        "Lake Zorba recovers after rains"
+    }
+    early = engine.ask(question, filters=Filters(until="2005-12"))
+    assert {c.title for a in early.answers for c in a.citations} == {
+        "Lake Zorba falls to record low"
+    }
+    wire_a = engine.ask(question, filters=Filters(source="wire a"))
+    assert {c.title for a in wire_a.answers for c in a.citations} == {
+        "Lake Zorba falls to record low"
+    }
+    nothing = engine.ask(question, filters=Filters(since="2030-01-01"))
+    assert nothing.not_found and not nothing.answers
+
+
+def test_abstains_without_evidence(engine: Engine, articles: dict[str, Article]) -> None:
+    result = engine.ask("Zyxqv blorft gnarbled wuzzle?")
+    assert result.not_found and result.answers == ()
+    check_citations(result, articles)
+    strict = engine.reader.abstain_below
+    try:
+        engine.reader.abstain_below = 1.01
+        refused = engine.ask("Who led the purge of North Korean military officers?")
+    finally:
+        engine.reader.abstain_below = strict
+    assert refused.not_found and refused.related, "related passages come with not-found"
+    check_citations(refused, articles)
+
+
+def test_follow_up_is_resolved_with_the_conversation(engine: Engine) -> None:
+    conversation = Conversation()
+    first = conversation.ask(engine.ask, "Who led the purge of North Korean officers?")
+    assert "politburo" in first.answers[0].text.lower()
+    second = conversation.ask(engine.ask, "How many were discharged?")
+    assert second.query != second.question and "purge" in second.query
+    assert "1,000" in second.answers[0].text
+    fresh = conversation.ask(engine.ask, "How much did quarterly profits at Time Warner jump?")
+    assert fresh.query == fresh.question
+    assert "76%" in fresh.answers[0].text
+
+
+def test_follow_up_detection() -> None:
+    assert is_follow_up("When did he leave?")
+    assert is_follow_up("How many were discharged?")
+    assert is_follow_up("And what about Google?")
+    assert not is_follow_up("How much did quarterly profits at Time Warner jump?")
+    assert rewrite("When did he leave?", []) == "When did he leave?"
+
+
+def run_qa(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    with pytest.raises(SystemExit) as exit_info:
+        main(list(args))
+    out, err = capsys.readouterr()
+    return int(exit_info.value.code or 0), out, err
+
+
+def test_ask_json_contract(
+    capsys: pytest.CaptureFixture[str], index: Path, articles: dict[str, Article]
+) -> None:
+    code, out, _ = run_qa(capsys, "ask", QUESTIONS[2][0], "--index", str(index), "--json")
+    assert code == 0
+    data = json.loads(out)
+    assert set(data) >= {"question", "not_found", "answers"}
+    citation = data["answers"][0]["citations"][0]
+    assert set(citation) >= {"article_id", "title", "path", "published", "url", "paragraph",
+                             "char_start", "char_end", "quote"}  # fmt: skip
+    body = articles[citation["article_id"]].body
+    assert body[citation["char_start"] : citation["char_end"]] == citation["quote"]
+
+
+def test_ask_text_output_is_terminal_safe(capsys: pytest.CaptureFixture[str], index: Path) -> None:
+    code, out, _ = run_qa(
+        capsys, "ask", "What did the mayor of Quuxville say about alerts?", "--index", str(index)
+    )
+    assert code == 0
+    assert "\x1b" not in out
+    assert "\\x1b[31mred" in out
+    assert "[link=https://evil.example]mayor[/link]" in out
+    assert "[1] " in out
+
+
+def test_ask_bad_date_is_one_line_error(capsys: pytest.CaptureFixture[str], index: Path) -> None:
+    code, _, err = run_qa(capsys, "ask", "Who?", "--index", str(index), "--since", "last week")
+    assert code == 1 and err.startswith("qa: error: --since must be a date")
+
+
+def test_batch_formats_resume_and_failures(
+    capsys: pytest.CaptureFixture[str], index: Path, tmp_path: Path
+) -> None:
+    questions = tmp_path / "questions.jsonl"
+    questions.write_text(
+        json.dumps({"id": "a", "question": QUESTIONS[0][0]}) + "\n"
+        + "{broken json\n"
+        + json.dumps({"id": "c", "question": QUESTIONS[2][0]}) + "\n"
+    )  # fmt: skip
+    out = tmp_path / "answers.jsonl"
+    code, _, err = run_qa(capsys, "batch", str(questions), "--index", str(index), "-o", str(out))
+    assert code == 1, "a failed question makes the exit code 1"
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [r["id"] for r in records] == ["a", "q2", "c"]
+    assert "error" in records[1] and "bad JSON" in records[1]["error"]
+    assert "politburo" in records[0]["answers"][0]["text"].lower()
+    assert "2 answered, 1 failed" in err
+
+    # --resume asks only what is missing (the failed one again)
+    code, _, err = run_qa(
+        capsys, "batch", str(questions), "--index", str(index), "-o", str(out), "--resume"
+    )
+    assert code == 1
+    assert "0 answered, 1 failed, 2 already done" in err
+    assert len(out.read_text().splitlines()) == 4
+
+    text = tmp_path / "questions.txt"
+    text.write_text(f"# a comment\n{QUESTIONS[1][0]}\n\n{QUESTIONS[3][0]}\n")
+    csv_out = tmp_path / "answers.csv"
+    code, _, _ = run_qa(capsys, "batch", str(text), "--index", str(index), "-o", str(csv_out))
+    assert code == 0
+    rows = list(csv.DictReader(csv_out.open()))
+    assert [r["id"] for r in rows] == ["q2", "q4"]
+    assert "1,000" in rows[0]["answer"] and rows[0]["path"] and rows[0]["char_start"]
+
+    md_out = tmp_path / "answers.md"
+    code, _, _ = run_qa(capsys, "batch", str(text), "--index", str(index), "-o", str(md_out))
+    markdown = md_out.read_text()
+    assert code == 0 and "## q2:" in markdown and "> " in markdown and "[1]" in markdown
+
+
+def test_batch_csv_input_needs_question_column(
+    capsys: pytest.CaptureFixture[str], index: Path, tmp_path: Path
+) -> None:
+    bad = tmp_path / "q.csv"
+    bad.write_text("id,text\n1,hello\n")
+    code, _, err = run_qa(capsys, "batch", str(bad), "--index", str(index))
+    assert code == 1 and "needs a 'question' column" in err

@@ -1,0 +1,104 @@
+"""`qa eval`: gold offsets, metrics on hand-checked outcomes, and a tiny SQuAD file end to end."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from qa.articles import load_corpus
+from qa.cli import main
+from qa.evaluate import (
+    GoldMapper,
+    Outcome,
+    article_half,
+    load_squad,
+    select_questions,
+    summarize,
+    write_corpus,
+)
+from qa.text import contains_answer, exact_match, normalize_answer, token_f1
+
+TINY = Path(__file__).parent / "data" / "tiny-squad-v2.json"
+
+
+def test_squad_normalisation_and_scores() -> None:
+    assert normalize_answer("The  Denver Broncos!") == "denver broncos"
+    assert exact_match("the Denver Broncos", "Denver Broncos") == 1.0
+    assert token_f1("Denver", "Denver Broncos") == pytest.approx(2 / 3)
+    assert contains_answer("It was opened in 1932 by Lang.", "1932")
+    assert not contains_answer("It was opened in 19321.", "1932")
+
+
+def test_gold_offsets_survive_whitespace_cleaning(tmp_path: Path) -> None:
+    squad = load_squad(TINY)
+    write_corpus(squad, tmp_path)
+    articles = {a.record: a for a in load_corpus(tmp_path).articles}
+    mapper = GoldMapper(squad)
+    for q in squad.questions:
+        body = articles[f"a{q.article:03d}"].body
+        for (text, _), (start, end) in zip(q.answers, mapper.spans(q)):
+            assert body[start:end] == text
+
+
+def test_halves_split_by_article_title() -> None:
+    squad = load_squad(TINY)
+    fit = select_questions(squad, "fit")
+    heldout = select_questions(squad, "heldout")
+    assert len(fit) + len(heldout) == len(squad.questions)
+    for q in fit:
+        assert article_half(squad.titles[q.article]) == "fit"
+    for q in heldout:
+        assert article_half(squad.titles[q.article]) == "heldout"
+    # the same title falls in the same half whatever file it comes from
+    assert article_half("Super Bowl 50") == article_half("Super Bowl 50")
+    assert {article_half(t) for t in ("Coffee", "Tea", "Milk", "Water", "Juice")} == {
+        "fit",
+        "heldout",
+    }
+    assert len(select_questions(squad, "all", sample=2, seed=1)) == 2
+
+
+def test_metrics_by_hand() -> None:
+    squad = load_squad(TINY)
+    q = {x.id: x for x in squad.questions}
+    outcomes = [
+        # answerable: hit at 1, correct, exact span
+        Outcome(q["hb1"], 1, True, True, False, 1.0, 1.0, 0.010),
+        # answerable: hit at 3, correct sentence but abstained
+        Outcome(q["hb2"], 3, False, True, True, 0.0, 0.5, 0.020),
+        # answerable: no hit, wrong
+        Outcome(q["hb4"], None, False, False, False, 0.0, 0.0, 0.030),
+        # answerable: hit at 20
+        Outcome(q["c1"], 20, False, False, False, 0.0, 0.25, 0.040),
+        # unanswerable, abstained
+        Outcome(q["hb3"], None, False, False, True, 0.0, 0.0, 0.050),
+    ]
+    metrics = summarize(outcomes, squad)
+    assert metrics["questions"] == 5 and metrics["answerable"] == 4
+    assert metrics["recall@1"] == 0.25
+    assert metrics["recall@5"] == 0.5
+    assert metrics["recall@20"] == 0.75
+    assert metrics["mrr"] == round((1 + 1 / 3 + 1 / 20) / 4, 4)
+    assert metrics["answer_accuracy"] == 0.5
+    assert metrics["answered_accuracy"] == 0.25
+    assert metrics["span_em"] == 0.25 and metrics["span_f1"] == round(1.75 / 4, 4)
+    assert metrics["no_answer_accuracy"] == 1.0
+    assert metrics["latency_ms_p50"] == pytest.approx(30.0)
+
+
+@pytest.mark.model
+def test_eval_on_tiny_file(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["eval", str(TINY), "--json", "--index", str(tmp_path / "ix")])
+    out, _ = capsys.readouterr()
+    assert exit_info.value.code == 0
+    metrics = json.loads(out)
+    assert metrics["questions"] == 5 and metrics["unanswerable"] == 1
+    assert metrics["recall@1"] == 1.0
+    assert metrics["answer_accuracy"] == 1.0
+    for key in ("recall@5", "recall@20", "mrr", "span_em", "span_f1", "no_answer_accuracy",
+                "answered_accuracy", "latency_ms_p50", "latency_ms_p95"):  # fmt: skip
+        assert key in metrics
+    assert (tmp_path / "ix" / "store.sqlite").exists(), "--index DIR keeps the built index"
