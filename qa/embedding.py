@@ -251,6 +251,37 @@ class SentenceTransformerEncoder:
                 progress(len(idx))
         return out
 
+    def encode_with_spans(
+        self,
+        texts: Sequence[str],
+        spans: Sequence[list[tuple[int, int]]],
+        batch_size: int = 32,
+        progress: ProgressCallback | None = None,
+    ) -> tuple[np.ndarray, list[np.ndarray] | None]:
+        """Vectors of the texts and, where the backend can (the plain-torch MiniLM), of the
+        character spans inside each text from the same forward pass; else None."""
+        import numpy as np
+
+        self.load()
+        if self._minilm is None:
+            return self.encode(texts, batch_size, progress), None
+        order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+        out = np.empty((len(texts), self.dimension), dtype=np.float32)
+        span_out: list[np.ndarray] = [np.zeros((0, self.dimension), np.float32)] * len(texts)
+        for start in range(0, len(order), ENCODE_SLICE):
+            idx = order[start : start + ENCODE_SLICE]
+            for b in range(0, len(idx), batch_size):
+                batch = idx[b : b + batch_size]
+                vectors, span_vectors = self._minilm.encode_batch_spans(
+                    [texts[i] for i in batch], [list(spans[i]) for i in batch]
+                )
+                out[batch] = vectors
+                for i, v in zip(batch, span_vectors):
+                    span_out[i] = v
+            if progress is not None:
+                progress(len(idx))
+        return out, span_out
+
     def _encode_slice(self, texts: list[str], batch_size: int) -> np.ndarray:
         import numpy as np
 

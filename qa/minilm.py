@@ -79,6 +79,17 @@ class MiniLM:
 
     def encode_batch(self, texts: list[str]) -> Any:
         """Normalised sentence embeddings (a float32 numpy array) for one batch."""
+        return self.encode_batch_spans(texts, None)[0]
+
+    def encode_batch_spans(
+        self, texts: list[str], spans: list[list[tuple[int, int]]] | None
+    ) -> tuple[Any, list[Any]]:
+        """Embeddings of whole texts, and of character spans inside them.
+
+        A span's vector is the normalised mean of the contextual token vectors whose
+        characters fall in the span ("late chunking"): one forward pass gives a vector for
+        the chunk and for each of its sentences, at no extra model cost.
+        """
         torch = self.torch
         functional = torch.nn.functional
         encodings = self.tokenizer.encode_batch(texts)
@@ -118,4 +129,26 @@ class MiniLM:
             summed = (x * mask[:, :, None]).sum(dim=1)
             pooled = summed / mask.sum(dim=1, keepdim=True).clamp(min=1e-9)
             pooled = functional.normalize(pooled, p=2, dim=1)
-        return pooled.numpy().astype("float32", copy=False)
+            span_vectors = []
+            for row, encoding in enumerate(encodings):
+                if spans is None:
+                    break
+                starts = torch.tensor([o[0] for o in encoding.offsets])
+                ends = torch.tensor([o[1] for o in encoding.offsets])
+                real = torch.tensor(encoding.special_tokens_mask) == 0
+                real &= mask[row] > 0
+                if not spans[row]:
+                    span_vectors.append(torch.zeros((0, hidden)).numpy())
+                    continue
+                s = torch.tensor([a for a, _ in spans[row]])[:, None]
+                e = torch.tensor([b for _, b in spans[row]])[:, None]
+                member = ((starts[None, :] < e) & (ends[None, :] > s) & real[None, :]).float()
+                counts = member.sum(dim=1, keepdim=True)
+                # a span with no token of its own (cannot happen for real sentences) falls
+                # back to the whole text
+                means = (member @ x[row]) / counts.clamp(min=1.0)
+                means = torch.where(counts > 0, means, pooled[row][None, :])
+                span_vectors.append(
+                    functional.normalize(means, p=2, dim=1).numpy().astype("float32")
+                )
+        return pooled.numpy().astype("float32", copy=False), span_vectors

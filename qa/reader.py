@@ -33,6 +33,10 @@ DEFAULT_SENTENCE_WEIGHTS = {
     "type": 1.0,
     "novel": 1.0,
     "length": -0.5,
+    "sequence": 1.0,
+    "previous": 0.5,
+    "rarest": 0.5,
+    "sentence_dense": 2.0,
 }
 DEFAULT_ABSTAIN = 0.2
 
@@ -158,32 +162,63 @@ def question_type(question: str) -> str:
     return "other"
 
 
-def _candidates(kind: str, sentence: str) -> list[tuple[int, int]]:
+_CALENDAR_WORDS = frozenset(
+    """january february march april may june july august september october november december
+    monday tuesday wednesday thursday friday saturday sunday""".split()
+)
+_YEAR = re.compile(r"\b(?:1[0-9]|20)\d{2}\b")
+_CENTURY = re.compile(r"\b\d{1,2}(?:st|nd|rd|th)\s+century\b", re.I)
+
+
+def _candidates(kind: str, sentence: str, question: str = "") -> list[tuple[int, int]]:
     if kind == "date":
+        lowered = question.lower()
+        if re.search(r"\b(what|which|in what) year\b", lowered):
+            return [m.span() for m in _YEAR.finditer(sentence)]
+        if "century" in lowered:
+            return [m.span() for m in _CENTURY.finditer(sentence)]
         return [m.span() for m in _DATE_SPAN.finditer(sentence)]
     if kind == "number":
         return [m.span() for m in _NUMBER_SPAN.finditer(sentence)]
     if kind in ("person", "place"):
         spans = []
         for match in _NAME_SPAN.finditer(sentence):
-            start, end = match.span()
+            start = match.start()
             text = match.group().rstrip(".")
-            end = start + len(text)
             if start == 0 and text.lower() in STOPWORDS:
                 continue
-            spans.append((start, end))
+            if text.lower() in _CALENDAR_WORDS:
+                continue
+            spans.append((start, start + len(text)))
         return spans
     return []
 
 
-def pick_span(kind: str, sentence: str, question_stems: set[str]) -> tuple[int, int] | None:
+def _trim_known_words(
+    sentence: str, span: tuple[int, int], question_stems: set[str]
+) -> tuple[int, int]:
+    """Drop a trailing unit word the question already names ("how many officers" ->
+    "1,000", not "1,000 officers")."""
+    start, end = span
+    text = sentence[start:end]
+    match = re.search(r"\s+([A-Za-z]+)$", text)
+    if match and stem(match.group(1)) in question_stems:
+        end = start + match.start()
+    return start, end
+
+
+def pick_span(
+    kind: str, sentence: str, question_stems: set[str], question: str = ""
+) -> tuple[int, int] | None:
     """The short answer inside `sentence`: a candidate of the asked-for kind that is not
     already in the question, nearest to the words the sentence shares with the question."""
     spans = []
-    for start, end in _candidates(kind, sentence):
+    for start, end in _candidates(kind, sentence, question):
         inside = {stem(w) for w in words(sentence[start:end])} - STOPWORDS
         if inside and inside <= question_stems:
             continue
+        if kind == "number":
+            start, end = _trim_known_words(sentence, (start, end), question_stems)
         spans.append((start, end))
     if not spans:
         return None
@@ -209,14 +244,39 @@ def _bigrams(stems: Sequence[str]) -> set[tuple[str, str]]:
     return set(itertools.pairwise(stems))
 
 
+def _common_subsequence(a: Sequence[str], b: Sequence[str]) -> int:
+    """Length of the longest common subsequence of two short word lists."""
+    if not a or not b:
+        return 0
+    previous = [0] * (len(b) + 1)
+    for x in a:
+        current = [0]
+        for j, y in enumerate(b, 1):
+            current.append(previous[j - 1] + 1 if x == y else max(previous[j], current[j - 1]))
+        previous = current
+    return previous[-1]
+
+
 def sentence_features(
-    terms: QueryTerms, kind: str, sentence: str, passage: Passage, best_passage_score: float
+    terms: QueryTerms,
+    kind: str,
+    sentence: str,
+    passage: Passage,
+    best_passage_score: float,
+    previous: str = "",
+    sentence_dense: float | None = None,
 ) -> dict[str, float]:
     sentence_words = [w for w in words(sentence) if w not in STOPWORDS]
     sentence_stems = [stem(w) for w in sentence_words]
     stem_set = set(sentence_stems)
     question = set(terms.stems)
     overlap = sum(terms.idf.get(s, 0.0) for s in question & stem_set) / terms.total
+    previous_stems = {stem(w) for w in words(previous) if w not in STOPWORDS}
+    previous_overlap = sum(terms.idf.get(s, 0.0) for s in question & previous_stems) / terms.total
+    rarest = max(terms.idf, key=lambda s: terms.idf[s]) if terms.idf else None
+    sequence = (
+        _common_subsequence(terms.stems, sentence_stems) / len(terms.stems) if terms.stems else 0.0
+    )
     question_pairs = _bigrams(terms.stems)
     bigram = (
         len(question_pairs & _bigrams(sentence_stems)) / len(question_pairs)
@@ -236,6 +296,12 @@ def sentence_features(
         "type": has_type,
         "novel": novel,
         "length": math.log1p(len(sentence_words)) / 4,
+        "sequence": sequence,
+        "previous": previous_overlap,
+        "rarest": 1.0 if rarest is not None and rarest in stem_set else 0.0,
+        "sentence_dense": (
+            sentence_dense if sentence_dense is not None else passage.features.get("dense", 0.0)
+        ),
     }
 
 
@@ -287,14 +353,20 @@ class Reader:
         best = passages[0].score
         seen: dict[tuple[int, int, int], Candidate] = {}
         for passage in passages[: self.read_passages]:
-            for start, end in passage.sentences:
+            previous = ""
+            for number, (start, end) in enumerate(passage.sentences):
                 key = (passage.doc_id, start, end)
-                if key in seen:
-                    continue
                 text = passage.text[start - passage.char_start : end - passage.char_start]
-                if len(text) < 2:
+                if key in seen or len(text) < 2:
+                    previous = text
                     continue
-                features = sentence_features(terms, kind, text, passage, best)
+                dense = (
+                    passage.sentence_scores[number]
+                    if number < len(passage.sentence_scores)
+                    else None
+                )
+                features = sentence_features(terms, kind, text, passage, best, previous, dense)
+                previous = text
                 candidate = Candidate(passage.doc_id, start, end, text, passage, features)
                 candidate.score = logistic(self.weights, features)
                 seen[key] = candidate
@@ -339,7 +411,7 @@ class Reader:
         answers = []
         for group in chosen:
             head = group[0]
-            span = pick_span(kind, head.text, question_stems) if kind != "other" else None
+            span = pick_span(kind, head.text, question_stems, question) if kind != "other" else None
             citations = tuple(
                 citation
                 for candidate in group

@@ -44,7 +44,14 @@ def load_weights() -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
-DEFAULT_PASSAGE_WEIGHTS = {"dense": 1.0, "bm25": 0.5, "rrf": 1.0, "sentence": 1.0, "cover": 0.5}
+DEFAULT_PASSAGE_WEIGHTS = {
+    "dense": 1.0,
+    "bm25": 0.5,
+    "rrf": 1.0,
+    "sentence": 1.0,
+    "cover": 0.5,
+    "sentence_dense": 1.0,
+}
 
 
 @dataclass(frozen=True)
@@ -94,6 +101,8 @@ class Passage:
     title: str
     sentences: tuple[Span, ...]
     features: dict[str, float] = field(default_factory=dict, compare=False, repr=False)
+    sentence_scores: tuple[float, ...] = field(default=(), compare=False, repr=False)
+    """Cosine of the question with each sentence's vector (empty if the index has none)."""
 
 
 @dataclass
@@ -248,7 +257,8 @@ class Retriever:
             row[0]: row
             for row in self.index.conn.execute(
                 "SELECT c.id, c.doc_id, c.char_start, c.char_end, c.sentences, c.vector, "
-                "f.text, f.title FROM chunks c JOIN chunks_fts f ON f.rowid = c.id "
+                "f.text, f.title, c.sentence_vectors FROM chunks c "
+                "JOIN chunks_fts f ON f.rowid = c.id "
                 f"WHERE c.id IN ({','.join('?' * len(candidates))})",
                 candidates,
             )
@@ -267,14 +277,21 @@ class Retriever:
                 continue
             start = row[2]
             sentences = tuple(tuple(s) for s in json.loads(row[4]))
+            sentence_scores: tuple[float, ...] = ()
+            if row[8]:
+                matrix = np.frombuffer(row[8], dtype=np.float16).reshape(len(sentences), -1)
+                sentence_scores = tuple(
+                    float(x) for x in matrix.astype(np.float32) @ np.asarray(vector, np.float32)
+                )
             features = {
                 "dense": dense_scores.get(chunk_id, 0.0),
+                "sentence_dense": max(sentence_scores, default=dense_scores.get(chunk_id, 0.0)),
                 "bm25": bm25.get(chunk_id, 0.0) / best_bm25,
                 "rrf": fused[chunk_id] / best_rrf,
                 **overlap_features(terms, row[6], [(s - start, e - start) for s, e in sentences]),
             }
             score = sum(self.weights.get(name, 0.0) * value for name, value in features.items())
-            scored.append((score, chunk_id, row, sentences, features))
+            scored.append((score, chunk_id, row, sentences, features, sentence_scores))
         scored.sort(key=lambda item: -item[0])
         return [
             Passage(
@@ -288,8 +305,11 @@ class Retriever:
                 title=row[7],
                 sentences=sentences,
                 features=features,
+                sentence_scores=sentence_scores,
             )
-            for rank, (score, chunk_id, row, sentences, features) in enumerate(scored[:k], 1)
+            for rank, (score, chunk_id, row, sentences, features, sentence_scores) in enumerate(
+                scored[:k], 1
+            )
         ]
 
 

@@ -51,7 +51,7 @@ if TYPE_CHECKING:
 
     from qa.embedding import Encoder
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 STORE_FILE = "store.sqlite"
 FAISS_FILE = "vectors.faiss"
 MANIFEST_FILE = "manifest.json"
@@ -78,7 +78,8 @@ CREATE INDEX IF NOT EXISTS articles_doc ON articles(doc_id);
 CREATE TABLE IF NOT EXISTS chunks (
     id INTEGER PRIMARY KEY AUTOINCREMENT, doc_id INTEGER NOT NULL REFERENCES documents(id),
     ordinal INTEGER NOT NULL, char_start INTEGER NOT NULL, char_end INTEGER NOT NULL,
-    token_count INTEGER NOT NULL, sentences TEXT NOT NULL, vector BLOB NOT NULL
+    token_count INTEGER NOT NULL, sentences TEXT NOT NULL, vector BLOB NOT NULL,
+    sentence_vectors BLOB
 );
 CREATE INDEX IF NOT EXISTS chunks_doc ON chunks(doc_id);
 CREATE VIRTUAL TABLE IF NOT EXISTS chunks_fts USING fts5(
@@ -417,7 +418,7 @@ def sync_index(
             )
             report.unchanged = total_current - report.added - report.changed - report.renamed
             report.embedded_documents = len(embedded)
-            report.embedded_chunks = sum(len(chunks) for _, chunks, _ in embedded.values())
+            report.embedded_chunks = sum(len(item[1]) for item in embedded.values())
             report.skipped = [
                 {"path": p.path, "reason": p.reason, "action": p.action}
                 for scan in scans
@@ -525,7 +526,7 @@ def _chunk_and_embed(
     settings: IndexSettings,
     progress: ProgressFn,
     batch_size: int,
-) -> dict[str, tuple[Article, list[Chunk], np.ndarray]]:
+) -> dict[str, tuple[Article, list[Chunk], np.ndarray, list[bytes | None]]]:
     import numpy as np
 
     if not articles:
@@ -554,16 +555,40 @@ def _chunk_and_embed(
         progress(Progress("embed", done, len(texts)))
 
     progress(Progress("embed", 0, len(texts)))
-    vectors = encoder.encode(texts, batch_size=batch_size, progress=advance)
+    sentence_vectors: list[np.ndarray] | None = None
+    with_spans = getattr(encoder, "encode_with_spans", None)
+    if with_spans is not None:
+        # Sentence vectors from the same forward pass (see qa.minilm): offsets of each
+        # sentence inside the embedded text "title. chunk".
+        spans = []
+        for article, chunks in zip(articles, per_article):
+            for chunk in chunks:
+                shift = len(embed_text(article.title, chunk.text)) - len(chunk.text)
+                spans.append(
+                    [(s - chunk.char_start + shift, e - chunk.char_start + shift)
+                     for s, e in chunk.sentences]
+                )  # fmt: skip
+        vectors, sentence_vectors = with_spans(
+            texts, spans, batch_size=batch_size, progress=advance
+        )
+    else:
+        vectors = encoder.encode(texts, batch_size=batch_size, progress=advance)
     if vectors.shape != (len(texts), settings.dimension):
         raise QAError(f"encoder returned {vectors.shape} vectors for {len(texts)} chunks")
-    result: dict[str, tuple[Article, list[Chunk], np.ndarray]] = {}
+    result: dict[str, tuple[Article, list[Chunk], np.ndarray, list[bytes | None]]] = {}
     position = 0
     for article, chunks in zip(articles, per_article):
+        blobs: list[bytes | None] = [
+            sentence_vectors[position + i].astype(np.float16).tobytes()
+            if sentence_vectors is not None
+            else None
+            for i in range(len(chunks))
+        ]
         result[article.sha256] = (
             article,
             chunks,
             np.ascontiguousarray(vectors[position : position + len(chunks)], dtype=np.float32),
+            blobs,
         )
         position += len(chunks)
     return result
@@ -575,7 +600,7 @@ def _write(
     gone: set[str],
     old: dict[str, tuple[str, str]],
     new: dict[str, Article],
-    embedded: dict[str, tuple[Article, list[Chunk], np.ndarray]],
+    embedded: dict[str, tuple[Article, list[Chunk], np.ndarray, list[bytes | None]]],
 ) -> None:
     # Articles of changed or removed files go; the new versions come back below.
     for ref in old:
@@ -584,17 +609,17 @@ def _write(
         conn.execute("DELETE FROM files WHERE path = ?", (path,))
 
     doc_ids = _document_ids(conn)
-    for sha, (article, chunks, vectors) in embedded.items():
+    for sha, (article, chunks, vectors, sentence_blobs) in embedded.items():
         cursor = conn.execute(
             "INSERT INTO documents(sha256, title, body, paragraphs) VALUES(?, ?, ?, ?)",
             (sha, article.title, article.body, json.dumps(article.paragraphs)),
         )
         doc_id = int(cursor.lastrowid or 0)
         doc_ids[sha] = doc_id
-        for chunk, vector in zip(chunks, vectors):
+        for chunk, vector, sentence_blob in zip(chunks, vectors, sentence_blobs):
             cursor = conn.execute(
                 "INSERT INTO chunks(doc_id, ordinal, char_start, char_end, token_count, "
-                "sentences, vector) VALUES(?, ?, ?, ?, ?, ?, ?)",
+                "sentences, vector, sentence_vectors) VALUES(?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     doc_id,
                     chunk.ordinal,
@@ -603,6 +628,7 @@ def _write(
                     chunk.token_count,
                     json.dumps(chunk.sentences),
                     vector.tobytes(),
+                    sentence_blob,
                 ),
             )
             conn.execute(
