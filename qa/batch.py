@@ -142,7 +142,7 @@ class Writer:
         elif self._csv is not None:
             self._csv.writerow(_csv_row(record))
         else:
-            self.handle.write(_markdown(record))
+            self.handle.write(markdown_record(record))
         self.handle.flush()
 
 
@@ -168,7 +168,7 @@ def _csv_row(record: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _markdown(record: dict[str, Any]) -> str:
+def markdown_record(record: dict[str, Any]) -> str:
     lines = [f"## {record.get('id')}: {record.get('question')}", ""]
     if record.get("error"):
         lines.append(f"**Error:** {record['error']}")

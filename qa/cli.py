@@ -88,7 +88,7 @@ def cli(ctx: click.Context, corpus: Path | None, index_dir: Path | None) -> None
     Without a command, opens the chat in the terminal.
     """
     if ctx.invoked_subcommand is None:
-        click.echo(ctx.get_help())
+        ctx.invoke(tui, corpus=corpus, index_dir=index_dir)
 
 
 # --------------------------------------------------------------------------- corpus
@@ -228,14 +228,9 @@ class ProgressView:
 
 
 def _encoder_factory(model: str | None) -> Callable[[Any], Any]:
-    def factory(existing: Any) -> Any:
-        from qa.embedding import load_encoder
+    from qa.embedding import encoder_factory
 
-        if existing is not None and model is None:
-            return load_encoder(existing.model, existing.backend)
-        return load_encoder(model)
-
-    return factory
+    return encoder_factory(model)
 
 
 def _print_report(report: Any, as_json: bool, quiet: bool) -> None:
@@ -793,6 +788,36 @@ def eval_command(
         return
     for key, value in metrics.items():
         click.echo(f"{key:<28} {value}")
+
+
+# --------------------------------------------------------------------------- terminal UI
+
+
+@cli.command("tui")
+@_corpus_option
+@_index_option
+@click.option("--no-save", is_flag=True, help="Do not keep this session's conversations.")
+@click.pass_context
+def tui(
+    ctx: click.Context, corpus: Path | None, index_dir: Path | None, no_save: bool = False
+) -> None:
+    """Open the chat in the terminal (the default command).
+
+    Without an index, offers to build one from the corpus. Conversations are kept in
+    $XDG_DATA_HOME/qa (or $QA_DATA_DIR).
+
+    \b
+    Example:
+      qa tui --index index --corpus corpus
+    """
+    if not sys.stdout.isatty() or not sys.stdin.isatty():
+        raise QAError("the terminal UI needs a terminal; see qa --help for the other commands")
+    from qa.tui.app import create_app
+
+    app = create_app(
+        resolve_index(ctx, index_dir), resolve_corpus(ctx, corpus), save_conversations=not no_save
+    )
+    app.run()
 
 
 # --------------------------------------------------------------------------- entry point

@@ -302,6 +302,17 @@ class SentenceTransformerEncoder:
         return np.asarray(vectors, dtype=np.float32)
 
 
+def encoder_factory(model: str | None) -> Callable[[Any], Encoder]:
+    """For `sync_index`: the index's own model when updating, else `model` (None: default)."""
+
+    def factory(existing: Any) -> Encoder:
+        if existing is not None and model is None:
+            return load_encoder(existing.model, existing.backend)
+        return load_encoder(model)
+
+    return factory
+
+
 def load_encoder(model: str | None = None, backend: str = "torch") -> Encoder:
     """The encoder for a model name or path and a backend."""
     if backend != "torch":

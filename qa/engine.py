@@ -10,8 +10,9 @@ lazily, so a front end can show itself first and call `engine.warm_up()` in a wo
 from __future__ import annotations
 
 import threading
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from qa.reader import Reader, Result
 from qa.retrieval import Filters, Retriever
@@ -68,5 +69,29 @@ class Engine:
                 question, terms, passages, query=search_text, n=n, abstain=abstain
             )
 
+    def article(self, article_id: str) -> StoredArticle | None:
+        """An indexed article with its full body (for showing a citation in context)."""
+        row = self.index.conn.execute(
+            "SELECT a.id, a.title, a.ref, a.published, a.url, a.byline, a.source, d.body "
+            "FROM articles a JOIN documents d ON d.id = a.doc_id WHERE a.id = ?",
+            (article_id,),
+        ).fetchone()
+        return StoredArticle(*row) if row else None
+
+    def status(self) -> dict[str, Any]:
+        return self.index.status()
+
     def close(self) -> None:
         self.index.close()
+
+
+@dataclass(frozen=True)
+class StoredArticle:
+    id: str
+    title: str
+    path: str
+    published: str | None
+    url: str | None
+    byline: str | None
+    source: str | None
+    body: str

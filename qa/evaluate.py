@@ -222,7 +222,7 @@ def run_questions(
                 first_hit = passage.rank
                 break
         top = result.answers[0] if result.answers else None
-        would_abstain = top is None or top.score < engine.reader.abstain_below
+        would_abstain = top is None or result.confidence < engine.reader.abstain_below
         golds = [text for text, _ in q.answers]
         correct_raw = top is not None and any(contains_answer(top.text, g) for g in golds)
         shown = (top.span or top.text) if top else ""

@@ -37,8 +37,10 @@ DEFAULT_SENTENCE_WEIGHTS = {
     "previous": 0.5,
     "rarest": 0.5,
     "sentence_dense": 2.0,
+    "type_near": 1.0,
 }
 DEFAULT_ABSTAIN = 0.2
+_DIGITS = re.compile(r"\d[\d,.]*")
 
 
 @dataclass(frozen=True)
@@ -54,6 +56,10 @@ class Citation:
     char_start: int
     char_end: int
     quote: str
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Citation:
+        return cls(**{name: data.get(name) for name in cls.__dataclass_fields__})  # type: ignore[arg-type]
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -80,6 +86,16 @@ class Answer:
     score: float
     citations: tuple[Citation, ...]
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Answer:
+        return cls(
+            text=data["text"],
+            span=data.get("span"),
+            span_start=data.get("span_start"),
+            score=float(data.get("score", 0.0)),
+            citations=tuple(Citation.from_dict(c) for c in data.get("citations", [])),
+        )
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "text": self.text,
@@ -101,12 +117,27 @@ class Result:
     answers: tuple[Answer, ...]
     related: tuple[Citation, ...] = ()
     passages: tuple[Passage, ...] = field(default=(), compare=False, repr=False)
+    confidence: float = 0.0
+    """Probability that the corpus answers the question; below the threshold: not found."""
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Result:
+        """The inverse of `as_dict` (passages are not kept)."""
+        return cls(
+            question=data["question"],
+            query=data.get("query") or data["question"],
+            not_found=bool(data.get("not_found")),
+            answers=tuple(Answer.from_dict(a) for a in data.get("answers", [])),
+            related=tuple(Citation.from_dict(c) for c in data.get("related", [])),
+            confidence=float(data.get("confidence", 0.0)),
+        )
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "question": self.question,
             "query": self.query,
             "not_found": self.not_found,
+            "confidence": round(self.confidence, 4),
             "answers": [a.as_dict() for a in self.answers],
             "related": [c.as_dict() for c in self.related],
         }
@@ -285,8 +316,12 @@ def sentence_features(
     )
     novel = len(stem_set - question) / len(stem_set) if stem_set else 0.0
     has_type = 0.0
-    if kind != "other" and pick_span(kind, sentence, question) is not None:
-        has_type = 1.0
+    type_near = 0.0
+    if kind != "other":
+        span = pick_span(kind, sentence, question)
+        if span is not None:
+            has_type = 1.0
+            type_near = _nearness(sentence, span, question)
     return {
         "overlap": overlap,
         "bigram": bigram,
@@ -299,15 +334,60 @@ def sentence_features(
         "sequence": sequence,
         "previous": previous_overlap,
         "rarest": 1.0 if rarest is not None and rarest in stem_set else 0.0,
+        "type_near": type_near,
         "sentence_dense": (
             sentence_dense if sentence_dense is not None else passage.features.get("dense", 0.0)
         ),
     }
 
 
+def _nearness(sentence: str, span: tuple[int, int], question_stems: set[str]) -> float:
+    """exp(-d/4) for the distance d, in words, from the span to the nearest question word."""
+    positions = [
+        (m.start(), m.end())
+        for m in re.finditer(r"[A-Za-z0-9]+", sentence)
+        if m.group().lower() not in STOPWORDS and stem(m.group()) in question_stems
+    ]
+    if not positions:
+        return 0.0
+    before = sentence[: span[0]]
+    after = sentence[span[1] :]
+    best = math.inf
+    for start, end in positions:
+        if end <= span[0]:
+            best = min(best, len(words(before[end:])))
+        elif start >= span[1]:
+            best = min(best, len(words(after[: start - span[1]])))
+    return math.exp(-best / 4) if best != math.inf else 0.0
+
+
 def logistic(weights: dict[str, float], features: dict[str, float]) -> float:
     z = weights.get("bias", 0.0) + sum(weights.get(k, 0.0) * v for k, v in features.items())
     return 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, z))))
+
+
+def answerability_features(
+    terms: QueryTerms, ranked: Sequence[Candidate], question: str
+) -> dict[str, float]:
+    """Evidence that the corpus answers the question at all: the best sentence's score,
+    its lead over the next, and how much of the question its passage leaves unmatched
+    (unanswerable questions often name a detail, a year or an entity, that is not there)."""
+    top = ranked[0]
+    second = ranked[1].score if len(ranked) > 1 else 0.0
+    evidence = {stem(w) for w in words(top.passage.text)} | {
+        stem(w) for w in words(top.passage.title)
+    }
+    question_stems = set(terms.stems)
+    missing = question_stems - evidence
+    top_idf = max(terms.idf.values(), default=1.0) or 1.0
+    numbers = [n.strip(".,") for n in _DIGITS.findall(question)]
+    return {
+        "score": top.score,
+        "margin": top.score - second,
+        "missing": sum(terms.idf.get(s, 0.0) for s in missing) / terms.total,
+        "max_missing": max((terms.idf.get(s, 0.0) for s in missing), default=0.0) / top_idf,
+        "number_missing": float(any(n and n not in top.passage.text for n in numbers)),
+    }
 
 
 @dataclass
@@ -339,6 +419,7 @@ class Reader:
         self.read_passages = read_passages
         fitted = load_weights()
         self.weights = weights or fitted.get("sentence") or DEFAULT_SENTENCE_WEIGHTS
+        self.answerability: dict[str, float] | None = fitted.get("answerability")
         self.abstain_below = (
             abstain_below if abstain_below is not None else fitted.get("abstain", DEFAULT_ABSTAIN)
         )
@@ -372,6 +453,15 @@ class Reader:
                 seen[key] = candidate
         return sorted(seen.values(), key=lambda c: -c.score)
 
+    def confidence(self, terms: QueryTerms, ranked: Sequence[Candidate], question: str) -> float:
+        """Probability that the corpus answers the question (the best sentence's score when
+        no answerability model was fitted)."""
+        if not ranked:
+            return 0.0
+        if not self.answerability:
+            return ranked[0].score
+        return logistic(self.answerability, answerability_features(terms, ranked, question))
+
     def read(
         self,
         question: str,
@@ -384,9 +474,10 @@ class Reader:
     ) -> Result:
         ranked = self.candidates(question, terms, passages)
         query = query or question
-        if not ranked or (abstain and ranked[0].score < self.abstain_below):
+        confidence = self.confidence(terms, ranked, question)
+        if not ranked or (abstain and confidence < self.abstain_below):
             related = self._related(passages[:3])
-            return Result(question, query, True, (), related, tuple(passages))
+            return Result(question, query, True, (), related, tuple(passages), confidence)
         kind = question_type(question)
         question_stems = set(terms.stems)
         chosen: list[list[Candidate]] = []
@@ -402,7 +493,7 @@ class Reader:
                 continue
             if any(group[0].doc_id == candidate.doc_id for group in chosen):
                 continue  # distinct answers come from different articles
-            if chosen and candidate.score < max(self.abstain_below, chosen[0][0].score * 0.5):
+            if chosen and candidate.score < chosen[0][0].score * 0.5:
                 continue
             group = [candidate]
             by_text[key] = group
@@ -428,7 +519,7 @@ class Reader:
                     citations=citations,
                 )
             )
-        return Result(question, query, False, tuple(answers), (), tuple(passages))
+        return Result(question, query, False, tuple(answers), (), tuple(passages), confidence)
 
     def _documents(self, doc_ids: set[int]) -> dict[int, tuple[str, list[list[int]], list[Any]]]:
         if not doc_ids:

@@ -136,6 +136,70 @@ def sentence_groups(engine: Engine, questions) -> tuple[list, list[str]]:
     return groups, names
 
 
+ANSWERABILITY = ["score", "margin", "missing", "max_missing", "number_missing"]
+
+
+def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float = 1e-3, steps: int = 3000):
+    scale = x.std(axis=0)
+    scale[scale == 0] = 1.0
+    mean = x.mean(axis=0)
+    xs = (x - mean) / scale
+    w = np.zeros(x.shape[1])
+    b = 0.0
+    for _ in range(steps):
+        p = 1 / (1 + np.exp(-(xs @ w + b)))
+        w -= 0.5 * (xs.T @ (p - y) / len(y) + l2 * w)
+        b -= 0.5 * float(np.mean(p - y))
+    weights = w / scale
+    return weights, b - float(mean @ weights)
+
+
+def fit_abstention(args, passage_weights, sentence_weights):
+    """Answerability model and threshold on the fit half of SQuAD v2.0."""
+    from qa.reader import answerability_features, logistic
+
+    ensure_index(args.v2, args.index_v2)
+    v2 = load_squad(args.v2)
+    fit_v2 = select_questions(v2, "fit")
+    engine = Engine.open(args.index_v2)
+    engine.retriever = Retriever(engine.index, engine.encoder, weights=passage_weights)
+    engine.reader = Reader(engine.index.conn, weights=sentence_weights, abstain_below=0.0)
+    features, impossible, right = [], [], []
+    for q in fit_v2:
+        passages = engine.retriever.search(q.question, k=20)
+        terms = engine.retriever.query_terms(q.question)
+        ranked = engine.reader.candidates(q.question, terms, passages)
+        if not ranked:
+            continue
+        f = answerability_features(terms, ranked, q.question)
+        features.append([f[n] for n in ANSWERABILITY])
+        impossible.append(q.impossible)
+        right.append(any(contains_answer(ranked[0].text, t) for t, _ in q.answers))
+    engine.close()
+    x = np.array(features)
+    impossible_arr = np.array(impossible)
+    right_arr = np.array(right)
+    w, b = fit_logistic(x, (~impossible_arr).astype(float))
+    answerability = {"bias": round(b, 5)}
+    answerability.update({n: round(float(v), 5) for n, v in zip(ANSWERABILITY, w)})
+    print(f"answerability weights: {answerability}", file=sys.stderr)
+    conf = np.array([logistic(answerability, dict(zip(ANSWERABILITY, row))) for row in x])
+    base = right_arr[~impossible_arr].mean()
+    best = (0.0, 0.0, base)
+    for tau in np.unique(np.round(conf, 4)):
+        accuracy = (right_arr[~impossible_arr] & (conf[~impossible_arr] >= tau)).mean()
+        no_answer = (conf[impossible_arr] < tau).mean()
+        if base - accuracy <= args.max_loss and no_answer > best[1]:
+            best = (float(tau), float(no_answer), float(accuracy))
+    tau, no_answer, answered = best
+    print(
+        f"abstain below {tau:.4f}: fit-half v2.0 no_answer_accuracy {no_answer:.4f}, "
+        f"answered_accuracy {answered:.4f} (without abstention {base:.4f})",
+        file=sys.stderr,
+    )
+    return answerability, tau
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--v1", type=Path, default=DATA / "dev-v1.1.json.zip")
@@ -145,7 +209,21 @@ def main() -> int:
     parser.add_argument("--index-v2", type=Path, default=tmp / "qa-squad-v2-index")
     parser.add_argument("--out", type=Path, default=ROOT / "qa" / "weights.json")
     parser.add_argument("--max-loss", type=float, default=0.04)
+    parser.add_argument(
+        "--only-abstain",
+        action="store_true",
+        help="keep the passage and sentence weights of --out; refit only the abstention",
+    )
     args = parser.parse_args()
+
+    if args.only_abstain:
+        weights = json.loads(args.out.read_text())
+        answerability, tau = fit_abstention(args, weights["passage"], weights["sentence"])
+        weights["answerability"] = answerability
+        weights["abstain"] = round(tau, 4)
+        args.out.write_text(json.dumps(weights, indent=2) + "\n")
+        print(f"wrote {args.out}", file=sys.stderr)
+        return 0
 
     ensure_index(args.v1, args.index_v1)
     v1 = load_squad(args.v1)
@@ -173,45 +251,17 @@ def main() -> int:
     print(f"fit-half top-sentence accuracy: {top_right.mean():.4f}", file=sys.stderr)
 
     engine.close()
-    ensure_index(args.v2, args.index_v2)
-    v2 = load_squad(args.v2)
-    fit_v2 = select_questions(v2, "fit")
-    engine = Engine.open(args.index_v2)
-    engine.retriever = Retriever(engine.index, engine.encoder, weights=passage_weights)
-    engine.reader = Reader(engine.index.conn, weights=sentence_weights, abstain_below=0.0)
-    rows = []
-    for q in fit_v2:
-        result = engine.ask(q.question, n=1, abstain=False)
-        top = result.answers[0] if result.answers else None
-        score = top.score if top else 0.0
-        right = top is not None and any(contains_answer(top.text, t) for t, _ in q.answers)
-        rows.append((score, q.impossible, right))
-    engine.close()
-    scores = np.array([r[0] for r in rows])
-    impossible = np.array([r[1] for r in rows])
-    right = np.array([r[2] for r in rows])
-    base = right[~impossible].mean()
-    best = (0.0, 0.0, base)
-    for tau in np.unique(np.round(scores, 4)):
-        answered = right[~impossible] & (scores[~impossible] >= tau)
-        accuracy = answered.mean()
-        no_answer = (scores[impossible] < tau).mean()
-        if base - accuracy <= args.max_loss and no_answer > best[1]:
-            best = (float(tau), float(no_answer), float(accuracy))
-    tau, no_answer, answered = best
-    print(
-        f"abstain below {tau:.4f}: fit-half v2.0 no_answer_accuracy {no_answer:.4f}, "
-        f"answered_accuracy {answered:.4f} (without abstention {base:.4f})",
-        file=sys.stderr,
-    )
+    answerability, tau = fit_abstention(args, passage_weights, sentence_weights)
+    fit_v2_count = len(select_questions(load_squad(args.v2), "fit"))
 
     weights = {
         "fitted_on": "SQuAD v1.1 dev (passages, sentences) and v2.0 dev (threshold), "
         "fit half of the articles only (qa.evaluate.article_half)",
         "fitted_at": dt.date.today().isoformat(),
-        "questions": {"v1.1": len(fit_v1), "v2.0": len(fit_v2)},
+        "questions": {"v1.1": len(fit_v1), "v2.0": fit_v2_count},
         "passage": passage_weights,
         "sentence": sentence_weights,
+        "answerability": answerability,
         "abstain": round(tau, 4),
     }
     args.out.write_text(json.dumps(weights, indent=2) + "\n")

@@ -69,6 +69,17 @@ def test_cli_build_status_update_add(
     built = json.loads(out)
     assert built["built"] and built["articles"] == 1 and built["embedded_chunks"] >= 3
 
+    with IndexReader(index) as reader:
+        for sentences, blob, vector in reader.conn.execute(
+            "SELECT sentences, sentence_vectors, vector FROM chunks"
+        ):
+            matrix = np.frombuffer(blob, dtype=np.float16).reshape(len(json.loads(sentences)), 384)
+            assert np.allclose(np.linalg.norm(matrix.astype(np.float32), axis=1), 1.0, atol=1e-2)
+            # a sentence vector lies close to its chunk's vector
+            assert (
+                float((matrix.astype(np.float32) @ np.frombuffer(vector, np.float32)).max()) > 0.5
+            )
+
     code, out, _ = run_qa(capsys, "index", "status", "--index", str(index), "--json")
     status = json.loads(out)
     for key in ("articles", "chunks", "model", "dimension", "faiss", "built_at", "updated_at",

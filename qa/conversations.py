@@ -1,0 +1,114 @@
+"""Conversations kept between runs: a small SQLite file in the user's data folder.
+
+The location follows the XDG base directory spec: `$XDG_DATA_HOME/qa/conversations.sqlite`
+(`~/.local/share/qa/...` by default); `QA_DATA_DIR` overrides the folder. Each turn stores the
+question, the query that was searched and the full answer structure (`Result.as_dict()`), so a
+reopened conversation shows exactly what was answered then and follow-ups keep working.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
+
+from qa.chat import Turn
+from qa.reader import Result
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS conversations (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, title TEXT NOT NULL, index_dir TEXT NOT NULL,
+    created_at TEXT NOT NULL, updated_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS turns (
+    conversation_id INTEGER NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,
+    number INTEGER NOT NULL, question TEXT NOT NULL, query TEXT NOT NULL,
+    result TEXT NOT NULL, asked_at TEXT NOT NULL, PRIMARY KEY (conversation_id, number)
+);
+"""
+
+
+def data_dir() -> Path:
+    override = os.environ.get("QA_DATA_DIR")
+    if override:
+        return Path(override)
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "qa"
+
+
+def _now() -> str:
+    return dt.datetime.now().isoformat(timespec="seconds")
+
+
+@dataclass(frozen=True)
+class ConversationInfo:
+    id: int
+    title: str
+    index_dir: str
+    created_at: str
+    updated_at: str
+    turns: int
+
+
+class ConversationStore:
+    """Save and reopen conversations. Every write is its own transaction."""
+
+    def __init__(self, path: Path | None = None) -> None:
+        self.path = path or data_dir() / "conversations.sqlite"
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.conn = sqlite3.connect(self.path, check_same_thread=False)
+        self.conn.execute("PRAGMA foreign_keys = ON")
+        self.conn.executescript(SCHEMA)
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def start(self, title: str, index_dir: str) -> int:
+        with self.conn:
+            cursor = self.conn.execute(
+                "INSERT INTO conversations(title, index_dir, created_at, updated_at) "
+                "VALUES(?, ?, ?, ?)",
+                (title[:200], index_dir, _now(), _now()),
+            )
+        return int(cursor.lastrowid or 0)
+
+    def add_turn(self, conversation_id: int, turn: Turn) -> None:
+        with self.conn:
+            number = self.conn.execute(
+                "SELECT coalesce(max(number), 0) + 1 FROM turns WHERE conversation_id = ?",
+                (conversation_id,),
+            ).fetchone()[0]
+            self.conn.execute(
+                "INSERT INTO turns VALUES(?, ?, ?, ?, ?, ?)",
+                (
+                    conversation_id,
+                    number,
+                    turn.question,
+                    turn.query,
+                    json.dumps(turn.result.as_dict(), ensure_ascii=False),
+                    _now(),
+                ),
+            )
+            self.conn.execute(
+                "UPDATE conversations SET updated_at = ? WHERE id = ?", (_now(), conversation_id)
+            )
+
+    def recent(self, limit: int = 50) -> list[ConversationInfo]:
+        rows = self.conn.execute(
+            "SELECT c.id, c.title, c.index_dir, c.created_at, c.updated_at, count(t.number) "
+            "FROM conversations c LEFT JOIN turns t ON t.conversation_id = c.id "
+            "GROUP BY c.id HAVING count(t.number) > 0 ORDER BY c.updated_at DESC, c.id DESC "
+            "LIMIT ?",
+            (limit,),
+        ).fetchall()
+        return [ConversationInfo(*row) for row in rows]
+
+    def turns(self, conversation_id: int) -> list[Turn]:
+        rows = self.conn.execute(
+            "SELECT question, query, result FROM turns WHERE conversation_id = ? ORDER BY number",
+            (conversation_id,),
+        ).fetchall()
+        return [Turn(q, query, Result.from_dict(json.loads(r))) for q, query, r in rows]

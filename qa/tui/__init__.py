@@ -1,0 +1,1 @@
+"""The Textual terminal UI. It only calls the core's public functions."""

@@ -1,0 +1,431 @@
+"""The chat in the terminal: ask, follow up, inspect the evidence.
+
+The app only calls the core (`qa.engine`, `qa.chat`, `qa.conversations`, `qa.store`): it
+never touches FAISS or SQLite itself. Slow work runs in thread workers: loading the model,
+answering, building and updating the index; the first frame appears at once, and a question
+typed before the model is ready is answered as soon as it is.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import threading
+from collections import deque
+from pathlib import Path
+from typing import Any, ClassVar
+
+from textual import on, work
+from textual.app import App, ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, VerticalScroll
+from textual.content import Content
+from textual.widgets import Footer, Header, ProgressBar, Static
+from textual.worker import Worker, WorkerState
+
+from qa.chat import Conversation, Turn
+from qa.errors import QAError
+from qa.retrieval import Filters, parse_filter_date
+from qa.tui.screens import ArticleScreen, BuildScreen, HelpScreen, HistoryScreen
+from qa.tui.widgets import AnswerCard, HistoryInput, QuestionCard, SourcesPanel
+
+
+class UpdateCancelled(Exception):
+    """Raised in the update worker's progress callback to stop it."""
+
+
+class QAApp(App[None]):
+    """Chat over one index."""
+
+    TITLE = "qa"
+    CSS = """
+    #main { height: 1fr; }
+    #transcript { width: 3fr; padding: 0 1; }
+    #status { height: 1; padding: 0 1; color: $text-muted; }
+    #update-progress { height: 1; padding: 0 1; display: none; }
+    #update-progress.running { display: block; }
+    HistoryInput { margin: 0 1; }
+    .note { color: $text-muted; padding: 0 1 0 3; }
+    """
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("ctrl+n", "new_conversation", "New chat", tooltip="Start a new conversation"),
+        Binding("ctrl+y", "copy_answer", "Copy", tooltip="Copy the selected answer and sources"),
+        Binding("ctrl+e", "export", "Export", tooltip="Save the conversation as Markdown"),
+        Binding("ctrl+r", "history", "History", tooltip="Reopen an earlier conversation"),
+        Binding("ctrl+u", "update_index", "Update index", tooltip="Index new/changed articles"),
+        Binding("ctrl+x", "cancel_update", "Cancel update", show=False),
+        Binding("f1", "help", "Help"),
+        Binding("ctrl+q", "quit", "Quit"),
+    ]
+
+    def __init__(
+        self,
+        index_dir: Path,
+        corpus_dir: Path,
+        store: Any = None,
+        encoder: Any = None,
+    ) -> None:
+        super().__init__()
+        self.index_dir = Path(index_dir)
+        self.corpus_dir = Path(corpus_dir)
+        self.store = store
+        self.encoder = encoder
+        self.engine: Any = None
+        self.conversation = Conversation()
+        self.conversation_id: int | None = None
+        self.filters = Filters()
+        self.pending: deque[str] = deque()
+        self.asking = False
+        self.markers = 0
+        self.selected: AnswerCard | None = None
+        self._cancel_update = threading.Event()
+
+    # ------------------------------------------------------------------ layout
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with Horizontal(id="main"):
+            yield VerticalScroll(id="transcript")
+            yield SourcesPanel(id="sources")
+        yield ProgressBar(total=None, show_eta=True, id="update-progress")
+        yield Static("", id="status", markup=False)
+        yield HistoryInput(placeholder="Ask a question about the news  (/help for commands)",
+                           id="question")  # fmt: skip
+        yield Footer()
+
+    def on_mount(self) -> None:
+        from qa.store import index_exists
+
+        self.query_one(HistoryInput).focus()
+        if index_exists(self.index_dir):
+            self.set_status("Loading the model…")
+            self.load_engine()
+        else:
+            self.set_status("No index yet.")
+            self.push_screen(
+                BuildScreen(str(self.corpus_dir), str(self.index_dir), self._build),
+                self._after_build,
+            )
+
+    def set_status(self, text: str) -> None:
+        self.query_one("#status", Static).update(Content(text))
+
+    def _index_line(self) -> str:
+        if self.engine is None:
+            return ""
+        status = self.engine.status()
+        updated = (status.get("updated_at") or "")[:16].replace("T", " ")
+        model = str(status.get("model", "")).rsplit("/", 1)[-1]
+        line = (
+            f"{status['articles']:,} articles · {status['chunks']:,} chunks · {model} · "
+            f"updated {updated}"
+        )
+        if self.filters:
+            line += f" · filter {self.filters.describe()}"
+        return line
+
+    def refresh_status(self) -> None:
+        self.sub_title = self._index_line()
+        if self.engine is not None and not self.asking:
+            self.set_status("Ready." if not self.pending else "Answering…")
+
+    # ------------------------------------------------------------------ engine
+
+    def _build(self, progress: Any) -> Any:
+        from qa.embedding import encoder_factory
+        from qa.store import sync_index
+
+        return sync_index(
+            self.corpus_dir, self.index_dir, encoder_factory(None), full=True, progress=progress
+        )
+
+    def _after_build(self, built: bool | None) -> None:
+        if built:
+            self.set_status("Index built. Loading the model…")
+            self.load_engine()
+        else:
+            self.exit()
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="engine")
+    def load_engine(self) -> None:
+        from qa.engine import Engine
+
+        engine = Engine.open(self.index_dir, self.encoder)
+        engine.warm_up()
+        self.call_from_thread(self._engine_ready, engine)
+
+    def _engine_ready(self, engine: Any) -> None:
+        old, self.engine = self.engine, engine
+        self.encoder = engine.encoder
+        if old is not None:
+            old.close()
+        self.refresh_status()
+        self._ask_next()
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        if event.state != WorkerState.ERROR:
+            return
+        error = event.worker.error
+        message = str(error) if isinstance(error, QAError) else f"{type(error).__name__}: {error}"
+        self.notify(message, severity="error", timeout=10)
+        if event.worker.group == "ask":
+            self.asking = False
+            self.set_status("That question failed; ask another.")
+            self._ask_next()
+        elif event.worker.group == "engine":
+            self.set_status(f"Cannot open the index: {message}")
+        elif event.worker.group == "update":
+            self._update_done(None)
+
+    # ------------------------------------------------------------------ asking
+
+    @on(HistoryInput.Submitted)
+    def submitted(self, event: HistoryInput.Submitted) -> None:
+        text = event.value.strip()
+        box = self.query_one(HistoryInput)
+        box.value = ""
+        if not text:
+            return
+        box.remember(text)
+        if text.startswith("/"):
+            self.run_command(text)
+            return
+        self.pending.append(text)
+        if self.engine is None:
+            self.set_status(
+                "The model is loading; your question will be answered when it is ready."
+            )
+        self._ask_next()
+
+    def _ask_next(self) -> None:
+        if self.asking or self.engine is None or not self.pending:
+            return
+        question = self.pending.popleft()
+        query = self.conversation.query_for(question)
+        transcript = self.query_one("#transcript", VerticalScroll)
+        transcript.mount(QuestionCard(question, query))
+        transcript.scroll_end(animate=False)
+        self.asking = True
+        self.set_status("Searching…")
+        self.ask(question, query, self.filters)
+
+    @work(thread=True, exit_on_error=False, group="ask")
+    def ask(self, question: str, query: str, filters: Filters) -> None:
+        result = self.engine.ask(question, query=query, filters=filters)
+        self.call_from_thread(self._answered, Turn(question, query, result))
+
+    def _answered(self, turn: Turn) -> None:
+        self.conversation.turns.append(turn)
+        if self.store is not None:
+            if self.conversation_id is None:
+                self.conversation_id = self.store.start(turn.question, str(self.index_dir))
+            self.store.add_turn(self.conversation_id, turn)
+        cards = self._render_result(turn.result.as_dict())
+        self.asking = False
+        self.refresh_status()
+        if cards:
+            self._select(cards[0])
+        self._ask_next()
+
+    def _render_result(self, result: dict[str, Any]) -> list[AnswerCard]:
+        transcript = self.query_one("#transcript", VerticalScroll)
+        cards: list[AnswerCard] = []
+        if result.get("not_found"):
+            cards.append(AnswerCard(result, None))
+        for index, answer in enumerate(result.get("answers", [])):
+            cards.append(AnswerCard(result, index, self.markers + 1))
+            self.markers += len(answer.get("citations", []))
+        transcript.mount_all(cards)
+        transcript.scroll_end(animate=False)
+        return cards
+
+    def _select(self, card: AnswerCard) -> None:
+        self.selected = card
+        self.query_one(SourcesPanel).show(card)
+
+    @on(AnswerCard.Selected)
+    def answer_selected(self, event: AnswerCard.Selected) -> None:
+        self._select(event.card)
+
+    @on(SourcesPanel.Opened)
+    def citation_opened(self, event: SourcesPanel.Opened) -> None:
+        if self.engine is None:
+            return
+        citation = event.citation
+        article = self.engine.article(citation["article_id"])
+        if article is None:
+            self.notify("That article is no longer in the index.", severity="warning")
+            return
+        self.push_screen(ArticleScreen(article, citation["char_start"], citation["char_end"]))
+
+    # ------------------------------------------------------------------ commands
+
+    def run_command(self, text: str) -> None:
+        name, _, rest = text.partition(" ")
+        handlers = {
+            "/new": lambda: self.action_new_conversation(),
+            "/filter": lambda: self.set_filter(rest),
+            "/export": lambda: self.action_export(rest.strip() or None),
+            "/help": lambda: self.action_help(),
+            "/history": lambda: self.action_history(),
+        }
+        handler = handlers.get(name.lower())
+        if handler is None:
+            self.notify(f"Unknown command {name}; /help lists them.", severity="warning")
+            return
+        handler()
+
+    def set_filter(self, spec: str) -> None:
+        values: dict[str, str] = {}
+        for token in spec.split():
+            key, sep, value = token.partition(":")
+            if not sep or key not in ("since", "until", "source") or not value:
+                self.notify(f"Bad filter {token!r}: use since:DATE until:DATE source:TEXT",
+                            severity="error")  # fmt: skip
+                return
+            values[key] = value
+        try:
+            self.filters = Filters(
+                since=parse_filter_date(values.get("since"), "since"),
+                until=parse_filter_date(values.get("until"), "until"),
+                source=values.get("source"),
+            )
+        except QAError as exc:
+            self.notify(str(exc), severity="error")
+            return
+        self.notify(f"Filter: {self.filters.describe()}" if self.filters else "Filter cleared.")
+        self.refresh_status()
+
+    def action_new_conversation(self) -> None:
+        self.conversation = Conversation()
+        self.conversation_id = None
+        self.markers = 0
+        self.query_one("#transcript", VerticalScroll).remove_children()
+        self.query_one(SourcesPanel).show(None)
+        self.notify("New conversation.")
+
+    def action_help(self) -> None:
+        self.push_screen(HelpScreen())
+
+    def action_history(self) -> None:
+        if self.store is None:
+            self.notify("Conversations are not being saved.", severity="warning")
+            return
+        self.push_screen(HistoryScreen(self.store.recent()), self._reopen)
+
+    def _reopen(self, conversation_id: int | None) -> None:
+        if conversation_id is None or self.store is None:
+            return
+        turns = self.store.turns(conversation_id)
+        self.action_new_conversation()
+        self.conversation.turns = list(turns)
+        self.conversation_id = conversation_id
+        transcript = self.query_one("#transcript", VerticalScroll)
+        for turn in turns:
+            transcript.mount(QuestionCard(turn.question, turn.query))
+            self._render_result(turn.result.as_dict())
+
+    def conversation_markdown(self) -> str:
+        from qa.batch import markdown_record
+
+        stamp = dt.datetime.now().strftime("%Y-%m-%d %H:%M")
+        parts = [f"# qa conversation ({stamp})\n\nIndex: {self.index_dir}\n\n"]
+        for number, turn in enumerate(self.conversation.turns, 1):
+            parts.append(markdown_record({"id": number, **turn.result.as_dict()}))
+        return "".join(parts)
+
+    def action_export(self, path: str | None = None) -> None:
+        if not self.conversation.turns:
+            self.notify("Nothing to export yet.", severity="warning")
+            return
+        stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+        target = Path(path or f"qa-conversation-{stamp}.md").expanduser()
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            tmp = target.with_name(f".{target.name}.tmp")
+            tmp.write_text(self.conversation_markdown(), encoding="utf-8")
+            os.replace(tmp, target)
+        except OSError as exc:
+            self.notify(f"Cannot write {target}: {exc.strerror or exc}", severity="error")
+            return
+        self.notify(f"Saved the conversation to {target}")
+
+    def action_copy_answer(self) -> None:
+        card = self.selected
+        if card is None or card.answer is None:
+            self.notify("Select an answer first (Tab, or click it).", severity="warning")
+            return
+        answer = card.answer
+        lines = [answer["text"]]
+        for number, citation in enumerate(answer["citations"], 1):
+            date = (citation.get("published") or "undated")[:10]
+            url = f" {citation['url']}" if citation.get("url") else ""
+            lines.append(
+                f"[{number}] {citation['title']} — {date} — "
+                f"{citation['path']}:{citation['paragraph']}{url}"
+            )
+        self.copy_to_clipboard("\n".join(lines))
+        self.notify("Answer and sources copied.")
+
+    # ------------------------------------------------------------------ index update
+
+    def action_update_index(self) -> None:
+        if self.engine is None:
+            self.notify("The index is not open yet.", severity="warning")
+            return
+        if any(w.group == "update" and w.is_running for w in self.workers):
+            self.notify("An update is already running (Ctrl+X cancels it).")
+            return
+        self._cancel_update.clear()
+        bar = self.query_one("#update-progress", ProgressBar)
+        bar.add_class("running")
+        bar.update(total=None, progress=0)
+        self.set_status("Updating the index… (Ctrl+X cancels)")
+        self.update_index()
+
+    def action_cancel_update(self) -> None:
+        self._cancel_update.set()
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="update")
+    def update_index(self) -> None:
+        from qa.store import sync_index
+
+        def progress(report: Any) -> None:
+            if self._cancel_update.is_set():
+                raise UpdateCancelled
+            self.call_from_thread(self._update_progress, report.stage, report.done, report.total)
+
+        encoder = self.engine.encoder
+        try:
+            report = sync_index(
+                self.corpus_dir, self.index_dir, lambda _: encoder, progress=progress
+            )
+        except UpdateCancelled:
+            self.call_from_thread(self._update_done, None, "Update cancelled; nothing changed.")
+            return
+        self.call_from_thread(self._update_done, report)
+
+    def _update_progress(self, stage: str, done: int, total: int) -> None:
+        self.query_one("#update-progress", ProgressBar).update(total=total, progress=done)
+        self.set_status(f"Updating the index: {stage} {done:,}/{total:,}  (Ctrl+X cancels)")
+
+    def _update_done(self, report: Any, message: str | None = None) -> None:
+        self.query_one("#update-progress", ProgressBar).remove_class("running")
+        if report is None:
+            self.set_status(message or "The update failed; the index is as it was.")
+            return
+        self.notify(
+            f"Index updated: {report.added} added, {report.changed} changed, "
+            f"{report.removed} removed ({report.embedded_chunks} passages embedded)."
+        )
+        self.load_engine()
+
+
+def create_app(index_dir: Path, corpus_dir: Path, save_conversations: bool = True) -> QAApp:
+    """The one app factory, used by the CLI and the tests."""
+    store = None
+    if save_conversations:
+        from qa.conversations import ConversationStore
+
+        store = ConversationStore()
+    return QAApp(index_dir, corpus_dir, store=store)

@@ -1,0 +1,232 @@
+"""Widgets of the chat screen. Everything shown that came from an article goes through
+`safe()`: literal text (never markup) with control characters made visible."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from textual.binding import Binding, BindingType
+from textual.containers import Vertical
+from textual.content import Content
+from textual.message import Message
+from textual.widgets import Input, OptionList, Static
+from textual.widgets.option_list import Option
+
+from qa.text import terminal_safe
+
+
+def safe(text: str) -> Content:
+    """Article text as inert, literal content."""
+    return Content(terminal_safe(text))
+
+
+def date_of(citation: dict[str, Any]) -> str:
+    return (citation.get("published") or "undated")[:10]
+
+
+def answer_content(answer: dict[str, Any], first_marker: int) -> Content:
+    """The answer sentence with its span highlighted and its citation markers."""
+    text = answer["text"]
+    span = answer.get("span")
+    start = answer.get("span_start")
+    parts: list[Content | tuple[str, str] | str] = []
+    if span and start is not None:
+        parts += [
+            terminal_safe(text[:start]),
+            (terminal_safe(span), "bold reverse"),
+            terminal_safe(text[start + len(span) :]),
+        ]
+    else:
+        parts.append(terminal_safe(text))
+    markers = " ".join(f"[{first_marker + i}]" for i in range(len(answer.get("citations", []))))
+    parts.append((f"  {markers}", "bold cyan"))
+    return Content.assemble(*parts)
+
+
+class QuestionCard(Static):
+    """A question in the transcript."""
+
+    DEFAULT_CSS = """
+    QuestionCard { margin: 1 0 0 0; padding: 0 1; color: $text; text-style: bold; }
+    """
+
+    def __init__(self, question: str, query: str | None = None) -> None:
+        shown = Content.assemble(("You: ", "bold blue"), terminal_safe(question))
+        if query and query != question:
+            shown = Content.assemble(shown, ("\n(searched: ", "dim"), (terminal_safe(query), "dim"),
+                                     (")", "dim"))  # fmt: skip
+        super().__init__(shown, markup=False)
+
+
+class AnswerCard(Static, can_focus=True):
+    """One answer (or the not-found notice) in the transcript; focus it to see its sources."""
+
+    DEFAULT_CSS = """
+    AnswerCard { padding: 0 1 0 3; margin: 0 0 0 0; }
+    AnswerCard:focus { background: $boost; border-left: thick $accent; padding-left: 2; }
+    AnswerCard.not-found { color: $warning; }
+    """
+
+    @dataclass
+    class Selected(Message):
+        """An answer was focused or clicked: its sources should be shown."""
+
+        card: AnswerCard
+
+    def __init__(
+        self, result: dict[str, Any], answer_index: int | None, first_marker: int = 1
+    ) -> None:
+        self.result = result
+        self.answer_index = answer_index
+        if answer_index is None:
+            super().__init__(self._not_found(result), markup=False, classes="not-found")
+            return
+        answer = result["answers"][answer_index]
+        lines = [Content.assemble((f"{answer_index + 1}. ", "bold"),
+                                  answer_content(answer, first_marker))]  # fmt: skip
+        for offset, citation in enumerate(answer["citations"]):
+            lines.append(
+                Content.assemble(
+                    (f"   [{first_marker + offset}] ", "bold cyan"),
+                    (terminal_safe(citation["title"]), "italic"),
+                    (f" — {date_of(citation)}", "dim"),
+                )
+            )
+        super().__init__(Content("\n").join(lines), markup=False)
+
+    @staticmethod
+    def _not_found(result: dict[str, Any]) -> Content:
+        lines = [Content.styled("Not found in the corpus.", "bold")]
+        if result.get("related"):
+            lines.append(Content.styled("Related passages (select to see them):", "dim"))
+            for number, citation in enumerate(result["related"], 1):
+                lines.append(
+                    Content.assemble(
+                        (f"   [{number}] ", "bold"),
+                        (terminal_safe(citation["title"]), "italic"),
+                        (f" — {date_of(citation)}", "dim"),
+                    )
+                )
+        return Content("\n").join(lines)
+
+    @property
+    def citations(self) -> list[dict[str, Any]]:
+        if self.answer_index is None:
+            return list(self.result.get("related", []))
+        return list(self.result["answers"][self.answer_index]["citations"])
+
+    @property
+    def answer(self) -> dict[str, Any] | None:
+        if self.answer_index is None:
+            return None
+        return dict(self.result["answers"][self.answer_index])
+
+    def on_focus(self) -> None:
+        self.post_message(self.Selected(self))
+
+    def on_click(self) -> None:
+        self.focus()
+
+
+class SourcesPanel(Vertical):
+    """The citations of the selected answer, each with its quote; Enter opens the article."""
+
+    DEFAULT_CSS = """
+    SourcesPanel { width: 2fr; border-left: solid $primary-darken-2; padding: 0 1; }
+    SourcesPanel > #sources-title { text-style: bold; padding: 0 0 1 0; }
+    SourcesPanel > OptionList { height: 1fr; border: none; }
+    """
+
+    @dataclass
+    class Opened(Message):
+        """A citation was chosen: show the article around it."""
+
+        citation: dict[str, Any]
+        span: tuple[int, int] | None
+
+    def compose(self) -> Any:
+        yield Static("Sources", id="sources-title")
+        yield OptionList(id="sources-list")
+
+    def show(self, card: AnswerCard | None) -> None:
+        self.citations: list[dict[str, Any]] = card.citations if card else []
+        answer = card.answer if card else None
+        self._span = None
+        if answer and answer.get("span") and answer.get("span_start") is not None:
+            self._span = (answer["span_start"], answer["span_start"] + len(answer["span"]))
+        options = self.query_one(OptionList)
+        options.clear_options()
+        for number, citation in enumerate(self.citations, 1):
+            options.add_option(Option(self._prompt(number, citation, answer), id=str(number)))
+        if self.citations:
+            options.highlighted = 0
+        title = "Sources" if answer else ("Related passages" if card else "Sources")
+        self.query_one("#sources-title", Static).update(Content(title))
+
+    def _prompt(
+        self, number: int, citation: dict[str, Any], answer: dict[str, Any] | None
+    ) -> Content:
+        quote = citation["quote"]
+        if answer is None and len(quote) > 400:
+            quote = quote[:400] + "…"
+        if self._span is not None and answer is not None:
+            start, end = self._span
+            quoted = Content.assemble(
+                terminal_safe(quote[:start]),
+                (terminal_safe(quote[start:end]), "bold reverse"),
+                terminal_safe(quote[end:]),
+            )
+        else:
+            quoted = safe(quote)
+        where = f"{citation['path']}:{citation['paragraph']}"
+        return Content("\n").join(
+            [
+                Content.assemble(
+                    (f"[{number}] ", "bold cyan"), (terminal_safe(citation["title"]), "bold")
+                ),
+                Content.styled(f"{date_of(citation)} — {terminal_safe(where)}", "dim"),
+                Content.assemble(("“", "dim"), quoted, ("”", "dim")),
+                Content(""),
+            ]
+        )
+
+    def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
+        event.stop()
+        index = int(event.option.id or "1") - 1
+        if 0 <= index < len(self.citations):
+            self.post_message(self.Opened(self.citations[index], self._span))
+
+
+class HistoryInput(Input):
+    """The question box: Up and Down walk through earlier questions."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("up", "older", "Older question", show=False),
+        Binding("down", "newer", "Newer question", show=False),
+    ]
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.history: list[str] = []
+        self._position = 0
+
+    def remember(self, text: str) -> None:
+        if text and (not self.history or self.history[-1] != text):
+            self.history.append(text)
+        self._position = len(self.history)
+
+    def action_older(self) -> None:
+        if self.history and self._position > 0:
+            self._position -= 1
+            self.value = self.history[self._position]
+            self.cursor_position = len(self.value)
+
+    def action_newer(self) -> None:
+        if self._position < len(self.history) - 1:
+            self._position += 1
+            self.value = self.history[self._position]
+        else:
+            self._position = len(self.history)
+            self.value = ""
+        self.cursor_position = len(self.value)

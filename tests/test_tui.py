@@ -1,0 +1,318 @@
+"""The terminal UI driven through Textual's Pilot, with the real model on a small corpus."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import subprocess
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from qa.conversations import ConversationStore
+from qa.store import sync_index
+from qa.tui.app import QAApp
+from qa.tui.screens import ArticleScreen, BuildScreen
+from qa.tui.widgets import AnswerCard, QuestionCard, SourcesPanel
+from tests.conftest import BUNDLED_SEED, REPO
+
+pytestmark = pytest.mark.model
+
+SIZE = (120, 40)
+
+
+@pytest.fixture(scope="module")
+def encoder() -> Any:
+    from qa.embedding import load_encoder
+
+    encoder = load_encoder()
+    encoder.load()
+    return encoder
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("tui") / "corpus"
+    root.mkdir()
+    shutil.copy(BUNDLED_SEED, root / "seed.txt")
+    (root / "markup.txt").write_text(
+        "Quuxville [bold]alert[/bold] story\n\n"
+        "The [link=https://evil.example]mayor[/link] of Quuxville said \x1b[31mred\x1b[0m "
+        "alerts were issued on Tuesday.\n"
+    )
+    return root
+
+
+@pytest.fixture(scope="module")
+def index(corpus: Path, encoder: Any, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    target = tmp_path_factory.mktemp("tui-index")
+    sync_index(corpus, target, lambda _: encoder, full=True)
+    return target
+
+
+@pytest.fixture
+def make_app(index: Path, corpus: Path, encoder: Any, tmp_path: Path) -> Callable[..., QAApp]:
+    def make(index_dir: Path | None = None) -> QAApp:
+        store = ConversationStore(tmp_path / "conversations.sqlite")
+        return QAApp(index_dir or index, corpus, store=store, encoder=encoder)
+
+    return make
+
+
+def run(app: QAApp, script: Callable[[Any], Awaitable[None]]) -> None:
+    async def main() -> None:
+        async with app.run_test(size=SIZE) as pilot:
+            await script(pilot)
+
+    asyncio.run(main())
+
+
+async def wait_for(pilot: Any, condition: Callable[[], bool], timeout: float = 30) -> None:
+    for _ in range(int(timeout / 0.05)):
+        if condition():
+            return
+        await pilot.pause(0.05)
+    raise AssertionError("timed out waiting for the app")
+
+
+async def ask(pilot: Any, question: str) -> list[AnswerCard]:
+    app = pilot.app
+    before = len(app.conversation.turns)
+    box = app.query_one("#question")
+    box.value = question
+    await pilot.press("enter")
+    await wait_for(pilot, lambda: len(app.conversation.turns) > before and not app.asking)
+    await pilot.pause()
+    return list(app.query(AnswerCard))
+
+
+async def command(pilot: Any, text: str) -> None:
+    pilot.app.query_one("#question").value = text
+    await pilot.press("enter")
+    await pilot.pause()
+
+
+def plain(widget: Any) -> str:
+    return str(widget.render())
+
+
+def test_ask_and_follow_up(make_app: Callable[..., QAApp]) -> None:
+    app = make_app()
+
+    async def script(pilot: Any) -> None:
+        cards = await ask(pilot, "Who led the purge of North Korean officers?")
+        assert cards, "an answer card is shown"
+        shown = plain(cards[0])
+        assert "[1]" in shown and "N.Korea Purges Military Officers" in shown
+        sources = app.query_one(SourcesPanel)
+        assert sources.citations and sources.citations[0]["title"].startswith("N.Korea")
+        await ask(pilot, "How many were discharged?")
+        questions = list(app.query(QuestionCard))
+        assert "searched:" in plain(questions[-1]) and "purge" in plain(questions[-1])
+        last = app.conversation.turns[-1].result
+        assert "1,000" in last.answers[0].text
+        # history: Up brings back the last question
+        await pilot.click("#question")
+        await pilot.press("up")
+        assert app.query_one("#question").value == "How many were discharged?"
+
+    run(app, script)
+    saved = app.store.recent()
+    assert len(saved) == 1 and saved[0].turns == 2
+
+
+def test_question_typed_before_the_model_is_ready_is_answered(
+    make_app: Callable[..., QAApp], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import threading
+
+    from qa.engine import Engine
+
+    gate = threading.Event()
+    real_warm_up = Engine.warm_up
+
+    def slow_warm_up(self: Engine) -> None:
+        gate.wait(30)  # the model "loads" until the test lets it finish
+        real_warm_up(self)
+
+    monkeypatch.setattr(Engine, "warm_up", slow_warm_up)
+    app = make_app()
+
+    async def script(pilot: Any) -> None:
+        assert app.engine is None, "the first frame is up while the model loads"
+        box = app.query_one("#question")
+        box.value = "How many officers were dishonorably discharged?"
+        await pilot.press("enter")
+        await pilot.pause()
+        assert list(app.pending) == ["How many officers were dishonorably discharged?"]
+        assert "model is loading" in plain(app.query_one("#status"))
+        gate.set()
+        await wait_for(pilot, lambda: bool(app.conversation.turns))
+        assert "1,000" in app.conversation.turns[0].result.answers[0].text
+
+    run(app, script)
+
+
+def test_open_citation_highlights_the_cited_characters(make_app: Callable[..., QAApp]) -> None:
+    app = make_app()
+
+    async def script(pilot: Any) -> None:
+        await ask(pilot, "How many officers were dishonorably discharged?")
+        citation = app.query_one(SourcesPanel).citations[0]
+        sources = app.query_one("#sources-list")
+        sources.focus()
+        await pilot.press("enter")
+        await pilot.pause()
+        screen = app.screen
+        assert isinstance(screen, ArticleScreen)
+        assert screen.highlighted == citation["quote"]
+        assert "1,000" in screen.highlighted
+        await pilot.press("escape")
+        assert not isinstance(app.screen, ArticleScreen)
+
+    run(app, script)
+
+
+def test_filter_changes_results(make_app: Callable[..., QAApp]) -> None:
+    app = make_app()
+
+    async def script(pilot: Any) -> None:
+        await command(pilot, "/filter since:2030-01-01")
+        assert app.filters.since == "2030-01-01"
+        cards = await ask(pilot, "How many officers were dishonorably discharged?")
+        assert app.conversation.turns[-1].result.not_found
+        assert "Not found in the corpus" in plain(cards[-1])
+        await command(pilot, "/filter")
+        assert not app.filters
+        await ask(pilot, "How many officers were dishonorably discharged?")
+        assert not app.conversation.turns[-1].result.not_found
+
+    run(app, script)
+
+
+def test_export_writes_markdown_with_citations(
+    make_app: Callable[..., QAApp], tmp_path: Path
+) -> None:
+    app = make_app()
+    target = tmp_path / "out" / "chat.md"
+
+    async def script(pilot: Any) -> None:
+        await ask(pilot, "How many officers were dishonorably discharged?")
+        await command(pilot, f"/export {target}")
+
+    run(app, script)
+    text = target.read_text()
+    assert "# qa conversation" in text
+    assert "How many officers were dishonorably discharged?" in text
+    assert "[1] N.Korea Purges Military Officers with Ties to Defectors" in text
+    assert "> Around 1,000 officers" in text
+
+
+def test_article_text_with_markup_and_escapes_renders_literally(
+    make_app: Callable[..., QAApp],
+) -> None:
+    app = make_app()
+
+    async def script(pilot: Any) -> None:
+        cards = await ask(pilot, "What did the mayor of Quuxville say about alerts?")
+        shown = plain(cards[0])
+        assert "[link=https://evil.example]mayor[/link]" in shown
+        assert "\\x1b[31mred" in shown and "\x1b" not in shown
+        assert "[bold]alert[/bold]" in shown  # the title, literally
+        citation = app.query_one(SourcesPanel).citations[0]
+        app.query_one("#sources-list").focus()
+        await pilot.press("enter")
+        await pilot.pause()
+        assert "\\x1b[31mred" in app.screen.highlighted
+        assert citation["quote"].replace("\x1b", "\\x1b") == app.screen.highlighted
+
+    run(app, script)
+
+
+def test_missing_index_leads_to_the_build_screen(
+    make_app: Callable[..., QAApp], tmp_path: Path
+) -> None:
+    app = make_app(index_dir=tmp_path / "new-index")
+
+    async def script(pilot: Any) -> None:
+        await pilot.pause()
+        assert isinstance(app.screen, BuildScreen)
+        await pilot.click("#build")
+        await wait_for(pilot, lambda: app.engine is not None, timeout=60)
+        cards = await ask(pilot, "How many officers were dishonorably discharged?")
+        assert cards
+
+    run(app, script)
+    assert (tmp_path / "new-index" / "store.sqlite").exists()
+
+
+def test_history_reopens_a_conversation(make_app: Callable[..., QAApp]) -> None:
+    app = make_app()
+
+    async def script(pilot: Any) -> None:
+        await ask(pilot, "How many officers were dishonorably discharged?")
+        await command(pilot, "/new")
+        assert not app.conversation.turns
+        conversation_id = app.store.recent()[0].id
+        app._reopen(conversation_id)
+        await pilot.pause()
+        assert len(app.conversation.turns) == 1
+        assert app.query(AnswerCard)
+
+    run(app, script)
+
+
+def test_core_modules_do_not_import_textual() -> None:
+    modules = [
+        "qa", "qa.articles", "qa.chunking", "qa.embedding", "qa.store", "qa.retrieval",
+        "qa.reader", "qa.chat", "qa.engine", "qa.batch", "qa.evaluate", "qa.conversations",
+        "qa.cli", "qa.text", "qa.minilm",
+    ]  # fmt: skip
+    code = (
+        f"import importlib, sys\nfor m in {modules!r}:\n    importlib.import_module(m)\n"
+        "assert 'textual' not in sys.modules, 'a core module imported textual'\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO)
+
+
+# --------------------------------------------------------------------------- snapshots
+
+
+def _fixed_status(app: QAApp) -> None:
+    app._index_line = lambda: "2 articles · 4 chunks · all-MiniLM-L6-v2"  # type: ignore[method-assign]
+    app.refresh_status()
+
+
+def test_snapshot_chat(snap_compare: Any, make_app: Callable[..., QAApp]) -> None:
+    app = make_app()
+
+    async def before(pilot: Any) -> None:
+        _fixed_status(app)
+        await ask(pilot, "How many officers were dishonorably discharged?")
+        _fixed_status(app)
+        await pilot.pause()
+
+    assert snap_compare(app, terminal_size=SIZE, run_before=before)
+
+
+def test_snapshot_help(snap_compare: Any, make_app: Callable[..., QAApp]) -> None:
+    app = make_app()
+
+    async def before(pilot: Any) -> None:
+        _fixed_status(app)
+        await pilot.press("f1")
+        await pilot.pause()
+
+    assert snap_compare(app, terminal_size=SIZE, run_before=before)
+
+
+def test_snapshot_build_screen(snap_compare: Any, corpus: Path, encoder: Any) -> None:
+    app = QAApp(Path("no-index-here"), Path("corpus"), store=None, encoder=encoder)
+
+    async def before(pilot: Any) -> None:
+        await pilot.pause()
+
+    assert snap_compare(app, terminal_size=SIZE, run_before=before)
