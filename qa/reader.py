@@ -238,6 +238,15 @@ def _trim_known_words(
     return start, end
 
 
+def _in_question(word_stem: str, question_stems: set[str]) -> bool:
+    """The question names this word, also as a prefix ("Korea" in "Korean", "Britain" ...)."""
+    if word_stem in question_stems:
+        return True
+    return len(word_stem) >= 4 and any(
+        len(q) >= 4 and (q.startswith(word_stem) or word_stem.startswith(q)) for q in question_stems
+    )
+
+
 def pick_span(
     kind: str, sentence: str, question_stems: set[str], question: str = ""
 ) -> tuple[int, int] | None:
@@ -246,7 +255,7 @@ def pick_span(
     spans = []
     for start, end in _candidates(kind, sentence, question):
         inside = {stem(w) for w in words(sentence[start:end])} - STOPWORDS
-        if inside and inside <= question_stems:
+        if inside and all(_in_question(w, question_stems) for w in inside):
             continue
         if kind == "number":
             start, end = _trim_known_words(sentence, (start, end), question_stems)
@@ -361,17 +370,25 @@ def _nearness(sentence: str, span: tuple[int, int], question_stems: set[str]) ->
     return math.exp(-best / 4) if best != math.inf else 0.0
 
 
+def linear(weights: dict[str, float], features: dict[str, float]) -> float:
+    return weights.get("bias", 0.0) + sum(weights.get(k, 0.0) * v for k, v in features.items())
+
+
 def logistic(weights: dict[str, float], features: dict[str, float]) -> float:
-    z = weights.get("bias", 0.0) + sum(weights.get(k, 0.0) * v for k, v in features.items())
+    z = linear(weights, features)
     return 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, z))))
+
+
+_NEGATION = re.compile(r"\b(not|never|no|none|neither|nor|without)\b|n't\b", re.I)
 
 
 def answerability_features(
     terms: QueryTerms, ranked: Sequence[Candidate], question: str
 ) -> dict[str, float]:
-    """Evidence that the corpus answers the question at all: the best sentence's score,
-    its lead over the next, and how much of the question its passage leaves unmatched
-    (unanswerable questions often name a detail, a year or an entity, that is not there)."""
+    """Evidence that the corpus answers the question at all: the best sentence's features and
+    score (as a logit), its lead over the next, and how much of the question its passage
+    leaves unmatched (unanswerable questions often name a detail, a year or an entity that
+    is not there, or turn the statement around with a negation)."""
     top = ranked[0]
     second = ranked[1].score if len(ranked) > 1 else 0.0
     evidence = {stem(w) for w in words(top.passage.text)} | {
@@ -381,12 +398,19 @@ def answerability_features(
     missing = question_stems - evidence
     top_idf = max(terms.idf.values(), default=1.0) or 1.0
     numbers = [n.strip(".,") for n in _DIGITS.findall(question)]
+    p = min(max(top.score, 1e-6), 1 - 1e-6)
     return {
-        "score": top.score,
+        "logit": math.log(p / (1 - p)),
         "margin": top.score - second,
         "missing": sum(terms.idf.get(s, 0.0) for s in missing) / terms.total,
         "max_missing": max((terms.idf.get(s, 0.0) for s in missing), default=0.0) / top_idf,
         "number_missing": float(any(n and n not in top.passage.text for n in numbers)),
+        "negation": float(bool(_NEGATION.search(question))),
+        "overlap": top.features.get("overlap", 0.0),
+        "sentence_dense": top.features.get("sentence_dense", 0.0),
+        "passage_dense": top.passage.features.get("dense", 0.0),
+        "type": top.features.get("type", 0.0),
+        "terms": min(len(question_stems), 12) / 12,
     }
 
 
@@ -399,6 +423,9 @@ class Candidate:
     passage: Passage
     features: dict[str, float]
     score: float = 0.0
+    """Probability that the sentence answers the question."""
+    logit: float = 0.0
+    """The same on the linear scale: ranks without saturating near 1."""
 
 
 # --------------------------------------------------------------------------- reading
@@ -449,9 +476,10 @@ class Reader:
                 features = sentence_features(terms, kind, text, passage, best, previous, dense)
                 previous = text
                 candidate = Candidate(passage.doc_id, start, end, text, passage, features)
-                candidate.score = logistic(self.weights, features)
+                candidate.logit = linear(self.weights, features)
+                candidate.score = 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, candidate.logit))))
                 seen[key] = candidate
-        return sorted(seen.values(), key=lambda c: -c.score)
+        return sorted(seen.values(), key=lambda c: -c.logit)
 
     def confidence(self, terms: QueryTerms, ranked: Sequence[Candidate], question: str) -> float:
         """Probability that the corpus answers the question (the best sentence's score when

@@ -51,6 +51,8 @@ DEFAULT_PASSAGE_WEIGHTS = {
     "sentence": 1.0,
     "cover": 0.5,
     "sentence_dense": 1.0,
+    "title": 0.5,
+    "doc_best": 0.5,
 }
 
 
@@ -270,6 +272,9 @@ class Retriever:
                 dense_scores[chunk_id] = float(score)
         best_bm25 = max(bm25.values(), default=1.0) or 1.0
         best_rrf = max(fused.values())
+        question_stems = set(terms.stems)
+        title_share: dict[str, float] = {}
+        doc_best: dict[int, float] = {}
         scored = []
         for chunk_id in candidates:
             row = rows.get(chunk_id)
@@ -283,15 +288,25 @@ class Retriever:
                 sentence_scores = tuple(
                     float(x) for x in matrix.astype(np.float32) @ np.asarray(vector, np.float32)
                 )
+            title = row[7]
+            if title not in title_share:
+                in_title = question_stems & {stem(w) for w in words(title)}
+                title_share[title] = sum(terms.idf.get(x, 0.0) for x in in_title) / terms.total
             features = {
                 "dense": dense_scores.get(chunk_id, 0.0),
+                "title": title_share[title],
                 "sentence_dense": max(sentence_scores, default=dense_scores.get(chunk_id, 0.0)),
                 "bm25": bm25.get(chunk_id, 0.0) / best_bm25,
                 "rrf": fused[chunk_id] / best_rrf,
                 **overlap_features(terms, row[6], [(s - start, e - start) for s, e in sentences]),
             }
-            score = sum(self.weights.get(name, 0.0) * value for name, value in features.items())
-            scored.append((score, chunk_id, row, sentences, features, sentence_scores))
+            doc_best[row[1]] = max(doc_best.get(row[1], -1.0), features["sentence_dense"])
+            scored.append([0.0, chunk_id, row, sentences, features, sentence_scores])
+        for item in scored:
+            # how well the passage's document as a whole matches: the right article's other
+            # passages are likelier than passages of articles that match nowhere else
+            item[4]["doc_best"] = doc_best[item[2][1]]
+            item[0] = sum(self.weights.get(name, 0.0) * value for name, value in item[4].items())
         scored.sort(key=lambda item: -item[0])
         return [
             Passage(

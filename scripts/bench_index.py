@@ -51,6 +51,9 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=1, help="full builds (each minutes long)")
     parser.add_argument("--update-runs", type=int, default=5)
     parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument(
+        "--keep-index", type=Path, default=None, help="move the built index here at the end"
+    )
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="qa-bench-"))
@@ -74,6 +77,8 @@ def main() -> int:
                     "JOIN documents d ON d.id = c.doc_id ORDER BY c.id"
                 )
             ]
+        # The baseline: sentence-transformers' own encode on the same texts (qa runs the
+        # bundled model on plain torch, see qa/minilm.py).
         model = encoder.model  # type: ignore[attr-defined]
         started = time.perf_counter()
         model.encode(texts, batch_size=args.batch_size, normalize_embeddings=True)
@@ -112,6 +117,10 @@ def main() -> int:
         f"update, nothing changed      {statistics.median(noop_times):.2f} s "
         f"(median of {args.update_runs}, new process each)"
     )
+    if args.keep_index is not None:
+        shutil.rmtree(args.keep_index, ignore_errors=True)
+        shutil.move(str(index), str(args.keep_index))
+        print(f"index kept in {args.keep_index} (its corpus copy is gone: query it, do not update)")
     shutil.rmtree(work, ignore_errors=True)
     return 0
 

@@ -136,7 +136,10 @@ def sentence_groups(engine: Engine, questions) -> tuple[list, list[str]]:
     return groups, names
 
 
-ANSWERABILITY = ["score", "margin", "missing", "max_missing", "number_missing"]
+ANSWERABILITY = [
+    "logit", "margin", "missing", "max_missing", "number_missing", "negation", "overlap",
+    "sentence_dense", "passage_dense", "type", "terms",
+]  # fmt: skip
 
 
 def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float = 1e-3, steps: int = 3000):

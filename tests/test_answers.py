@@ -30,7 +30,7 @@ WIRE = [
 ]  # fmt: skip
 
 QUESTIONS = [
-    ("Who led the purge of North Korean military officers?", "politburo"),
+    ("Who led the purge of North Korean officers?", "politburo"),
     ("How many officers and soldiers have been dishonorably discharged?", "1,000"),
     ("How much did quarterly profits at Time Warner jump?", "76%"),
     ("What is Kim's last bastion of support?", "military"),
@@ -146,7 +146,7 @@ def test_abstains_without_evidence(engine: Engine, articles: dict[str, Article])
     strict = engine.reader.abstain_below
     try:
         engine.reader.abstain_below = 1.01
-        refused = engine.ask("Who led the purge of North Korean military officers?")
+        refused = engine.ask("Who led the purge of North Korean officers?")
     finally:
         engine.reader.abstain_below = strict
     assert refused.not_found and refused.related, "related passages come with not-found"
