@@ -14,7 +14,6 @@ else goes through sentence-transformers itself.
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 from typing import Any
 
@@ -108,7 +107,7 @@ class MiniLM:
             x = self._layer_norm(x, "embeddings.LayerNorm")
             hidden = x.shape[-1]
             head = hidden // self.heads
-            bias = ((1.0 - mask) * torch.finfo(torch.float32).min)[:, None, None, :]
+            keep = (mask > 0)[:, None, None, :]  # attend to real tokens only
             for i in range(self.layers):
                 p = f"encoder.layer.{i}"
 
@@ -118,8 +117,9 @@ class MiniLM:
                 q = split(self._linear(x, f"{p}.attention.self.query"))
                 k = split(self._linear(x, f"{p}.attention.self.key"))
                 v = split(self._linear(x, f"{p}.attention.self.value"))
-                scores = (q @ k.transpose(-1, -2)) / math.sqrt(head) + bias
-                context = (functional.softmax(scores, dim=-1) @ v).transpose(1, 2)
+                # the fused kernel: several times faster than matmul + softmax on the CPU
+                context = functional.scaled_dot_product_attention(q, k, v, attn_mask=keep)
+                context = context.transpose(1, 2)
                 context = context.reshape(batch, length, hidden)
                 attended = self._linear(context, f"{p}.attention.output.dense")
                 x = self._layer_norm(attended + x, f"{p}.attention.output.LayerNorm")
