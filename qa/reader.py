@@ -521,7 +521,8 @@ class Reader:
                 continue
             if any(group[0].doc_id == candidate.doc_id for group in chosen):
                 continue  # distinct answers come from different articles
-            if chosen and candidate.score < chosen[0][0].score * 0.5:
+            # further answers only when nearly as likely as the first (odds within 1:20)
+            if chosen and candidate.logit < chosen[0][0].logit - 3.0:
                 continue
             group = [candidate]
             by_text[key] = group

@@ -172,6 +172,17 @@ def test_open_citation_highlights_the_cited_characters(make_app: Callable[..., Q
         assert "1,000" in screen.highlighted
         await pilot.press("escape")
         assert not isinstance(app.screen, ArticleScreen)
+        # Enter on a focused answer opens its first source too
+        app.query(AnswerCard).first().focus()
+        await pilot.press("enter")
+        await pilot.pause()
+        assert isinstance(app.screen, ArticleScreen)
+        await pilot.press("escape")
+        # typing while an answer has focus goes to the question box
+        app.query(AnswerCard).first().focus()
+        await pilot.press("h", "i")
+        assert app.focused is app.query_one("#question")
+        assert app.query_one("#question").value == "hi"
 
     run(app, script)
 

@@ -50,9 +50,9 @@ class QAApp(App[None]):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("ctrl+n", "new_conversation", "New chat", tooltip="Start a new conversation"),
         Binding("ctrl+y", "copy_answer", "Copy", tooltip="Copy the selected answer and sources"),
-        Binding("ctrl+e", "export", "Export", tooltip="Save the conversation as Markdown"),
+        Binding("ctrl+s", "export", "Export", tooltip="Save the conversation as Markdown"),
         Binding("ctrl+r", "history", "History", tooltip="Reopen an earlier conversation"),
-        Binding("ctrl+u", "update_index", "Update index", tooltip="Index new/changed articles"),
+        Binding("f5", "update_index", "Update index", tooltip="Index new/changed articles"),
         Binding("ctrl+x", "cancel_update", "Cancel update", show=False),
         Binding("f1", "help", "Help"),
         Binding("ctrl+q", "quit", "Quit"),
@@ -90,6 +90,7 @@ class QAApp(App[None]):
         yield ProgressBar(total=None, show_eta=True, id="update-progress")
         yield Static("", id="status", markup=False)
         yield HistoryInput(placeholder="Ask a question about the news  (/help for commands)",
+                           select_on_focus=False,
                            id="question")  # fmt: skip
         yield Footer()
 
@@ -247,11 +248,37 @@ class QAApp(App[None]):
     def answer_selected(self, event: AnswerCard.Selected) -> None:
         self._select(event.card)
 
+    @on(AnswerCard.OpenRequested)
+    def answer_open_requested(self, event: AnswerCard.OpenRequested) -> None:
+        box = self.query_one(HistoryInput)
+        if box.value.strip():
+            # Keys typed fast (or pasted) after an answer had focus: the Enter that ends them
+            # can reach the answer before the focus moves. It belongs to the question box.
+            box.focus()
+            box.action_submit()
+            return
+        citations = event.card.citations
+        if citations:
+            self._open_citation(citations[0])
+
     @on(SourcesPanel.Opened)
     def citation_opened(self, event: SourcesPanel.Opened) -> None:
+        self._open_citation(event.citation)
+
+    def on_key(self, event: Any) -> None:
+        # Typing while an answer or a source has focus goes to the question box, as in a chat.
+        if self.screen is not self.screen_stack[0] or not event.is_printable:
+            return
+        box = self.query_one(HistoryInput)
+        if self.focused is box or event.character is None:
+            return
+        box.focus()
+        box.insert_text_at_cursor(event.character)
+        event.stop()
+
+    def _open_citation(self, citation: dict[str, Any]) -> None:
         if self.engine is None:
             return
-        citation = event.citation
         article = self.engine.article(citation["article_id"])
         if article is None:
             self.notify("That article is no longer in the index.", severity="warning")

@@ -31,7 +31,7 @@ class ArticleScreen(Screen[None]):
     """The whole article, scrolled to the cited characters, which are selected."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape", "app.pop_screen", "Back", tooltip="Back to the chat"),
+        Binding("escape", "app.pop_screen", "Back", tooltip="Back to the chat", priority=True),
         Binding("q", "app.pop_screen", "Back", show=False),
     ]
     DEFAULT_CSS = """
@@ -214,8 +214,9 @@ Commands
 Keys
   Enter          ask                     Up / Down    earlier questions
   Tab            move to answers/sources  Ctrl+Y       copy the selected answer
-  Enter (source) open the article         Escape       back
-  Ctrl+U         update the index         Ctrl+X       cancel the update
+  Enter (answer or source) open the article   Escape  back
+  Ctrl+S         export (as /export)
+  F5             update the index         Ctrl+X       cancel the update
   Ctrl+N         new conversation         Ctrl+Q       quit
 
 Answers are sentences quoted from the articles; the highlighted part answers the question.

@@ -60,7 +60,12 @@ class QuestionCard(Static):
 
 
 class AnswerCard(Static, can_focus=True):
-    """One answer (or the not-found notice) in the transcript; focus it to see its sources."""
+    """One answer (or the not-found notice) in the transcript; focus it to see its sources,
+    Enter opens the article at its first source."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("enter", "open_source", "Open source", tooltip="Show the cited article"),
+    ]
 
     DEFAULT_CSS = """
     AnswerCard { padding: 0 1 0 3; margin: 0 0 0 0; }
@@ -122,8 +127,17 @@ class AnswerCard(Static, can_focus=True):
             return None
         return dict(self.result["answers"][self.answer_index])
 
+    @dataclass
+    class OpenRequested(Message):
+        """Enter on an answer: open its first source."""
+
+        card: AnswerCard
+
     def on_focus(self) -> None:
         self.post_message(self.Selected(self))
+
+    def action_open_source(self) -> None:
+        self.post_message(self.OpenRequested(self))
 
     def on_click(self) -> None:
         self.focus()
