@@ -249,13 +249,13 @@ class QAApp(App[None]):
         self._select(event.card)
 
     @on(AnswerCard.OpenRequested)
-    def answer_open_requested(self, event: AnswerCard.OpenRequested) -> None:
+    async def answer_open_requested(self, event: AnswerCard.OpenRequested) -> None:
         box = self.query_one(HistoryInput)
         if box.value.strip():
             # Keys typed fast (or pasted) after an answer had focus: the Enter that ends them
             # can reach the answer before the focus moves. It belongs to the question box.
             box.focus()
-            box.action_submit()
+            await box.action_submit()
             return
         citations = event.card.citations
         if citations:
