@@ -108,9 +108,9 @@ def split_sentences(text: str, offset: int = 0) -> list[Span]:
                 word = _LAST_WORD.search(line, 0, end - len(match.group()) + 1)
                 if word and _is_abbreviation(word.group(1)):
                     continue
-            _append_trimmed(spans, text, start, para.start() + end)
+            _append_nonempty(spans, _trim(text, start, para.start() + end))
             start = para.start() + end
-        _append_trimmed(spans, text, start, para.end())
+        _append_nonempty(spans, _trim(text, start, para.end()))
     return [(s + offset, e + offset) for s, e in spans]
 
 
@@ -122,13 +122,18 @@ def _is_abbreviation(word: str) -> bool:
     return bool(re.fullmatch(r"(?:[A-Za-z]\.)*[A-Za-z]", word))
 
 
-def _append_trimmed(spans: list[Span], text: str, start: int, end: int) -> None:
+def _trim(text: str, start: int, end: int) -> Span:
+    """text[start:end] without surrounding whitespace, as a range."""
     while start < end and text[start].isspace():
         start += 1
     while end > start and text[end - 1].isspace():
         end -= 1
-    if end > start:
-        spans.append((start, end))
+    return start, end
+
+
+def _append_nonempty(spans: list[Span], span: Span) -> None:
+    if span[1] > span[0]:
+        spans.append(span)
 
 
 # --------------------------------------------------------------------------- chunking
@@ -203,18 +208,10 @@ class Chunker:
             last = min(first + limit, len(tokens))
             piece_start = offsets[first] if first else 0
             piece_end = offsets[last] if last < len(tokens) else len(text)
-            s, e = self._trim(body, start + piece_start, start + piece_end)
+            s, e = _trim(body, start + piece_start, start + piece_end)
             if e > s:
                 pieces.append((s, e, last - first))
         return pieces
-
-    @staticmethod
-    def _trim(body: str, start: int, end: int) -> Span:
-        while start < end and body[start].isspace():
-            start += 1
-        while end > start and body[end - 1].isspace():
-            end -= 1
-        return start, end
 
     def _windows(self, units: list[tuple[int, int, int]]) -> list[tuple[int, int]]:
         limit = self.settings.max_tokens

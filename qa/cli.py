@@ -10,7 +10,7 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, ClassVar, TypeVar
+from typing import Any, TypeVar
 
 import click
 
@@ -149,16 +149,6 @@ def corpus_check(ctx: click.Context, corpus: Path | None, as_json: bool) -> None
 class ProgressView:
     """Renders core `Progress` reports: a live bar on a terminal, plain lines otherwise."""
 
-    LABELS: ClassVar[dict[str, tuple[str, str]]] = {
-        "scan": ("Reading files", "files"),
-        "chunk": ("Chunking", "articles"),
-        "model": ("Loading model", ""),
-        "embed": ("Embedding", "chunks"),
-        "write": ("Writing store", ""),
-        "faiss": ("Building FAISS", ""),
-        "questions": ("Questions", "questions"),
-    }
-
     def __init__(self, quiet: bool = False) -> None:
         self.quiet = quiet
         self.tty = sys.stderr.isatty() and not quiet
@@ -204,7 +194,9 @@ class ProgressView:
             return
         now = time.monotonic()
         started = self._started.setdefault(report.stage, now)
-        label, unit = self.LABELS.get(report.stage, (report.stage, ""))
+        from qa.store import STAGES
+
+        label, unit = STAGES.get(report.stage, (report.stage, ""))
         elapsed = now - started
         rate = report.done / elapsed if elapsed > 0.5 and report.done else 0.0
         rate_text = f"{rate:,.1f} {unit}/s" if rate and unit else ""
@@ -225,12 +217,6 @@ class ProgressView:
         counts = f" {report.done:,}/{report.total:,} {unit}" if unit else ""
         extra = f" ({rate_text}{eta})" if rate_text else ""
         click.echo(f"{label}:{counts}{extra}" + (" done" if finished else ""), err=True)
-
-
-def _encoder_factory(model: str | None) -> Callable[[Any], Any]:
-    from qa.embedding import encoder_factory
-
-    return encoder_factory(model)
 
 
 def _print_report(report: Any, as_json: bool, quiet: bool) -> None:
@@ -316,6 +302,7 @@ def index_build(
       qa index build --chunk-tokens 128 --faiss HNSW32
     """
     from qa.chunking import ChunkSettings
+    from qa.embedding import encoder_factory
     from qa.store import sync_index
 
     root = resolve_corpus(ctx, corpus)
@@ -325,7 +312,7 @@ def index_build(
         report = sync_index(
             root,
             target,
-            _encoder_factory(model),
+            encoder_factory(model),
             full=True,
             chunking=chunking,
             faiss_factory=faiss_factory,
@@ -366,6 +353,7 @@ def index_update(
       qa index update --json
     """
     from qa.chunking import ChunkSettings
+    from qa.embedding import encoder_factory
     from qa.store import sync_index
 
     target = resolve_index(ctx, index_dir)
@@ -378,7 +366,7 @@ def index_update(
         report = sync_index(
             root,
             target,
-            _encoder_factory(None),
+            encoder_factory(None),
             chunking=chunking,
             progress=view,
             max_bytes=_max_file_bytes(),
@@ -455,6 +443,7 @@ def add(
     import shutil
 
     from qa.articles import iter_corpus_files, load_file
+    from qa.embedding import encoder_factory
     from qa.store import sync_index
 
     root = resolve_corpus(ctx, corpus)
@@ -494,7 +483,7 @@ def add(
         report = sync_index(
             root,
             resolve_index(ctx, index_dir),
-            _encoder_factory(None),
+            encoder_factory(None),
             progress=view,
             max_bytes=_max_file_bytes(),
         )
@@ -755,6 +744,7 @@ def eval_command(
     import shutil
     import tempfile
 
+    from qa.embedding import encoder_factory
     from qa.engine import Engine
     from qa.evaluate import evaluate, load_squad, select_questions, write_corpus
     from qa.store import Progress, index_exists, sync_index
@@ -768,7 +758,7 @@ def eval_command(
             if not index_exists(target):
                 corpus_dir = workdir / "corpus"
                 write_corpus(squad, corpus_dir)
-                sync_index(corpus_dir, target, _encoder_factory(None), full=True, progress=view)
+                sync_index(corpus_dir, target, encoder_factory(None), full=True, progress=view)
             engine = Engine.open(target)
             try:
                 engine.warm_up()

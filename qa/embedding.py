@@ -235,21 +235,7 @@ class SentenceTransformerEncoder:
     def encode(
         self, texts: Sequence[str], batch_size: int = 32, progress: ProgressCallback | None = None
     ) -> np.ndarray:
-        import numpy as np
-
-        if not texts:
-            return np.zeros((0, self.dimension), dtype=np.float32)
-        self.load()
-        # Longest first, in slices: batches of similar length pad little, and each slice
-        # reports progress.
-        order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
-        out = np.empty((len(texts), self.dimension), dtype=np.float32)
-        for start in range(0, len(order), ENCODE_SLICE):
-            idx = order[start : start + ENCODE_SLICE]
-            out[idx] = self._encode_slice([texts[i] for i in idx], batch_size)
-            if progress is not None:
-                progress(len(idx))
-        return out
+        return self._encode(texts, None, batch_size, progress)[0]
 
     def encode_with_spans(
         self,
@@ -260,38 +246,57 @@ class SentenceTransformerEncoder:
     ) -> tuple[np.ndarray, list[np.ndarray] | None]:
         """Vectors of the texts and, where the backend can (the plain-torch MiniLM), of the
         character spans inside each text from the same forward pass; else None."""
-        import numpy as np
-
         self.load()
         if self._minilm is None:
             return self.encode(texts, batch_size, progress), None
-        order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+        return self._encode(texts, spans, batch_size, progress)
+
+    def _encode(
+        self,
+        texts: Sequence[str],
+        spans: Sequence[list[tuple[int, int]]] | None,
+        batch_size: int,
+        progress: ProgressCallback | None,
+    ) -> tuple[np.ndarray, list[np.ndarray] | None]:
+        import numpy as np
+
         out = np.empty((len(texts), self.dimension), dtype=np.float32)
-        span_out: list[np.ndarray] = [np.zeros((0, self.dimension), np.float32)] * len(texts)
+        span_out: list[np.ndarray] | None = None if spans is None else [out[:0]] * len(texts)
+        if not texts:
+            return out, span_out
+        self.load()
+        # Longest first, in slices: batches of similar length pad little, and each slice
+        # reports progress.
+        order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
         for start in range(0, len(order), ENCODE_SLICE):
             idx = order[start : start + ENCODE_SLICE]
-            for b in range(0, len(idx), batch_size):
-                batch = idx[b : b + batch_size]
-                vectors, span_vectors = self._minilm.encode_batch_spans(
-                    [texts[i] for i in batch], [list(spans[i]) for i in batch]
-                )
-                out[batch] = vectors
-                for i, v in zip(batch, span_vectors):
+            vectors, span_vectors = self._encode_slice(
+                [texts[i] for i in idx],
+                None if spans is None else [list(spans[i]) for i in idx],
+                batch_size,
+            )
+            out[idx] = vectors
+            if span_out is not None and span_vectors is not None:
+                for i, v in zip(idx, span_vectors):
                     span_out[i] = v
             if progress is not None:
                 progress(len(idx))
         return out, span_out
 
-    def _encode_slice(self, texts: list[str], batch_size: int) -> np.ndarray:
+    def _encode_slice(
+        self, texts: list[str], spans: list[list[tuple[int, int]]] | None, batch_size: int
+    ) -> tuple[np.ndarray, list[np.ndarray] | None]:
         import numpy as np
 
         if self._minilm is not None:
-            return np.vstack(
-                [
-                    self._minilm.encode_batch(texts[i : i + batch_size])
-                    for i in range(0, len(texts), batch_size)
-                ]
-            )
+            vectors, span_vectors = [], []
+            for i in range(0, len(texts), batch_size):
+                v, s = self._minilm.encode_batch_spans(
+                    texts[i : i + batch_size], None if spans is None else spans[i : i + batch_size]
+                )
+                vectors.append(v)
+                span_vectors.extend(s)
+            return np.vstack(vectors), None if spans is None else span_vectors
         vectors = self.model.encode(
             texts,
             batch_size=batch_size,
@@ -299,7 +304,7 @@ class SentenceTransformerEncoder:
             convert_to_numpy=True,
             show_progress_bar=False,
         )
-        return np.asarray(vectors, dtype=np.float32)
+        return np.asarray(vectors, dtype=np.float32), None
 
 
 def encoder_factory(model: str | None) -> Callable[[Any], Encoder]:

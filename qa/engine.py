@@ -63,8 +63,8 @@ class Engine:
         search_text = query or question
         # sqlite3 connections and the model are shared: one question at a time.
         with self._lock:
-            passages = self.retriever.search(search_text, k=k, filters=filters)
             terms = self.retriever.query_terms(search_text)
+            passages = self.retriever.search(search_text, k=k, filters=filters, terms=terms)
             return self.reader.read(
                 question, terms, passages, query=search_text, n=n, abstain=abstain
             )

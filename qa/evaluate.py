@@ -161,7 +161,7 @@ def select_questions(
     return questions
 
 
-def _percentile(values: list[float], fraction: float) -> float:
+def percentile(values: list[float], fraction: float) -> float:
     if not values:
         return 0.0
     ordered = sorted(values)
@@ -261,8 +261,8 @@ def summarize(outcomes: list[Outcome], squad: SquadSet) -> dict[str, Any]:
         "answer_accuracy": sum(o.correct_without_abstention for o in answerable) / n,
         "span_em": sum(o.span_em for o in answerable) / n,
         "span_f1": sum(o.span_f1 for o in answerable) / n,
-        "latency_ms_p50": _percentile(latencies, 0.5),
-        "latency_ms_p95": _percentile(latencies, 0.95),
+        "latency_ms_p50": percentile(latencies, 0.5),
+        "latency_ms_p95": percentile(latencies, 0.95),
     }
     # With abstention on, as users see it: an abstention on an answerable question is wrong.
     metrics["answered_accuracy"] = sum(o.correct for o in answerable) / n

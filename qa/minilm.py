@@ -76,10 +76,6 @@ class MiniLM:
     def _linear(self, x: Any, name: str) -> Any:
         return self.torch.nn.functional.linear(x, self.w[f"{name}.weight"], self.w[f"{name}.bias"])
 
-    def encode_batch(self, texts: list[str]) -> Any:
-        """Normalised sentence embeddings (a float32 numpy array) for one batch."""
-        return self.encode_batch_spans(texts, None)[0]
-
     def encode_batch_spans(
         self, texts: list[str], spans: list[list[tuple[int, int]]] | None
     ) -> tuple[Any, list[Any]]:

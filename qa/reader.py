@@ -17,6 +17,7 @@ import json
 import math
 import re
 from collections.abc import Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -226,7 +227,7 @@ def _candidates(kind: str, sentence: str, question: str = "") -> list[tuple[int,
 
 
 def _trim_known_words(
-    sentence: str, span: tuple[int, int], question_stems: set[str]
+    sentence: str, span: tuple[int, int], question_stems: AbstractSet[str]
 ) -> tuple[int, int]:
     """Drop a trailing unit word the question already names ("how many officers" ->
     "1,000", not "1,000 officers")."""
@@ -238,7 +239,7 @@ def _trim_known_words(
     return start, end
 
 
-def _in_question(word_stem: str, question_stems: set[str]) -> bool:
+def _in_question(word_stem: str, question_stems: AbstractSet[str]) -> bool:
     """The question names this word, also as a prefix ("Korea" in "Korean", "Britain" ...)."""
     if word_stem in question_stems:
         return True
@@ -248,7 +249,7 @@ def _in_question(word_stem: str, question_stems: set[str]) -> bool:
 
 
 def pick_span(
-    kind: str, sentence: str, question_stems: set[str], question: str = ""
+    kind: str, sentence: str, question_stems: AbstractSet[str], question: str = ""
 ) -> tuple[int, int] | None:
     """The short answer inside `sentence`: a candidate of the asked-for kind that is not
     already in the question, nearest to the words the sentence shares with the question."""
@@ -309,20 +310,12 @@ def sentence_features(
     sentence_words = [w for w in words(sentence) if w not in STOPWORDS]
     sentence_stems = [stem(w) for w in sentence_words]
     stem_set = set(sentence_stems)
-    question = set(terms.stems)
-    overlap = sum(terms.idf.get(s, 0.0) for s in question & stem_set) / terms.total
+    question = terms.stem_set
     previous_stems = {stem(w) for w in words(previous) if w not in STOPWORDS}
-    previous_overlap = sum(terms.idf.get(s, 0.0) for s in question & previous_stems) / terms.total
-    rarest = max(terms.idf, key=lambda s: terms.idf[s]) if terms.idf else None
     sequence = (
         _common_subsequence(terms.stems, sentence_stems) / len(terms.stems) if terms.stems else 0.0
     )
-    question_pairs = _bigrams(terms.stems)
-    bigram = (
-        len(question_pairs & _bigrams(sentence_stems)) / len(question_pairs)
-        if question_pairs
-        else 0.0
-    )
+    bigram = len(terms.pairs & _bigrams(sentence_stems)) / len(terms.pairs) if terms.pairs else 0.0
     novel = len(stem_set - question) / len(stem_set) if stem_set else 0.0
     has_type = 0.0
     type_near = 0.0
@@ -332,7 +325,7 @@ def sentence_features(
             has_type = 1.0
             type_near = _nearness(sentence, span, question)
     return {
-        "overlap": overlap,
+        "overlap": terms.share(stem_set),
         "bigram": bigram,
         "passage": passage.score - best_passage_score,
         "prank": 1.0 / passage.rank,
@@ -341,8 +334,8 @@ def sentence_features(
         "novel": novel,
         "length": math.log1p(len(sentence_words)) / 4,
         "sequence": sequence,
-        "previous": previous_overlap,
-        "rarest": 1.0 if rarest is not None and rarest in stem_set else 0.0,
+        "previous": terms.share(previous_stems),
+        "rarest": 1.0 if terms.rarest in stem_set else 0.0,
         "type_near": type_near,
         "sentence_dense": (
             sentence_dense if sentence_dense is not None else passage.features.get("dense", 0.0)
@@ -350,7 +343,7 @@ def sentence_features(
     }
 
 
-def _nearness(sentence: str, span: tuple[int, int], question_stems: set[str]) -> float:
+def _nearness(sentence: str, span: tuple[int, int], question_stems: AbstractSet[str]) -> float:
     """exp(-d/4) for the distance d, in words, from the span to the nearest question word."""
     positions = [
         (m.start(), m.end())
@@ -374,9 +367,12 @@ def linear(weights: dict[str, float], features: dict[str, float]) -> float:
     return weights.get("bias", 0.0) + sum(weights.get(k, 0.0) * v for k, v in features.items())
 
 
-def logistic(weights: dict[str, float], features: dict[str, float]) -> float:
-    z = linear(weights, features)
+def sigmoid(z: float) -> float:
     return 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, z))))
+
+
+def logistic(weights: dict[str, float], features: dict[str, float]) -> float:
+    return sigmoid(linear(weights, features))
 
 
 _NEGATION = re.compile(r"\b(not|never|no|none|neither|nor|without)\b|n't\b", re.I)
@@ -394,7 +390,7 @@ def answerability_features(
     evidence = {stem(w) for w in words(top.passage.text)} | {
         stem(w) for w in words(top.passage.title)
     }
-    question_stems = set(terms.stems)
+    question_stems = terms.stem_set
     missing = question_stems - evidence
     top_idf = max(terms.idf.values(), default=1.0) or 1.0
     numbers = [n.strip(".,") for n in _DIGITS.findall(question)]
@@ -402,7 +398,7 @@ def answerability_features(
     return {
         "logit": math.log(p / (1 - p)),
         "margin": top.score - second,
-        "missing": sum(terms.idf.get(s, 0.0) for s in missing) / terms.total,
+        "missing": terms.share(missing),
         "max_missing": max((terms.idf.get(s, 0.0) for s in missing), default=0.0) / top_idf,
         "number_missing": float(any(n and n not in top.passage.text for n in numbers)),
         "negation": float(bool(_NEGATION.search(question))),
@@ -477,7 +473,7 @@ class Reader:
                 previous = text
                 candidate = Candidate(passage.doc_id, start, end, text, passage, features)
                 candidate.logit = linear(self.weights, features)
-                candidate.score = 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, candidate.logit))))
+                candidate.score = sigmoid(candidate.logit)
                 seen[key] = candidate
         return sorted(seen.values(), key=lambda c: -c.logit)
 
@@ -507,7 +503,7 @@ class Reader:
             related = self._related(passages[:3])
             return Result(question, query, True, (), related, tuple(passages), confidence)
         kind = question_type(question)
-        question_stems = set(terms.stems)
+        question_stems = terms.stem_set
         chosen: list[list[Candidate]] = []
         by_text: dict[str, list[Candidate]] = {}
         for candidate in ranked:

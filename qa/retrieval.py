@@ -11,13 +11,14 @@ Filters on article metadata (date range, source) restrict both lists.
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import re
 import threading
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -115,9 +116,27 @@ class QueryTerms:
     stems: list[str]
     idf: dict[str, float]
 
-    @property
+    @cached_property
+    def stem_set(self) -> frozenset[str]:
+        return frozenset(self.stems)
+
+    @cached_property
     def total(self) -> float:
-        return sum(self.idf.get(s, 0.0) for s in set(self.stems)) or 1.0
+        return sum(self.idf.get(s, 0.0) for s in self.stem_set) or 1.0
+
+    @cached_property
+    def pairs(self) -> frozenset[tuple[str, str]]:
+        """Consecutive pairs of the question's stems."""
+        return frozenset(itertools.pairwise(self.stems))
+
+    @cached_property
+    def rarest(self) -> str | None:
+        """The question's rarest term (highest idf)."""
+        return max(self.idf, key=lambda s: self.idf[s]) if self.idf else None
+
+    def share(self, stems: Collection[str]) -> float:
+        """The share of the question's weight (idf) that `stems` hold."""
+        return sum(self.idf.get(s, 0.0) for s in self.stem_set.intersection(stems)) / self.total
 
 
 class Retriever:
@@ -234,13 +253,14 @@ class Retriever:
         k: int = 20,
         filters: Filters | None = None,
         vector: np.ndarray | None = None,
+        terms: QueryTerms | None = None,
     ) -> list[Passage]:
         """The top `k` passages for `question`, best first."""
         import numpy as np
 
         filters = filters or Filters()
         allowed = self.allowed_chunks(filters)
-        terms = self.query_terms(question)
+        terms = terms or self.query_terms(question)
         if vector is None:
             vector = self.encode_query(question)
         dense = self.dense(vector, max(self.dense_k, k), allowed)
@@ -265,14 +285,14 @@ class Retriever:
                 candidates,
             )
         }
+        query = np.asarray(vector, dtype=np.float32)
         missing = [c for c in candidates if c not in dense_scores and c in rows]
         if missing:
             stacked = np.vstack([np.frombuffer(rows[c][5], dtype=np.float32) for c in missing])
-            for chunk_id, score in zip(missing, stacked @ np.asarray(vector, dtype=np.float32)):
+            for chunk_id, score in zip(missing, stacked @ query):
                 dense_scores[chunk_id] = float(score)
         best_bm25 = max(bm25.values(), default=1.0) or 1.0
         best_rrf = max(fused.values())
-        question_stems = set(terms.stems)
         title_share: dict[str, float] = {}
         doc_best: dict[int, float] = {}
         scored = []
@@ -285,13 +305,10 @@ class Retriever:
             sentence_scores: tuple[float, ...] = ()
             if row[8]:
                 matrix = np.frombuffer(row[8], dtype=np.float16).reshape(len(sentences), -1)
-                sentence_scores = tuple(
-                    float(x) for x in matrix.astype(np.float32) @ np.asarray(vector, np.float32)
-                )
+                sentence_scores = tuple(float(x) for x in matrix.astype(np.float32) @ query)
             title = row[7]
             if title not in title_share:
-                in_title = question_stems & {stem(w) for w in words(title)}
-                title_share[title] = sum(terms.idf.get(x, 0.0) for x in in_title) / terms.total
+                title_share[title] = terms.share({stem(w) for w in words(title)})
             features = {
                 "dense": dense_scores.get(chunk_id, 0.0),
                 "title": title_share[title],
@@ -330,14 +347,10 @@ class Retriever:
 
 def overlap_features(terms: QueryTerms, text: str, sentences: Sequence[Span]) -> dict[str, float]:
     """How much of the question's weight (idf) the best sentence, and the chunk, contain."""
-    total = terms.total
-    question = set(terms.stems)
     best = 0.0
     chunk_stems: set[str] = set()
     for start, end in sentences:
         stems = {stem(w) for w in words(text[start:end])}
         chunk_stems |= stems
-        share = sum(terms.idf.get(s, 0.0) for s in question & stems) / total
-        best = max(best, share)
-    cover = sum(terms.idf.get(s, 0.0) for s in question & chunk_stems) / total
-    return {"sentence": best, "cover": cover}
+        best = max(best, terms.share(stems))
+    return {"sentence": best, "cover": terms.share(chunk_stems)}

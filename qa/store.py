@@ -101,6 +101,17 @@ class Progress:
 
 ProgressFn = Callable[[Progress], None]
 
+STAGES: dict[str, tuple[str, str]] = {
+    "scan": ("Reading files", "files"),
+    "chunk": ("Chunking", "articles"),
+    "model": ("Loading model", ""),
+    "embed": ("Embedding", "chunks"),
+    "write": ("Writing store", ""),
+    "faiss": ("Building FAISS", ""),
+    "questions": ("Questions", "questions"),
+}
+"""What each progress stage is called in front ends, and the unit it counts."""
+
 
 @dataclass
 class UpdateReport:
@@ -728,16 +739,21 @@ def build_faiss(ids: np.ndarray, vectors: np.ndarray, factory: str) -> Any:
 def _write_faiss(
     conn: sqlite3.Connection, index_dir: Path, settings: IndexSettings, progress: ProgressFn
 ) -> Any:
-    import faiss
-
     progress(Progress("faiss", 0, 1))
     meta = _meta(conn)
     ids, vectors = _load_vectors(conn, settings.dimension)
     index = build_faiss(ids, vectors, settings.faiss)
-    _atomic_write(index_dir / FAISS_FILE, faiss.serialize_index(index).tobytes())
-    _write_manifest(index_dir, meta, len(ids))
+    _save_faiss(index_dir, index, meta)
     progress(Progress("faiss", 1, 1))
     return index
+
+
+def _save_faiss(index_dir: Path, index: Any, meta: dict[str, str]) -> None:
+    """The FAISS file, then the manifest that says which generation it was built from."""
+    import faiss
+
+    _atomic_write(index_dir / FAISS_FILE, faiss.serialize_index(index).tobytes())
+    _write_manifest(index_dir, meta, int(index.ntotal))
 
 
 def _write_manifest(index_dir: Path, meta: dict[str, str], faiss_count: int) -> None:
@@ -843,8 +859,7 @@ class IndexReader:
         with contextlib.suppress(IndexBusyError, OSError), write_lock(self.index_dir):
             current = _meta(self.conn).get("generation")
             if current == self.generation:
-                _atomic_write(path, faiss.serialize_index(index).tobytes())
-                _write_manifest(self.index_dir, self.meta, len(ids))
+                _save_faiss(self.index_dir, index, self.meta)
         return index
 
     def status(self) -> dict[str, Any]:
@@ -869,9 +884,6 @@ class IndexReader:
             "generation": self.generation,
         }
 
-    def chunk_ids(self) -> list[int]:
-        return [row[0] for row in self.conn.execute("SELECT id FROM chunks ORDER BY id")]
-
     def search_dense(self, vector: np.ndarray, k: int) -> list[tuple[int, float]]:
         """(chunk id, inner product) of the k nearest chunks."""
         import numpy as np
@@ -879,10 +891,6 @@ class IndexReader:
         query = np.asarray(vector, dtype=np.float32).reshape(1, -1)
         scores, ids = self.faiss.search(query, k)
         return [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i != -1]
-
-
-def open_index(index_dir: Path) -> IndexReader:
-    return IndexReader(index_dir)
 
 
 def index_exists(index_dir: Path) -> bool:

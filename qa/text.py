@@ -55,11 +55,6 @@ def stem(word: str) -> str:
     return w
 
 
-def content_terms(text: str) -> list[str]:
-    """Stems of the non-stopword words of `text`, in order."""
-    return [stem(w) for w in words(text) if w not in STOPWORDS]
-
-
 # --------------------------------------------------------------------------- SQuAD metrics
 
 _ARTICLES = re.compile(r"\b(a|an|the)\b")

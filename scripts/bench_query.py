@@ -30,6 +30,7 @@ sys.path.insert(0, str(ROOT))
 from qa.articles import load_corpus  # noqa: E402
 from qa.embedding import load_encoder  # noqa: E402
 from qa.engine import Engine  # noqa: E402
+from qa.evaluate import percentile  # noqa: E402
 from qa.store import index_exists, sync_index  # noqa: E402
 
 DEFAULT_CORPUS = ROOT.parent / "shared" / "data" / "bbc"
@@ -40,11 +41,6 @@ TEMPLATES = [
     "How many people were affected by {title}?",
     "Why {title}?",
 ]
-
-
-def percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
 
 
 def main() -> int:

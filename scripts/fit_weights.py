@@ -125,8 +125,8 @@ def sentence_groups(engine: Engine, questions) -> tuple[list, list[str]]:
     names = [n for n in DEFAULT_SENTENCE_WEIGHTS if n != "bias"]
     groups = []
     for q in questions:
-        passages = engine.retriever.search(q.question, k=20)
         terms = engine.retriever.query_terms(q.question)
+        passages = engine.retriever.search(q.question, k=20, terms=terms)
         candidates = engine.reader.candidates(q.question, terms, passages)
         golds = [text for text, _ in q.answers]
         x = np.array([[c.features[n] for n in names] for c in candidates])
@@ -169,8 +169,8 @@ def fit_abstention(args, passage_weights, sentence_weights):
     engine.reader = Reader(engine.index.conn, weights=sentence_weights, abstain_below=0.0)
     features, impossible, right = [], [], []
     for q in fit_v2:
-        passages = engine.retriever.search(q.question, k=20)
         terms = engine.retriever.query_terms(q.question)
+        passages = engine.retriever.search(q.question, k=20, terms=terms)
         ranked = engine.reader.candidates(q.question, terms, passages)
         if not ranked:
             continue

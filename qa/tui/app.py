@@ -433,8 +433,11 @@ class QAApp(App[None]):
         self.call_from_thread(self._update_done, report)
 
     def _update_progress(self, stage: str, done: int, total: int) -> None:
+        from qa.store import STAGES
+
         self.query_one("#update-progress", ProgressBar).update(total=total, progress=done)
-        self.set_status(f"Updating the index: {stage} {done:,}/{total:,}  (Ctrl+X cancels)")
+        label = STAGES.get(stage, (stage, ""))[0]
+        self.set_status(f"Updating the index: {label} {done:,}/{total:,}  (Ctrl+X cancels)")
 
     def _update_done(self, report: Any, message: str | None = None) -> None:
         self.query_one("#update-progress", ProgressBar).remove_class("running")

@@ -174,17 +174,10 @@ class BuildScreen(Screen[bool]):
             self.app.call_from_thread(self._finished, report, None)
 
     def on_build_screen_progressed(self, event: BuildScreen.Progressed) -> None:
-        labels = {
-            "scan": "Reading files",
-            "chunk": "Chunking",
-            "model": "Loading the model",
-            "embed": "Embedding passages",
-            "write": "Writing",
-            "faiss": "Building search",
-        }
-        self.query_one("#build-status", Static).update(
-            f"{labels.get(event.stage, event.stage)}: {event.done:,} / {event.total:,}"
-        )
+        from qa.store import STAGES
+
+        label = STAGES.get(event.stage, (event.stage, ""))[0]
+        self.query_one("#build-status", Static).update(f"{label}: {event.done:,} / {event.total:,}")
         self.query_one(ProgressBar).update(total=event.total, progress=event.done)
 
     def _finished(self, report: Any, error: str | None) -> None:
