@@ -252,6 +252,18 @@ def _stored_corpus(index_dir: Path) -> Path | None:
     return Path(stored) if stored else None
 
 
+def _backend_option(func: Any) -> Any:
+    from qa.embedding import BACKENDS, DEFAULT_BACKEND
+
+    return click.option(
+        "--backend",
+        type=click.Choice(BACKENDS),
+        default=None,
+        help="Encoder backend: torch, onnx (ONNX Runtime, fp32) or onnx-int8 (quantised, "
+        f"fastest). [default: {DEFAULT_BACKEND}]",
+    )(func)
+
+
 @cli.group()
 def index() -> None:
     """Build, update and inspect the search index."""
@@ -265,6 +277,7 @@ def index() -> None:
     default=None,
     help="sentence-transformers model name or path [default: the bundled all-MiniLM-L6-v2].",
 )
+@_backend_option
 @click.option(
     "--chunk-tokens",
     type=click.IntRange(16, 4096),
@@ -278,7 +291,12 @@ def index() -> None:
     metavar="FACTORY",
     help='FAISS factory string, e.g. "HNSW32" or "IVF1024,Flat". [default: Flat]',
 )
-@click.option("--batch-size", type=click.IntRange(1, 4096), default=32, show_default=True)
+@click.option(
+    "--batch-size",
+    type=click.IntRange(1, 4096),
+    default=None,
+    help="Texts per model call. [default: the backend's best on this machine's measurements]",
+)
 @_json_option
 @click.option("-q", "--quiet", is_flag=True, help="No progress output.")
 @click.pass_context
@@ -287,9 +305,10 @@ def index_build(
     corpus: Path | None,
     index_dir: Path | None,
     model: str | None,
+    backend: str | None,
     chunk_tokens: int | None,
     faiss_factory: str | None,
-    batch_size: int,
+    batch_size: int | None,
     as_json: bool,
     quiet: bool,
 ) -> None:
@@ -300,6 +319,7 @@ def index_build(
       qa index build
       qa index build --corpus ../shared/data/bbc --index /tmp/bbc-index
       qa index build --chunk-tokens 128 --faiss HNSW32
+      qa index build --backend torch
     """
     from qa.chunking import ChunkSettings
     from qa.embedding import encoder_factory
@@ -312,7 +332,7 @@ def index_build(
         report = sync_index(
             root,
             target,
-            encoder_factory(model),
+            encoder_factory(model, backend),
             full=True,
             chunking=chunking,
             faiss_factory=faiss_factory,
@@ -710,6 +730,7 @@ def batch(
 @cli.command("eval")
 @click.argument("file", type=click.Path(path_type=Path, exists=True, dir_okay=False))
 @_index_option
+@_backend_option
 @click.option("--sample", type=click.IntRange(1), default=None, help="Ask N random questions.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option(
@@ -726,6 +747,7 @@ def eval_command(
     ctx: click.Context,
     file: Path,
     index_dir: Path | None,
+    backend: str | None,
     sample: int | None,
     seed: int,
     half: str,
@@ -735,7 +757,8 @@ def eval_command(
     """Measure retrieval and answers on a SQuAD-format file (v1.1 or v2.0, zipped or not).
 
     Without --index the file's articles are indexed into a temporary index; with --index DIR,
-    DIR is used if it holds an index, else built there and kept.
+    DIR is used if it holds an index, else built there and kept. --backend applies to an
+    index built here; an existing index keeps its own.
 
     \b
     Example:
@@ -758,7 +781,9 @@ def eval_command(
             if not index_exists(target):
                 corpus_dir = workdir / "corpus"
                 write_corpus(squad, corpus_dir)
-                sync_index(corpus_dir, target, encoder_factory(None), full=True, progress=view)
+                sync_index(
+                    corpus_dir, target, encoder_factory(None, backend), full=True, progress=view
+                )
             engine = Engine.open(target)
             try:
                 engine.warm_up()
@@ -772,7 +797,7 @@ def eval_command(
                 engine.close()
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-    metrics = {"file": str(file), "half": half, **metrics}
+    metrics = {"file": str(file), "half": half, "backend": engine.index.settings.backend, **metrics}
     if as_json:
         _print_json(metrics)
         return

@@ -27,6 +27,11 @@ if TYPE_CHECKING:
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 DEFAULT_MODEL_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
 _DEFAULT_ALIASES = {DEFAULT_MODEL, "all-MiniLM-L6-v2", "default", ""}
+BACKENDS = ("torch", "onnx", "onnx-int8")
+DEFAULT_BACKEND = "torch"
+"""The backend of new indexes (see the README's backend table for why)."""
+BATCH_SIZES = {"torch": 32, "onnx": 32, "onnx-int8": 8}
+"""Texts per model call by backend, when the caller does not say."""
 ENCODE_SLICE = 256
 """Texts per `encode` call: big enough for length-sorted batches, small enough for progress."""
 
@@ -57,9 +62,13 @@ class Encoder(Protocol):
         ...
 
     def encode(
-        self, texts: Sequence[str], batch_size: int = 32, progress: ProgressCallback | None = None
+        self,
+        texts: Sequence[str],
+        batch_size: int | None = None,
+        progress: ProgressCallback | None = None,
     ) -> np.ndarray:
-        """Unit-length float32 vectors, one row per text, in input order."""
+        """Unit-length float32 vectors, one row per text, in input order (batch_size None:
+        the backend's default)."""
         ...
 
 
@@ -115,11 +124,21 @@ def _weights_file(model_dir: Path) -> Path | None:
 
 
 class SentenceTransformerEncoder:
-    """sentence-transformers on torch, CPU; the model is loaded on first `encode`."""
+    """A sentence-transformers model on the CPU, loaded on first `encode`.
 
-    backend = "torch"
+    Backends: "torch" runs BERT mean-pooling models (the bundled one) on `qa.minilm` and
+    anything else through sentence-transformers; "onnx" and "onnx-int8" run BERT
+    mean-pooling models on ONNX Runtime (`qa.onnx_backend`), fp32 or int8.
+    """
 
-    def __init__(self, model: str | None = None, device: str = "cpu") -> None:
+    def __init__(
+        self, model: str | None = None, device: str = "cpu", backend: str = "torch"
+    ) -> None:
+        if backend not in BACKENDS:
+            raise ModelError(
+                f"unknown encoder backend {backend!r} (available: {', '.join(BACKENDS)})"
+            )
+        self.backend = backend
         self.device = device
         if model is None or model in _DEFAULT_ALIASES:
             self.name = DEFAULT_MODEL
@@ -183,21 +202,39 @@ class SentenceTransformerEncoder:
             return self._model
 
     def load(self) -> None:
-        """Load the model: the bundled MiniLM runs on plain torch (`qa.minilm`, seconds
-        faster to start), any other model through sentence-transformers."""
+        """Load the model: BERT mean-pooling models (the bundled MiniLM) run on plain torch
+        (`qa.minilm`, seconds faster to start) or ONNX Runtime, any other model through
+        sentence-transformers (torch backend only)."""
         with self._lock:
             if self._minilm is not None or self._model is not None:
                 return
-            if self.path is not None:
-                from qa import minilm
+            from qa import minilm
 
-                if minilm.supports(self.path):
-                    self.weights_sha256  # noqa: B018 - verify before loading
-                    try:
+            supported = self.path is not None and minilm.supports(self.path)
+            if self.backend != "torch" and not supported:
+                raise ModelError(
+                    f"backend {self.backend} runs local BERT mean-pooling models only "
+                    f"(like the bundled all-MiniLM-L6-v2); use --backend torch for {self.name}"
+                )
+            if self.path is not None and supported:
+                sha = self.weights_sha256  # verify before loading
+                try:
+                    if self.backend == "torch":
                         self._minilm = minilm.MiniLM(self.path, self.max_word_pieces)
-                    except Exception as exc:
-                        raise ModelError(f"cannot load embedding model {self.name}: {exc}") from exc
-                    return
+                    else:
+                        from qa.onnx_backend import OnnxMiniLM
+
+                        self._minilm = OnnxMiniLM(
+                            self.path,
+                            str(sha),
+                            self.max_word_pieces,
+                            quantized=self.backend == "onnx-int8",
+                        )
+                except ModelError:
+                    raise
+                except Exception as exc:
+                    raise ModelError(f"cannot load embedding model {self.name}: {exc}") from exc
+                return
             self._model = self._load()
 
     def _load(self) -> Any:
@@ -233,7 +270,10 @@ class SentenceTransformerEncoder:
         return [count(text) for text in texts]
 
     def encode(
-        self, texts: Sequence[str], batch_size: int = 32, progress: ProgressCallback | None = None
+        self,
+        texts: Sequence[str],
+        batch_size: int | None = None,
+        progress: ProgressCallback | None = None,
     ) -> np.ndarray:
         return self._encode(texts, None, batch_size, progress)[0]
 
@@ -241,7 +281,7 @@ class SentenceTransformerEncoder:
         self,
         texts: Sequence[str],
         spans: Sequence[list[tuple[int, int]]],
-        batch_size: int = 32,
+        batch_size: int | None = None,
         progress: ProgressCallback | None = None,
     ) -> tuple[np.ndarray, list[np.ndarray] | None]:
         """Vectors of the texts and, where the backend can (the plain-torch MiniLM), of the
@@ -255,11 +295,12 @@ class SentenceTransformerEncoder:
         self,
         texts: Sequence[str],
         spans: Sequence[list[tuple[int, int]]] | None,
-        batch_size: int,
+        batch_size: int | None,
         progress: ProgressCallback | None,
     ) -> tuple[np.ndarray, list[np.ndarray] | None]:
         import numpy as np
 
+        batch_size = batch_size or BATCH_SIZES.get(self.backend, 32)
         out = np.empty((len(texts), self.dimension), dtype=np.float32)
         span_out: list[np.ndarray] | None = None if spans is None else [out[:0]] * len(texts)
         if not texts:
@@ -307,19 +348,18 @@ class SentenceTransformerEncoder:
         return np.asarray(vectors, dtype=np.float32), None
 
 
-def encoder_factory(model: str | None) -> Callable[[Any], Encoder]:
-    """For `sync_index`: the index's own model when updating, else `model` (None: default)."""
+def encoder_factory(model: str | None, backend: str | None = None) -> Callable[[Any], Encoder]:
+    """For `sync_index`: the index's own model and backend when updating, else `model` and
+    `backend` (None: the defaults)."""
 
     def factory(existing: Any) -> Encoder:
-        if existing is not None and model is None:
+        if existing is not None and model is None and backend is None:
             return load_encoder(existing.model, existing.backend)
-        return load_encoder(model)
+        return load_encoder(model, backend or DEFAULT_BACKEND)
 
     return factory
 
 
-def load_encoder(model: str | None = None, backend: str = "torch") -> Encoder:
+def load_encoder(model: str | None = None, backend: str = DEFAULT_BACKEND) -> Encoder:
     """The encoder for a model name or path and a backend."""
-    if backend != "torch":
-        raise ModelError(f"unknown encoder backend {backend!r} (available: torch)")
-    return SentenceTransformerEncoder(model)
+    return SentenceTransformerEncoder(model, backend=backend)

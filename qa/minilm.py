@@ -15,7 +15,10 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import numpy as np
 
 
 def supports(model_dir: Path) -> bool:
@@ -54,7 +57,6 @@ class MiniLM:
     def __init__(self, model_dir: Path, max_length: int) -> None:
         import torch
         from safetensors.torch import load_file
-        from tokenizers import Tokenizer
 
         self.torch = torch
         config = json.loads((model_dir / "config.json").read_text())
@@ -64,9 +66,7 @@ class MiniLM:
         weights = load_file(str(model_dir / "model.safetensors"))
         # some exports prefix every name with "bert."
         self.w = {k.removeprefix("bert."): v.float() for k, v in weights.items()}
-        self.tokenizer = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
-        self.tokenizer.enable_truncation(max_length)
-        self.tokenizer.enable_padding(pad_id=int(config.get("pad_token_id", 0)))
+        self.tokenizer = load_tokenizer(model_dir, max_length)
 
     def _layer_norm(self, x: Any, name: str) -> Any:
         return self.torch.nn.functional.layer_norm(
@@ -78,13 +78,8 @@ class MiniLM:
 
     def encode_batch_spans(
         self, texts: list[str], spans: list[list[tuple[int, int]]] | None
-    ) -> tuple[Any, list[Any]]:
-        """Embeddings of whole texts, and of character spans inside them.
-
-        A span's vector is the normalised mean of the contextual token vectors whose
-        characters fall in the span ("late chunking"): one forward pass gives a vector for
-        the chunk and for each of its sentences, at no extra model cost.
-        """
+    ) -> tuple[np.ndarray, list[np.ndarray]]:
+        """Embeddings of whole texts, and of character spans inside them (see `pool`)."""
         torch = self.torch
         functional = torch.nn.functional
         encodings = self.tokenizer.encode_batch(texts)
@@ -122,29 +117,63 @@ class MiniLM:
                 inner = functional.gelu(self._linear(x, f"{p}.intermediate.dense"))
                 x = self._layer_norm(self._linear(inner, f"{p}.output.dense") + x,
                                      f"{p}.output.LayerNorm")  # fmt: skip
-            summed = (x * mask[:, :, None]).sum(dim=1)
-            pooled = summed / mask.sum(dim=1, keepdim=True).clamp(min=1e-9)
-            pooled = functional.normalize(pooled, p=2, dim=1)
-            span_vectors = []
-            for row, encoding in enumerate(encodings):
-                if spans is None:
-                    break
-                starts = torch.tensor([o[0] for o in encoding.offsets])
-                ends = torch.tensor([o[1] for o in encoding.offsets])
-                real = torch.tensor(encoding.special_tokens_mask) == 0
-                real &= mask[row] > 0
-                if not spans[row]:
-                    span_vectors.append(torch.zeros((0, hidden)).numpy())
-                    continue
-                s = torch.tensor([a for a, _ in spans[row]])[:, None]
-                e = torch.tensor([b for _, b in spans[row]])[:, None]
-                member = ((starts[None, :] < e) & (ends[None, :] > s) & real[None, :]).float()
-                counts = member.sum(dim=1, keepdim=True)
-                # a span with no token of its own (cannot happen for real sentences) falls
-                # back to the whole text
-                means = (member @ x[row]) / counts.clamp(min=1.0)
-                means = torch.where(counts > 0, means, pooled[row][None, :])
-                span_vectors.append(
-                    functional.normalize(means, p=2, dim=1).numpy().astype("float32")
-                )
-        return pooled.numpy().astype("float32", copy=False), span_vectors
+        return pool(x.numpy(), encodings, spans)
+
+
+def load_tokenizer(model_dir: Path, max_length: int) -> Any:
+    """The model's fast tokenizer, truncating at `max_length` and padding batches."""
+    from tokenizers import Tokenizer
+
+    config = json.loads((model_dir / "config.json").read_text())
+    tokenizer = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
+    tokenizer.enable_truncation(max_length)
+    tokenizer.enable_padding(pad_id=int(config.get("pad_token_id", 0)))
+    return tokenizer
+
+
+def pool(
+    tokens: np.ndarray, encodings: list[Any], spans: list[list[tuple[int, int]]] | None
+) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Mean pooling of contextual token vectors `tokens` (batch, length, hidden) over each
+    text's real tokens, L2-normalised; and the same for each character span of `spans`.
+
+    A span's vector is the normalised mean of the token vectors whose characters fall in the
+    span ("late chunking"): one forward pass gives a vector for the chunk and for each of its
+    sentences, at no extra model cost.
+    """
+    import numpy as np
+
+    tokens = np.asarray(tokens, dtype=np.float32)
+    mask = np.array([e.attention_mask for e in encodings], dtype=np.float32)
+    summed = np.einsum("blh,bl->bh", tokens, mask)
+    pooled = summed / np.maximum(mask.sum(axis=1, keepdims=True), 1e-9)
+    pooled = _normalize(pooled)
+    span_vectors: list[np.ndarray] = []
+    if spans is None:
+        return pooled, span_vectors
+    for row, encoding in enumerate(encodings):
+        if not spans[row]:
+            span_vectors.append(np.zeros((0, tokens.shape[2]), dtype=np.float32))
+            continue
+        offsets = np.array(encoding.offsets, dtype=np.int64).reshape(-1, 2)
+        real = (np.array(encoding.special_tokens_mask) == 0) & (mask[row] > 0)
+        bounds = np.array(spans[row], dtype=np.int64)
+        member = (
+            (offsets[None, :, 0] < bounds[:, 1:2])
+            & (offsets[None, :, 1] > bounds[:, 0:1])
+            & real[None, :]
+        ).astype(np.float32)
+        counts = member.sum(axis=1, keepdims=True)
+        means = (member @ tokens[row]) / np.maximum(counts, 1.0)
+        # a span with no token of its own (cannot happen for real sentences) falls back to
+        # the whole text
+        means = np.where(counts > 0, means, pooled[row][None, :])
+        span_vectors.append(_normalize(means))
+    return pooled, span_vectors
+
+
+def _normalize(matrix: np.ndarray) -> np.ndarray:
+    import numpy as np
+
+    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+    return (matrix / np.maximum(norms, 1e-12)).astype(np.float32, copy=False)

@@ -328,7 +328,7 @@ def sync_index(
     faiss_factory: str | None = None,
     progress: ProgressFn | None = None,
     max_bytes: int = DEFAULT_MAX_BYTES,
-    batch_size: int = 32,
+    batch_size: int | None = None,
 ) -> UpdateReport:
     """Bring the index at `index_dir` in line with `corpus`.
 
@@ -536,7 +536,7 @@ def _chunk_and_embed(
     encoder: Encoder | None,
     settings: IndexSettings,
     progress: ProgressFn,
-    batch_size: int,
+    batch_size: int | None,
 ) -> dict[str, tuple[Article, list[Chunk], np.ndarray, list[bytes | None]]]:
     import numpy as np
 

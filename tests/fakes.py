@@ -32,7 +32,10 @@ class HashEncoder:
         return [len(text.split()) + 2 for text in texts]
 
     def encode(
-        self, texts: Sequence[str], batch_size: int = 32, progress: ProgressCallback | None = None
+        self,
+        texts: Sequence[str],
+        batch_size: int | None = None,
+        progress: ProgressCallback | None = None,
     ) -> np.ndarray:
         self.calls += 1
         out = np.zeros((len(texts), self.dimension), dtype=np.float32)

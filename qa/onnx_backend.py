@@ -1,0 +1,279 @@
+"""ONNX Runtime encoders for BERT mean-pooling models: backends "onnx" and "onnx-int8".
+
+The model is exported once from its own weights (torch.onnx over transformers' BertModel,
+whose graph ONNX Runtime fuses into its attention / layer-norm / GELU kernels) and, for
+"onnx-int8", quantised dynamically to int8 with per-channel weights. The files live in
+`$XDG_CACHE_HOME/qa/onnx/<weights sha256>-v<EXPORT_VERSION>/` next to a `.sha256` file each;
+a file that is missing, does not match its hash or does not load is exported again.
+
+Encoding needs only onnxruntime, tokenizers and numpy: an index built with an ONNX backend
+answers questions without importing torch. Exporting needs torch and transformers (both
+installed with sentence-transformers) and takes a few seconds, once per model and machine.
+
+The int8 configuration follows the CPU: with VNNI (AVX-512 VNNI, AVX-VNNI or AMX) signed
+8-bit weights at full range; x86 without VNNI gets 7-bit weights (`reduce_range`, which
+avoids the u8s8 saturation of AVX2/AVX-512 without VNNI); other architectures full range.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import os
+import platform
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from qa.errors import ModelError
+
+if TYPE_CHECKING:
+    import numpy as np
+
+EXPORT_VERSION = 1
+"""Bump when the exported graph or the quantisation recipe changes: old files are ignored."""
+INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+OPSET = 17
+
+
+@dataclass(frozen=True)
+class QuantConfig:
+    """How `onnx-int8` quantises on this CPU."""
+
+    name: str
+    reduce_range: bool
+
+
+def cpu_flags() -> frozenset[str]:
+    """The CPU's feature flags (Linux /proc/cpuinfo); empty where unknown."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as handle:
+            for line in handle:
+                if line.startswith(("flags", "Features")):
+                    return frozenset(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return frozenset()
+
+
+def quant_config(flags: frozenset[str] | None = None, machine: str | None = None) -> QuantConfig:
+    """The int8 recipe for this CPU (never one it cannot run: all are plain ONNX Runtime)."""
+    flags = cpu_flags() if flags is None else flags
+    machine = (machine or platform.machine()).lower()
+    if machine in {"x86_64", "amd64", "i386", "i686", "x86"}:
+        if flags & {"avx512_vnni", "avx_vnni", "amx_int8"}:
+            return QuantConfig("x86-vnni", reduce_range=False)
+        if "avx512f" in flags:
+            return QuantConfig("x86-avx512", reduce_range=True)
+        if "avx2" in flags:
+            return QuantConfig("x86-avx2", reduce_range=True)
+        return QuantConfig("x86", reduce_range=True)
+    return QuantConfig(machine or "cpu", reduce_range=False)
+
+
+def cache_root() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "qa" / "onnx"
+
+
+def model_file(model_dir: Path, weights_sha256: str, quantized: bool) -> Path:
+    """The exported (and, if asked, quantised) model, made now if missing or corrupt."""
+    folder = cache_root() / f"{weights_sha256[:16]}-v{EXPORT_VERSION}"
+    fp32 = folder / "model.onnx"
+    int8 = folder / f"model-int8-{quant_config().name}.onnx"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with _locked(folder / ".lock"):
+            if quantized:
+                if not _intact(int8):
+                    if not _intact(fp32):
+                        _export(model_dir, fp32)
+                    _quantize(fp32, int8)
+                return int8
+            if not _intact(fp32):
+                _export(model_dir, fp32)
+            return fp32
+    except ModelError:
+        raise
+    except Exception as exc:  # export tooling failures become one clear line
+        raise ModelError(f"cannot export {model_dir.name} to ONNX in {folder}: {exc}") from exc
+
+
+def discard(path: Path) -> None:
+    """Forget a cached file that failed to load, so that the next call exports it again."""
+    for victim in (path, _hash_file(path)):
+        with contextlib.suppress(FileNotFoundError):
+            victim.unlink()
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    with path.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _hash_file(path: Path) -> Path:
+    return path.with_name(path.name + ".sha256")
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _intact(path: Path) -> bool:
+    try:
+        expected = _hash_file(path).read_text().strip()
+        return bool(expected) and _sha256(path) == expected
+    except OSError:
+        return False
+
+
+def _publish(tmp: Path, path: Path) -> None:
+    """Move a finished file into place, then its hash (a crash leaves no valid pair)."""
+    digest = _sha256(tmp)
+    with contextlib.suppress(FileNotFoundError):
+        _hash_file(path).unlink()
+    os.replace(tmp, path)
+    hash_tmp = _hash_file(path).with_suffix(f".{os.getpid()}.tmp")
+    hash_tmp.write_text(digest + "\n")
+    os.replace(hash_tmp, _hash_file(path))
+
+
+def _temp_path(path: Path) -> Path:
+    fd, name = tempfile.mkstemp(prefix=path.stem + ".", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    return Path(name)
+
+
+def _export(model_dir: Path, path: Path) -> None:
+    import warnings
+
+    import torch
+
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from transformers import BertModel
+
+    # "eager" attention: the matmul + softmax pattern that ONNX Runtime fuses into its own
+    # attention kernel
+    bert = BertModel.from_pretrained(str(model_dir), attn_implementation="eager").eval()
+
+    class TokenEmbeddings(torch.nn.Module):
+        def __init__(self, model: Any) -> None:
+            super().__init__()
+            self.model = model
+
+        def forward(self, input_ids: Any, attention_mask: Any, token_type_ids: Any) -> Any:
+            return self.model(
+                input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
+            ).last_hidden_state
+
+    sample = torch.ones((2, 8), dtype=torch.long)
+    tmp = _temp_path(path)
+    try:
+        with warnings.catch_warnings(), torch.inference_mode():
+            warnings.simplefilter("ignore")  # the exporter's deprecation and tracer notes
+            torch.onnx.export(
+                TokenEmbeddings(bert),
+                (sample, sample, torch.zeros_like(sample)),
+                str(tmp),
+                input_names=list(INPUTS),
+                output_names=["token_embeddings"],
+                dynamic_axes={
+                    name: {0: "batch", 1: "length"} for name in (*INPUTS, "token_embeddings")
+                },
+                opset_version=OPSET,
+                dynamo=False,
+            )
+        _publish(tmp, path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+
+
+def _quantize(source: Path, path: Path) -> None:
+    import logging
+
+    import onnx
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    config = quant_config()
+    tmp = _temp_path(path)
+    quant_logger = logging.getLogger()
+    level = quant_logger.level
+    quant_logger.setLevel(logging.ERROR)  # "consider pre-processing" advice on every call
+    try:
+        quantize_dynamic(
+            str(source),
+            str(tmp),
+            weight_type=QuantType.QInt8,
+            per_channel=True,
+            reduce_range=config.reduce_range,
+            extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
+        )
+        _publish(tmp, path)
+    finally:
+        quant_logger.setLevel(level)
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+
+
+class OnnxMiniLM:
+    """The same computation as `qa.minilm.MiniLM`, run by ONNX Runtime."""
+
+    def __init__(self, model_dir: Path, weights_sha256: str, max_length: int, quantized: bool):
+        from qa.minilm import load_tokenizer
+
+        self.tokenizer = load_tokenizer(model_dir, max_length)
+        path = model_file(model_dir, weights_sha256, quantized)
+        try:
+            self.session = _session(path)
+        except Exception:
+            # a cached file that matches its hash but does not load (an onnxruntime upgrade
+            # that reads it differently, say): export it again, once
+            discard(path)
+            path = model_file(model_dir, weights_sha256, quantized)
+            try:
+                self.session = _session(path)
+            except Exception as exc:
+                raise ModelError(f"{path}: ONNX Runtime cannot load it: {exc}") from exc
+        self.path = path
+
+    def encode_batch_spans(
+        self, texts: list[str], spans: list[list[tuple[int, int]]] | None
+    ) -> tuple[np.ndarray, list[np.ndarray]]:
+        import numpy as np
+
+        from qa.minilm import pool
+
+        encodings = self.tokenizer.encode_batch(texts)
+        feeds = {
+            "input_ids": np.array([e.ids for e in encodings], dtype=np.int64),
+            "attention_mask": np.array([e.attention_mask for e in encodings], dtype=np.int64),
+            "token_type_ids": np.array([e.type_ids for e in encodings], dtype=np.int64),
+        }
+        tokens = self.session.run(None, feeds)[0]
+        return pool(tokens, encodings, spans)
+
+
+def _session(path: Path) -> Any:
+    try:
+        import onnxruntime as ort
+    except ImportError as exc:
+        raise ModelError("the onnx backends need onnxruntime (pip install onnxruntime)") from exc
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.log_severity_level = 3
+    with contextlib.suppress(AttributeError, OSError):
+        options.intra_op_num_threads = len(os.sched_getaffinity(0))
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
