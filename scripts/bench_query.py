@@ -43,6 +43,16 @@ TEMPLATES = [
 ]
 
 
+def make_questions(corpus: Path, count: int, seed: int) -> list[str]:
+    """`count` questions about random articles of `corpus` (the same for the same seed)."""
+    articles = load_corpus(corpus).articles
+    rng = random.Random(seed)
+    return [
+        rng.choice(TEMPLATES).format(title=article.title)
+        for article in rng.sample(articles, min(count, len(articles)))
+    ]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS)
@@ -56,12 +66,7 @@ def main() -> int:
         print(f"building {args.index} from {args.corpus} ...", file=sys.stderr)
         encoder = load_encoder()
         sync_index(args.corpus, args.index, lambda _: encoder, full=True)
-    articles = load_corpus(args.corpus).articles
-    rng = random.Random(args.seed)
-    questions = [
-        rng.choice(TEMPLATES).format(title=article.title)
-        for article in rng.sample(articles, min(args.questions, len(articles)))
-    ]
+    questions = make_questions(args.corpus, args.questions, args.seed)
 
     engine = Engine.open(args.index)
     engine.warm_up()

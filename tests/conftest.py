@@ -3,12 +3,23 @@
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+# A cache of our own: the ONNX backends export the model into it once per test session (the
+# export itself is under test) and nothing lands in the user's ~/.cache.
+CACHE = tempfile.mkdtemp(prefix="qa-test-cache-")
+os.environ["XDG_CACHE_HOME"] = CACHE
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    shutil.rmtree(CACHE, ignore_errors=True)  # the exported models: about 115 MB
+
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED_DATA = REPO.parent / "shared" / "data"

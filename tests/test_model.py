@@ -161,7 +161,7 @@ def test_loading_the_bundled_model_does_not_import_transformers(tmp_path: Path) 
     code = (
         "import sys\n"
         "from qa.embedding import load_encoder\n"
-        "e = load_encoder(); e.load(); e.encode(['x'])\n"
+        "e = load_encoder(None, 'torch'); e.load(); e.encode(['x'])\n"
         "assert 'transformers' not in sys.modules and 'sentence_transformers' not in sys.modules\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=tmp_path)
