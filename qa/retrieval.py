@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from qa.errors import QAError
-from qa.text import STOPWORDS, stem, words
+from qa.text import STOPWORDS, parse_sentence_stems, stem, words
 
 if TYPE_CHECKING:
     import numpy as np
@@ -238,12 +238,16 @@ class Retriever:
         if not terms.words or (allowed is not None and not allowed):
             return []
         match = " OR ".join(f'"{w}"' for w in dict.fromkeys(terms.words))
-        sql = "SELECT rowid, bm25(chunks_fts, 0.3, 1.0) FROM chunks_fts WHERE chunks_fts MATCH ?"
+        # ordered by the weighted score itself (FTS5's `rank` would be the unweighted bm25)
+        sql = (
+            "SELECT rowid, bm25(chunks_fts, 0.3, 1.0) AS score FROM chunks_fts "
+            "WHERE chunks_fts MATCH ?"
+        )
         params: list[Any] = [match]
         if allowed is not None:
             sql += f" AND rowid IN ({','.join('?' * len(allowed))})"
             params.extend(allowed)
-        sql += " ORDER BY rank LIMIT ?"
+        sql += " ORDER BY score LIMIT ?"
         params.append(k)
         return [(int(r[0]), -float(r[1])) for r in self.index.conn.execute(sql, params)]
 
@@ -275,11 +279,12 @@ class Retriever:
         candidates = sorted(fused, key=lambda c: -fused[c])[: max(self.rerank_k, k)]
         dense_scores = dict(dense)
         bm25 = dict(keyword)
+        stems = "c.stems" if self.index.has_stems else "NULL"
         rows = {
             row[0]: row
             for row in self.index.conn.execute(
                 "SELECT c.id, c.doc_id, c.char_start, c.char_end, c.sentences, c.vector, "
-                "f.text, f.title, c.sentence_vectors FROM chunks c "
+                f"f.text, f.title, c.sentence_vectors, {stems} FROM chunks c "
                 "JOIN chunks_fts f ON f.rowid = c.id "
                 f"WHERE c.id IN ({','.join('?' * len(candidates))})",
                 candidates,
@@ -315,7 +320,14 @@ class Retriever:
                 "sentence_dense": max(sentence_scores, default=dense_scores.get(chunk_id, 0.0)),
                 "bm25": bm25.get(chunk_id, 0.0) / best_bm25,
                 "rrf": fused[chunk_id] / best_rrf,
-                **overlap_features(terms, row[6], [(s - start, e - start) for s, e in sentences]),
+                **overlap_features(
+                    terms,
+                    parse_sentence_stems(row[9])
+                    if row[9] is not None
+                    else [
+                        set(map(stem, words(row[6][s - start : e - start]))) for s, e in sentences
+                    ],
+                ),
             }
             doc_best[row[1]] = max(doc_best.get(row[1], -1.0), features["sentence_dense"])
             scored.append([0.0, chunk_id, row, sentences, features, sentence_scores])
@@ -345,12 +357,13 @@ class Retriever:
         ]
 
 
-def overlap_features(terms: QueryTerms, text: str, sentences: Sequence[Span]) -> dict[str, float]:
-    """How much of the question's weight (idf) the best sentence, and the chunk, contain."""
+def overlap_features(terms: QueryTerms, sentences: Sequence[Collection[str]]) -> dict[str, float]:
+    """How much of the question's weight (idf) the best sentence, and the chunk, contain;
+    `sentences` holds each sentence's stems."""
     best = 0.0
     chunk_stems: set[str] = set()
-    for start, end in sentences:
-        stems = {stem(w) for w in words(text[start:end])}
-        chunk_stems |= stems
-        best = max(best, terms.share(stems))
+    for stems in sentences:
+        found = terms.stem_set.intersection(stems)
+        chunk_stems |= found
+        best = max(best, terms.share(found))
     return {"sentence": best, "cover": terms.share(chunk_stems)}

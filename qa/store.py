@@ -45,6 +45,7 @@ from qa.errors import (
     IndexMissingError,
     QAError,
 )
+from qa.text import sentence_stems
 
 if TYPE_CHECKING:
     import numpy as np
@@ -79,7 +80,7 @@ CREATE TABLE IF NOT EXISTS chunks (
     id INTEGER PRIMARY KEY AUTOINCREMENT, doc_id INTEGER NOT NULL REFERENCES documents(id),
     ordinal INTEGER NOT NULL, char_start INTEGER NOT NULL, char_end INTEGER NOT NULL,
     token_count INTEGER NOT NULL, sentences TEXT NOT NULL, vector BLOB NOT NULL,
-    sentence_vectors BLOB
+    sentence_vectors BLOB, stems TEXT
 );
 CREATE INDEX IF NOT EXISTS chunks_doc ON chunks(doc_id);
 CREATE VIRTUAL TABLE IF NOT EXISTS chunks_fts USING fts5(
@@ -442,6 +443,21 @@ def sync_index(
     return report
 
 
+def _fill_stems(conn: sqlite3.Connection) -> None:
+    """Sentence stems for chunks stored before there was a column for them."""
+    rows = conn.execute(
+        "SELECT c.id, c.sentences, d.body FROM chunks c JOIN documents d ON d.id = c.doc_id "
+        "WHERE c.stems IS NULL"
+    ).fetchall()
+    conn.executemany(
+        "UPDATE chunks SET stems = ? WHERE id = ?",
+        [
+            (sentence_stems(body, [tuple(s) for s in json.loads(sentences)]), chunk_id)
+            for chunk_id, sentences, body in rows
+        ],
+    )
+
+
 def _open_for_write(store_path: Path, full: bool) -> sqlite3.Connection:
     if store_path.exists():
         try:
@@ -468,7 +484,14 @@ def _open_for_write(store_path: Path, full: bool) -> sqlite3.Connection:
     else:
         conn = _connect(store_path)
     conn.executescript(SCHEMA)
+    if "stems" not in _columns(conn, "chunks"):
+        # indexes from before the column: filled in by the next write (`_fill_stems`)
+        conn.execute("ALTER TABLE chunks ADD COLUMN stems TEXT")
     return conn
+
+
+def _columns(conn: sqlite3.Connection, table: str) -> set[str]:
+    return {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
 
 
 def _remove_store(store_path: Path) -> None:
@@ -630,7 +653,7 @@ def _write(
         for chunk, vector, sentence_blob in zip(chunks, vectors, sentence_blobs):
             cursor = conn.execute(
                 "INSERT INTO chunks(doc_id, ordinal, char_start, char_end, token_count, "
-                "sentences, vector, sentence_vectors) VALUES(?, ?, ?, ?, ?, ?, ?, ?)",
+                "sentences, vector, sentence_vectors, stems) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     doc_id,
                     chunk.ordinal,
@@ -640,6 +663,7 @@ def _write(
                     json.dumps(chunk.sentences),
                     vector.tobytes(),
                     sentence_blob,
+                    sentence_stems(article.body, chunk.sentences),
                 ),
             )
             conn.execute(
@@ -647,6 +671,7 @@ def _write(
                 (cursor.lastrowid, article.title, chunk.text),
             )
 
+    _fill_stems(conn)
     conn.executemany(
         "INSERT INTO articles(id, ref, path, record, doc_id, title, byline, published, url, "
         "source, categories) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -814,6 +839,8 @@ class IndexReader:
                 "run qa index build"
             )
         self.settings = IndexSettings.from_meta(self.meta)
+        self.has_stems = "stems" in _columns(self.conn, "chunks")
+        """False for an index written before chunks stored their sentence stems."""
         self._faiss: Any = None
         self.faiss_rebuilt = False
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import string
+from collections.abc import Sequence
 from functools import lru_cache
 
 STOPWORDS = frozenset(
@@ -23,6 +24,8 @@ _WORD = re.compile(r"[A-Za-z0-9]+(?:['’][A-Za-z]+)?")
 
 def words(text: str) -> list[str]:
     """Lower-cased word tokens."""
+    if text.isascii():  # lower-casing first is the same then, and one call instead of many
+        return _WORD.findall(text.lower())
     return [w.lower() for w in _WORD.findall(text)]
 
 
@@ -53,6 +56,17 @@ def stem(word: str) -> str:
     if w.endswith("e") and len(w) > 4:
         w = w[:-1]
     return w
+
+
+def sentence_stems(text: str, spans: Sequence[tuple[int, int]]) -> str:
+    """The distinct stems of each span of `text`, stored with a chunk: stems joined by spaces,
+    spans by newlines (stems hold neither)."""
+    return "\n".join(" ".join(sorted(set(map(stem, words(text[s:e]))))) for s, e in spans)
+
+
+def parse_sentence_stems(stored: str) -> list[frozenset[str]]:
+    """`sentence_stems` read back: one set per span."""
+    return [frozenset(line.split()) for line in stored.split("\n")]
 
 
 # --------------------------------------------------------------------------- SQuAD metrics

@@ -1,13 +1,14 @@
 """The txtai side of scripts/bench_peers.py; runs inside the peer's own virtual environment.
 
-    python peer_txtai.py build MODEL DOCS.jsonl INDEX_DIR
+    python peer_txtai.py build MODEL DOCS.jsonl INDEX_DIR CONTENT
     python peer_txtai.py query INDEX_DIR QUESTIONS.json RUNS
     python peer_txtai.py squad MODEL PARAGRAPHS.jsonl QUESTIONS.json
 
 It imports nothing from qa (qa is not installed there). Every mode prints one JSON object.
-txtai runs as its documentation shows: `Embeddings(path=MODEL, hybrid=True, content=True)`,
+txtai runs as its documentation shows: `Embeddings(path=MODEL, hybrid=True, content=...)`,
 i.e. dense vectors from the same sentence-transformers model plus its BM25 index, scores
-fused by txtai, passages returned with their text.
+fused by txtai; with CONTENT=1 it also stores the texts and returns passages with their text
+(slower), with 0 it returns ids and scores only (its fastest search).
 """
 
 from __future__ import annotations
@@ -20,10 +21,10 @@ from pathlib import Path
 from typing import Any
 
 
-def embeddings(model: str) -> Any:
+def embeddings(model: str, content: bool) -> Any:
     from txtai import Embeddings
 
-    return Embeddings(path=model, method="sentence-transformers", hybrid=True, content=True)
+    return Embeddings(path=model, method="sentence-transformers", hybrid=True, content=content)
 
 
 def read_jsonl(path: str) -> list[dict]:
@@ -39,10 +40,10 @@ def percentile(values: list[float], fraction: float) -> float:
     return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
 
 
-def build(model: str, docs_path: str, index_dir: str) -> dict:
+def build(model: str, docs_path: str, index_dir: str, content: str) -> dict:
     docs = read_jsonl(docs_path)
     started = time.perf_counter()
-    index = embeddings(model)
+    index = embeddings(model, content == "1")
     index.index((doc["id"], doc["text"], None) for doc in docs)
     index.save(index_dir)
     return {"documents": len(docs), "build_s_in_process": time.perf_counter() - started}
@@ -70,11 +71,11 @@ def query(index_dir: str, questions_path: str, runs: int) -> dict:
 def squad(model: str, paragraphs_path: str, questions_path: str) -> dict:
     paragraphs = read_jsonl(paragraphs_path)
     questions = json.loads(Path(questions_path).read_text(encoding="utf-8"))
-    index = embeddings(model)
+    index = embeddings(model, content=False)
     index.index((p["id"], p["text"], None) for p in paragraphs)
     hits = {1: 0, 5: 0, 20: 0}
     for item in questions:
-        found = [result["id"] for result in index.search(item["question"], 20)]
+        found = [result[0] for result in index.search(item["question"], 20)]
         for k in hits:
             hits[k] += item["paragraph"] in found[:k]
     total = max(1, len(questions))

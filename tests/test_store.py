@@ -304,3 +304,44 @@ def test_stored_vectors_are_the_embedded_text(corpus: Path, tmp_path: Path) -> N
         ).fetchone()
     expected = HashEncoder().encode([embed_text(row[0], row[1][row[2] : row[3]])])[0]
     assert np.allclose(np.frombuffer(row[4], dtype=np.float32), expected)
+
+
+def test_sentence_stems_are_stored_and_filled_into_older_indexes(
+    corpus: Path, tmp_path: Path
+) -> None:
+    from qa.embedding import encoder_factory  # noqa: F401 - keeps the import graph honest
+    from qa.retrieval import Retriever
+    from qa.text import parse_sentence_stems, stem, words
+
+    index = tmp_path / "index"
+    factory = build(corpus, index)
+    with IndexReader(index) as reader:
+        assert reader.has_stems
+        rows = reader.conn.execute(
+            "SELECT d.body, c.sentences, c.stems FROM chunks c JOIN documents d ON d.id = c.doc_id"
+        ).fetchall()
+        for body, sentences, stored in rows:
+            spans = json.loads(sentences)
+            expected = [{stem(w) for w in words(body[s:e])} for s, e in spans]
+            assert parse_sentence_stems(stored) == expected
+        encoder = HashEncoder()
+        fresh = [(p.chunk_id, round(p.score, 9)) for p in Retriever(reader, encoder).search(
+            "military officers purged for defector relatives")]  # fmt: skip
+
+    # an index from before the column: readers compute the stems, the next write stores them
+    conn = sqlite3.connect(index / "store.sqlite")
+    conn.execute("ALTER TABLE chunks DROP COLUMN stems")
+    conn.commit()
+    conn.close()
+    with IndexReader(index) as reader:
+        assert not reader.has_stems
+        old = [(p.chunk_id, round(p.score, 9)) for p in Retriever(reader, HashEncoder()).search(
+            "military officers purged for defector relatives")]  # fmt: skip
+    assert old == fresh
+    sync_index(corpus, index, factory)
+    with IndexReader(index) as reader:
+        assert reader.has_stems
+        assert (
+            reader.conn.execute("SELECT count(*) FROM chunks WHERE stems IS NULL").fetchone()[0]
+            == 0
+        )
