@@ -277,7 +277,5 @@ def _session(path: Path) -> Any:
     # idle threads must not spin after a call: FAISS and SQLite run right after on a query
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     with contextlib.suppress(AttributeError, OSError):
-        options.intra_op_num_threads = int(os.environ.get("QA_ORT_THREADS", 0)) or len(
-            os.sched_getaffinity(0)
-        )
+        options.intra_op_num_threads = len(os.sched_getaffinity(0))
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
