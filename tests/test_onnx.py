@@ -126,9 +126,12 @@ def test_cli_backend_is_recorded_used_for_queries_and_never_mixed(
     code, out, _ = run_qa(capsys, "index", "status", "--index", str(index), "--json")
     assert json.loads(out)["backend"] == "onnx-int8"
     code, out, _ = run_qa(
-        capsys, "index", "build", "--index", str(index), "--backend", "onnx", "--json"
-    )
-    assert code == 0 and json.loads(out)["embedded_chunks"] >= 4
+        capsys, "index", "build", "--corpus", str(seed_corpus), "--index", str(index),
+        "--backend", "onnx", "--json",
+    )  # fmt: skip
+    rebuilt = json.loads(out)
+    assert code == 0 and rebuilt["articles"] == 2
+    assert rebuilt["embedded_chunks"] == rebuilt["chunks"]
     code, out, _ = run_qa(capsys, "index", "status", "--index", str(index), "--json")
     assert json.loads(out)["backend"] == "onnx"
 
