@@ -44,3 +44,13 @@ def seed_corpus(tmp_path: Path) -> Path:
     (root / "chosun").mkdir(parents=True)
     (root / "chosun" / "seed.txt").write_bytes(BUNDLED_SEED.read_bytes())
     return root
+
+
+def run_qa(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    """Run the `qa` command line in process: (exit code, stdout, stderr)."""
+    from qa.cli import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(list(args))
+    out, err = capsys.readouterr()
+    return int(exit_info.value.code or 0), out, err

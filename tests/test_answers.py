@@ -11,12 +11,11 @@ import pytest
 
 from qa.articles import Article, load_corpus
 from qa.chat import Conversation, is_follow_up, rewrite
-from qa.cli import main
 from qa.engine import Engine
 from qa.reader import Result
 from qa.retrieval import Filters
 from qa.store import sync_index
-from tests.conftest import BUNDLED_SEED
+from tests.conftest import BUNDLED_SEED, run_qa
 
 pytestmark = pytest.mark.model
 
@@ -171,13 +170,6 @@ def test_follow_up_detection() -> None:
     assert is_follow_up("And what about Google?")
     assert not is_follow_up("How much did quarterly profits at Time Warner jump?")
     assert rewrite("When did he leave?", []) == "When did he leave?"
-
-
-def run_qa(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as exit_info:
-        main(list(args))
-    out, err = capsys.readouterr()
-    return int(exit_info.value.code or 0), out, err
 
 
 def test_ask_json_contract(

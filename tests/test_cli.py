@@ -10,15 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from qa.cli import main
-from tests.conftest import REPO
-
-
-def run_qa(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as exit_info:
-        main(list(args))
-    out, err = capsys.readouterr()
-    return int(exit_info.value.code or 0), out, err
+from tests.conftest import REPO, run_qa
 
 
 def test_help_lists_commands(capsys: pytest.CaptureFixture[str]) -> None:

@@ -9,19 +9,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from qa.cli import main
 from qa.embedding import DEFAULT_MODEL, SentenceTransformerEncoder
 from qa.errors import ModelError
 from qa.store import IndexReader
+from tests.conftest import run_qa
 
 pytestmark = pytest.mark.model
-
-
-def run_qa(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as exit_info:
-        main(list(args))
-    out, err = capsys.readouterr()
-    return int(exit_info.value.code or 0), out, err
 
 
 @pytest.fixture(scope="module")

@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 
 from qa import onnx_backend
-from qa.cli import main
 from qa.embedding import SentenceTransformerEncoder, load_encoder
 from qa.engine import Engine
 from qa.errors import IndexMismatchError, ModelError
 from qa.onnx_backend import QuantConfig, quant_config
+from tests.conftest import run_qa
 
 pytestmark = pytest.mark.model
 
@@ -27,13 +27,6 @@ TEXTS = [
     "Café naïve résumé — “quotes” £5",
 ]
 SPANS = [[(0, 5), (6, 11)], [(0, 11), (12, 75)], [(0, 9)], [(0, 4)]]
-
-
-def run_qa(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as exit_info:
-        main(list(args))
-    out, err = capsys.readouterr()
-    return int(exit_info.value.code or 0), out, err
 
 
 @pytest.fixture(scope="module")
