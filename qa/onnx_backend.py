@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import hashlib
 import os
 import platform
 import tempfile
@@ -28,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from qa.embedding import cache_dir, sha256_of
 from qa.errors import ModelError
 
 if TYPE_CHECKING:
@@ -74,14 +74,9 @@ def quant_config(flags: frozenset[str] | None = None, machine: str | None = None
     return QuantConfig(machine or "cpu", reduce_range=False)
 
 
-def cache_root() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "qa" / "onnx"
-
-
 def model_file(model_dir: Path, weights_sha256: str, quantized: bool) -> Path:
     """The exported (and, if asked, quantised) model, made now if missing or corrupt."""
-    folder = cache_root() / f"{weights_sha256[:16]}-v{EXPORT_VERSION}"
+    folder = cache_dir() / "onnx" / f"{weights_sha256[:16]}-v{EXPORT_VERSION}"
     fp32 = folder / "model.onnx"
     int8 = folder / f"model-int8-{quant_config().name}.onnx"
     try:
@@ -123,25 +118,17 @@ def _hash_file(path: Path) -> Path:
     return path.with_name(path.name + ".sha256")
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _intact(path: Path) -> bool:
     try:
         expected = _hash_file(path).read_text().strip()
-        return bool(expected) and _sha256(path) == expected
+        return bool(expected) and sha256_of(path) == expected
     except OSError:
         return False
 
 
 def _publish(tmp: Path, path: Path) -> None:
     """Move a finished file into place, then its hash (a crash leaves no valid pair)."""
-    digest = _sha256(tmp)
+    digest = sha256_of(tmp)
     with contextlib.suppress(FileNotFoundError):
         _hash_file(path).unlink()
     os.replace(tmp, path)

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from qa.errors import QAError
-from qa.text import STOPWORDS, parse_sentence_stems, stem, words
+from qa.text import STOPWORDS, parse_sentence_stems, span_stems, stem, words
 
 if TYPE_CHECKING:
     import numpy as np
@@ -324,9 +324,7 @@ class Retriever:
                     terms,
                     parse_sentence_stems(row[9])
                     if row[9] is not None
-                    else [
-                        set(map(stem, words(row[6][s - start : e - start]))) for s, e in sentences
-                    ],
+                    else span_stems(row[6], [(s - start, e - start) for s, e in sentences]),
                 ),
             }
             doc_best[row[1]] = max(doc_best.get(row[1], -1.0), features["sentence_dense"])

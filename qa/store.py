@@ -444,7 +444,7 @@ def sync_index(
 
 
 def _fill_stems(conn: sqlite3.Connection) -> None:
-    """Sentence stems for chunks stored before there was a column for them."""
+    """Sentence stems for the chunks of an index written before chunks stored them."""
     rows = conn.execute(
         "SELECT c.id, c.sentences, d.body FROM chunks c JOIN documents d ON d.id = c.doc_id "
         "WHERE c.stems IS NULL"
@@ -485,8 +485,15 @@ def _open_for_write(store_path: Path, full: bool) -> sqlite3.Connection:
         conn = _connect(store_path)
     conn.executescript(SCHEMA)
     if "stems" not in _columns(conn, "chunks"):
-        # indexes from before the column: filled in by the next write (`_fill_stems`)
-        conn.execute("ALTER TABLE chunks ADD COLUMN stems TEXT")
+        # an index from before the column: add and fill it once, in one transaction
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.execute("ALTER TABLE chunks ADD COLUMN stems TEXT")
+            _fill_stems(conn)
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
     return conn
 
 
@@ -671,7 +678,6 @@ def _write(
                 (cursor.lastrowid, article.title, chunk.text),
             )
 
-    _fill_stems(conn)
     conn.executemany(
         "INSERT INTO articles(id, ref, path, record, doc_id, title, byline, published, url, "
         "source, categories) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",

@@ -58,10 +58,15 @@ def stem(word: str) -> str:
     return w
 
 
+def span_stems(text: str, spans: Sequence[tuple[int, int]]) -> list[set[str]]:
+    """The distinct stems of each span of `text`."""
+    return [set(map(stem, words(text[s:e]))) for s, e in spans]
+
+
 def sentence_stems(text: str, spans: Sequence[tuple[int, int]]) -> str:
-    """The distinct stems of each span of `text`, stored with a chunk: stems joined by spaces,
-    spans by newlines (stems hold neither)."""
-    return "\n".join(" ".join(sorted(set(map(stem, words(text[s:e]))))) for s, e in spans)
+    """`span_stems` as stored with a chunk: stems joined by spaces, spans by newlines (stems
+    hold neither)."""
+    return "\n".join(" ".join(sorted(stems)) for stems in span_stems(text, spans))
 
 
 def parse_sentence_stems(stored: str) -> list[frozenset[str]]:
