@@ -31,10 +31,11 @@ BACKENDS = ("torch", "onnx", "onnx-int8")
 DEFAULT_BACKEND = "onnx-int8"
 """The backend of new indexes: the fastest whose SQuAD figures stay within 0.5 points of torch's
 (the README's backend table has the measurements)."""
-BATCH_SIZES = {"torch": 8, "onnx": 8, "onnx-int8": 4}
-"""Texts per model call by backend, when the caller does not say: on this 2-core machine 8
-beat 32 by 10-15 % for both torch and ONNX Runtime, and 4 beat 8 by about 5 % for int8 (texts
-are sorted by length, so batches pad little either way, and smaller ones stay in cache)."""
+BATCH_SIZES = {"torch": 8, "onnx": 1, "onnx-int8": 1}
+"""Texts per model call by backend, when the caller does not say. torch: on this 2-core
+machine 8 beat 32 by 10-15 %. ONNX: one text a call, with one single-threaded call running
+per core (`qa.onnx_backend`), beat batches of 4-16 on two threads by 15-25 %: no padding, and
+no waiting between threads inside a call."""
 ENCODE_SLICE = 256
 """Texts per `encode` call: big enough for length-sorted batches, small enough for progress."""
 
@@ -340,14 +341,8 @@ class SentenceTransformerEncoder:
         import numpy as np
 
         if self._minilm is not None:
-            vectors, span_vectors = [], []
-            for i in range(0, len(texts), batch_size):
-                v, s = self._minilm.encode_batch_spans(
-                    texts[i : i + batch_size], None if spans is None else spans[i : i + batch_size]
-                )
-                vectors.append(v)
-                span_vectors.extend(s)
-            return np.vstack(vectors), None if spans is None else span_vectors
+            vectors, span_vectors = self._minilm.encode_spans(texts, spans, batch_size)
+            return vectors, None if spans is None else span_vectors
         vectors = self.model.encode(
             texts,
             batch_size=batch_size,

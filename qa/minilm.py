@@ -14,6 +14,7 @@ else goes through sentence-transformers itself.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -76,6 +77,12 @@ class MiniLM:
     def _linear(self, x: Any, name: str) -> Any:
         return self.torch.nn.functional.linear(x, self.w[f"{name}.weight"], self.w[f"{name}.bias"])
 
+    def encode_spans(
+        self, texts: list[str], spans: list[list[tuple[int, int]]] | None, batch_size: int
+    ) -> tuple[np.ndarray, list[np.ndarray]]:
+        """`encode_batch_spans` over `texts` in batches of `batch_size`."""
+        return in_batches(self.encode_batch_spans, texts, spans, batch_size)
+
     def encode_batch_spans(
         self, texts: list[str], spans: list[list[tuple[int, int]]] | None
     ) -> tuple[np.ndarray, list[np.ndarray]]:
@@ -118,6 +125,36 @@ class MiniLM:
                 x = self._layer_norm(self._linear(inner, f"{p}.output.dense") + x,
                                      f"{p}.output.LayerNorm")  # fmt: skip
         return pool(x.numpy(), encodings, spans)
+
+
+BatchEncoder = Callable[
+    [list[str], list[list[tuple[int, int]]] | None], tuple["np.ndarray", list["np.ndarray"]]
+]
+
+
+def in_batches(
+    encode_batch: BatchEncoder,
+    texts: list[str],
+    spans: list[list[tuple[int, int]]] | None,
+    batch_size: int,
+    map_fn: Callable[..., Iterable[tuple[np.ndarray, list[np.ndarray]]]] = map,
+) -> tuple[np.ndarray, list[np.ndarray]]:
+    """`encode_batch(texts, spans)` run on consecutive batches (through `map_fn`, which may
+    run them in parallel but must keep their order), the results joined in input order."""
+    import numpy as np
+
+    starts = range(0, len(texts), batch_size)
+    results = map_fn(
+        encode_batch,
+        [texts[i : i + batch_size] for i in starts],
+        [None if spans is None else spans[i : i + batch_size] for i in starts],
+    )
+    vectors: list[np.ndarray] = []
+    span_vectors: list[np.ndarray] = []
+    for v, s in results:
+        vectors.append(v)
+        span_vectors.extend(s)
+    return np.vstack(vectors), span_vectors
 
 
 def load_tokenizer(model_dir: Path, max_length: int) -> Any:

@@ -53,6 +53,20 @@ def test_onnx_vectors_match_torch(
     assert float(one[0] @ vectors[1]) > floor
 
 
+@pytest.mark.parametrize("backend", ["onnx", "onnx-int8"])
+def test_many_texts_run_one_a_call_in_parallel_with_the_same_vectors(backend: str) -> None:
+    encoder = load_encoder(None, backend)
+    texts, spans = TEXTS * 3, SPANS * 3
+    vectors, span_vectors = encoder.encode_with_spans(texts, spans)  # type: ignore[attr-defined]
+    minilm = encoder._minilm  # type: ignore[attr-defined]
+    # a build's texts run on the single-threaded session, one call per core at a time
+    assert (minilm._single is not None) == (minilm.threads > 1)
+    for i, text in enumerate(texts):
+        alone, alone_spans = minilm.encode_batch_spans([text], [spans[i]])  # a question's path
+        assert np.allclose(alone[0], vectors[i], atol=1e-4), i
+        assert np.allclose(alone_spans[0], span_vectors[i], atol=1e-4), i
+
+
 def test_quantisation_follows_the_cpu() -> None:
     vnni = quant_config(frozenset({"avx2", "avx512f", "avx512_vnni"}), "x86_64")
     assert vnni == QuantConfig("x86-vnni", reduce_range=False)
