@@ -12,6 +12,7 @@ Offsets always refer to the article body: `body[chunk.char_start:chunk.char_end]
 from __future__ import annotations
 
 import re
+import string
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -88,7 +89,7 @@ _ABBREVIATIONS = {
 # A candidate end: terminal punctuation, optional closing quotes/brackets, then whitespace.
 _END = re.compile(r"[.!?]+[\"'’”)\]]*(?=\s+)")
 _NEXT_START = re.compile(r"\s+[\"'‘“(\[]*[A-Z0-9À-Þ]")
-_LAST_WORD = re.compile(r"([A-Za-z][A-Za-z.]*)\.$")
+_WORD_CHARS = frozenset(string.ascii_letters + ".")
 
 
 def split_sentences(text: str, offset: int = 0) -> list[Span]:
@@ -105,13 +106,27 @@ def split_sentences(text: str, offset: int = 0) -> list[Span]:
             if not _NEXT_START.match(line, end):
                 continue
             if match.group().startswith(".") and len(match.group().rstrip("\"'’”)]")) == 1:
-                word = _LAST_WORD.search(line, 0, end - len(match.group()) + 1)
-                if word and _is_abbreviation(word.group(1)):
+                word = _word_before(line, end - len(match.group()))
+                if word and _is_abbreviation(word):
                     continue
             _append_nonempty(spans, _trim(text, start, para.start() + end))
             start = para.start() + end
         _append_nonempty(spans, _trim(text, start, para.end()))
     return [(s + offset, e + offset) for s, e in spans]
+
+
+def _word_before(line: str, dot: int) -> str:
+    """The word that the full stop at `line[dot]` ends: the letters and dots before it,
+    starting at a letter ("U.S" for "the U.S."); "" if there is none.
+
+    A backwards scan: a regex searched from the line's start for each full stop made
+    splitting quadratic in the paragraph's length."""
+    start = dot
+    while start > 0 and line[start - 1] in _WORD_CHARS:
+        start -= 1
+    while start < dot and line[start] == ".":
+        start += 1
+    return line[start:dot]
 
 
 def _is_abbreviation(word: str) -> bool:

@@ -98,6 +98,11 @@ def test_no_overlap_setting() -> None:
         ("Rates rose 1.5 percent. Good.", ["Rates rose 1.5 percent.", "Good."]),
         ("Line one\n\nLine two", ["Line one", "Line two"]),
         ("Is it? Yes. (Really.) Fine", ["Is it?", "Yes.", "(Really.)", "Fine"]),
+        # the word before a full stop starts at a letter, after any dots or other characters
+        ("He said ...U.S. Army won. Next.", ["He said ...U.S. Army won.", "Next."]),
+        ("It was 9-J. Kim said so.", ["It was 9-J. Kim said so."]),
+        ("Café. Next one.", ["Café.", "Next one."]),
+        ("See www.example.org. Next.", ["See www.example.org.", "Next."]),
     ],
 )
 def test_split_sentences(text: str, sentences: list[str]) -> None:
