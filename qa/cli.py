@@ -239,6 +239,15 @@ def _print_report(report: Any, as_json: bool, quiet: bool) -> None:
             click.echo(f"  {item['path']}: {item['reason']} ({item['action']})", err=True)
 
 
+def corpus_of_index(ctx: click.Context, value: Path | None, index_dir: Path) -> Path:
+    """--corpus (on the subcommand or `qa`), else QA_CORPUS, else the corpus the index at
+    `index_dir` was built from, else ./corpus."""
+    explicit = value or ctx.find_root().params.get("corpus") or os.environ.get("QA_CORPUS")
+    if explicit:
+        return Path(explicit)
+    return _stored_corpus(index_dir) or Path(DEFAULT_CORPUS)
+
+
 def _stored_corpus(index_dir: Path) -> Path | None:
     from qa.store import IndexReader, index_exists
 
@@ -314,6 +323,8 @@ def index_build(
 ) -> None:
     """Build the index from scratch (the previous one stays usable until it is done).
 
+    The corpus defaults to the one the index was built from (./corpus for a new index).
+
     \b
     Examples:
       qa index build
@@ -325,8 +336,8 @@ def index_build(
     from qa.embedding import encoder_factory
     from qa.store import sync_index
 
-    root = resolve_corpus(ctx, corpus)
     target = resolve_index(ctx, index_dir)
+    root = corpus_of_index(ctx, corpus, target)
     chunking = ChunkSettings(max_tokens=chunk_tokens) if chunk_tokens else None
     with ProgressView(quiet or as_json) as view:
         report = sync_index(
@@ -377,8 +388,7 @@ def index_update(
     from qa.store import sync_index
 
     target = resolve_index(ctx, index_dir)
-    explicit = corpus or ctx.find_root().params.get("corpus") or os.environ.get("QA_CORPUS")
-    root = Path(explicit) if explicit else (_stored_corpus(target) or Path(DEFAULT_CORPUS))
+    root = corpus_of_index(ctx, corpus, target)
     chunking = None
     if chunk_tokens:
         chunking = ChunkSettings(max_tokens=chunk_tokens)
@@ -453,6 +463,8 @@ def add(
 ) -> None:
     """Copy article files into the corpus and update the index in one step.
 
+    The corpus defaults to the one the index was built from (./corpus for a new index).
+
     Files that hold no usable article are not copied; an existing corpus file with other
     content is never overwritten.
 
@@ -466,7 +478,8 @@ def add(
     from qa.embedding import encoder_factory
     from qa.store import sync_index
 
-    root = resolve_corpus(ctx, corpus)
+    index_target = resolve_index(ctx, index_dir)
+    root = corpus_of_index(ctx, corpus, index_target)
     target_dir = root / subdir
     failures = 0
     copied = 0
@@ -502,7 +515,7 @@ def add(
     with ProgressView(quiet or as_json) as view:
         report = sync_index(
             root,
-            resolve_index(ctx, index_dir),
+            index_target,
             encoder_factory(None),
             progress=view,
             max_bytes=_max_file_bytes(),
@@ -818,7 +831,8 @@ def tui(
 ) -> None:
     """Open the chat in the terminal (the default command).
 
-    Without an index, offers to build one from the corpus. Conversations are kept in
+    Without an index, offers to build one from the corpus (by default the one the index was
+    built from, else ./corpus). Conversations are kept in
     $XDG_DATA_HOME/qa (or $QA_DATA_DIR).
 
     \b
@@ -829,9 +843,8 @@ def tui(
         raise QAError("the terminal UI needs a terminal; see qa --help for the other commands")
     from qa.tui.app import create_app
 
-    app = create_app(
-        resolve_index(ctx, index_dir), resolve_corpus(ctx, corpus), save_conversations=not no_save
-    )
+    target = resolve_index(ctx, index_dir)
+    app = create_app(target, corpus_of_index(ctx, corpus, target), save_conversations=not no_save)
     app.run()
 
 

@@ -49,7 +49,11 @@ def test_encode_is_normalised_float32_in_input_order(encoder: SentenceTransforme
 
 
 def test_cli_build_status_update_add(
-    capsys: pytest.CaptureFixture[str], seed_corpus: Path, tmp_path: Path, bbc: Path
+    capsys: pytest.CaptureFixture[str],
+    seed_corpus: Path,
+    tmp_path: Path,
+    bbc: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     index = tmp_path / "index"
     code, _, err = run_qa(capsys, "index", "status", "--index", str(index))
@@ -89,14 +93,17 @@ def test_cli_build_status_update_add(
                 "seconds"):  # fmt: skip
         assert key in update
 
-    # qa add copies the file and embeds only it
+    # qa add copies the file into the index's own corpus (not ./corpus) and embeds only it
+    monkeypatch.delenv("QA_CORPUS", raising=False)
+    elsewhere = tmp_path / "elsewhere"
+    (elsewhere / "corpus").mkdir(parents=True)
+    monkeypatch.chdir(elsewhere)
     new_article = tmp_path / "incoming" / "profits.txt"
     new_article.parent.mkdir()
     shutil.copy(bbc / "business" / "001.txt", new_article)
     code, out, _ = run_qa(
-        capsys, "add", str(new_article), "--corpus", str(seed_corpus), "--index", str(index),
-        "--to", "imported", "--json",
-    )  # fmt: skip
+        capsys, "add", str(new_article), "--index", str(index), "--to", "imported", "--json"
+    )
     assert code == 0
     added = json.loads(out)
     assert added["copied"] == 1 and added["index"]["added"] == 1
@@ -116,6 +123,14 @@ def test_cli_build_status_update_add(
             (best,),
         ).fetchone()[0]
         assert title.startswith("N.Korea Purges")
+    assert not any((elsewhere / "corpus").iterdir())
+
+    # a build without --corpus rebuilds the index's own corpus too
+    code, out, _ = run_qa(capsys, "index", "build", "--index", str(index), "--json")
+    rebuilt = json.loads(out)
+    assert code == 0 and rebuilt["articles"] == 2 and rebuilt["embedded_chunks"] > 0
+    code, out, _ = run_qa(capsys, "index", "status", "--index", str(index), "--json")
+    assert json.loads(out)["corpus"] == str(seed_corpus.resolve())
 
 
 def test_cli_add_refuses_unusable_file(
