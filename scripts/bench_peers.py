@@ -1,7 +1,8 @@
 """qa against txtai on the same machine, in one run (run by hand, not in CI).
 
     python scripts/bench_peers.py [--corpus ../shared/data/bbc] [--backends onnx-int8,torch]
-                                  [--questions 300] [--runs 3] [--squad-sample 1000]
+                                  [--build-runs 3] [--questions 300] [--runs 3]
+                                  [--squad-sample 1000]
 
 The peer is txtai (`Embeddings` with the same bundled all-MiniLM-L6-v2 through
 sentence-transformers, hybrid dense + BM25 search), installed on first use into its own
@@ -12,7 +13,9 @@ Figures, printed with ratios (txtai / qa: above 1 means qa is faster or better):
 - building an index of the corpus end to end: each `qa index build --backend B` and txtai's
   build + save, every one a new process timed from outside (interpreter start, imports and
   model load included); qa chunks articles into ~200-token passages, txtai indexes the
-  articles' paragraphs (as it is usually fed);
+  articles' paragraphs (as it is usually fed); --build-runs rounds, each building every
+  system once in turn (so a drift in the machine's speed hits all of them), medians reported
+  with each round's ratios;
 - retrieval, question in and ranked passages (with text) out, warm, in process: p50 / p95 of
   the same questions (medians of --runs passes); for qa that is `Retriever.search` (dense +
   BM25 + fusion + re-ranking, reading excluded, passages with text) on the index of the
@@ -115,7 +118,10 @@ def main() -> int:
     parser.add_argument("--squad", type=Path, default=DEFAULT_SQUAD)
     parser.add_argument("--backends", default="onnx-int8,torch")
     parser.add_argument("--questions", type=int, default=300)
-    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--runs", type=int, default=3, help="passes over the questions")
+    parser.add_argument(
+        "--build-runs", type=int, default=3, help="rounds of builds (each system once a round)"
+    )
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--squad-sample", type=int, default=1000)
     parser.add_argument("--skip-squad", action="store_true")
@@ -150,19 +156,26 @@ def main() -> int:
         for backend in backends:
             # the one-time ONNX export (cached per machine) is not part of a build
             load_encoder(None, backend).load()
-        builds: dict[str, float] = {}
-        for backend in backends:
-            print(f"qa index build --backend {backend} ...", file=sys.stderr)
-            builds[backend], _ = timed(
-                [sys.executable, "-m", "qa.cli", "index", "build", "--corpus", str(args.corpus),
-                 "--index", str(work / f"qa-{backend}"), "--backend", backend, "-q"],
-                env,
-            )  # fmt: skip
-        print("txtai build ...", file=sys.stderr)
+        builds: dict[str, list[float]] = {backend: [] for backend in backends}
+        txtai_builds: list[float] = []
         content = "1" if args.txtai_content else "0"
-        txtai_build, built = peer(
-            python, env, "build", model, str(docs), str(work / "txtai"), content
-        )
+        for round_ in range(1, args.build_runs + 1):
+            for backend in backends:
+                print(f"round {round_}: qa index build --backend {backend} ...", file=sys.stderr)
+                target = work / f"qa-{backend}"
+                shutil.rmtree(target, ignore_errors=True)  # every build starts from nothing
+                seconds, _ = timed(
+                    [sys.executable, "-m", "qa.cli", "index", "build", "--corpus",
+                     str(args.corpus), "--index", str(target), "--backend", backend, "-q"],
+                    env,
+                )  # fmt: skip
+                builds[backend].append(seconds)
+            print(f"round {round_}: txtai build ...", file=sys.stderr)
+            shutil.rmtree(work / "txtai", ignore_errors=True)
+            seconds, built = peer(
+                python, env, "build", model, str(docs), str(work / "txtai"), content
+            )
+            txtai_builds.append(seconds)
 
         print("retrieval latency ...", file=sys.stderr)
         qa_p50, qa_p95 = qa_retrieval(work / f"qa-{backends[0]}", questions, args.runs)
@@ -201,16 +214,26 @@ def main() -> int:
         shutil.rmtree(work, ignore_errors=True)
 
     first = backends[0]
+    txtai_build = statistics.median(txtai_builds)
+    median = {backend: statistics.median(times) for backend, times in builds.items()}
     print()
     print(f"corpus                         {args.corpus} ({len(articles):,} articles)")
     print(f"txtai documents                {built['documents']:,} paragraphs ({paragraph_count:,})")
+    print(f"builds: median of {args.build_runs} round(s); per round in brackets")
+
+    def each(values: list[float], fmt: str) -> str:
+        return "[" + ", ".join(format(v, fmt) for v in values) + "]"
+
     for backend in backends:
         print(
-            f"qa build, {backend:<10}           {builds[backend]:7.1f} s   "
-            f"txtai / qa {txtai_build / builds[backend]:.2f}x   "
-            f"{backend} / {first} {builds[backend] / builds[first]:.2f}x"
+            f"qa build, {backend:<10}           {median[backend]:7.1f} s "
+            f"{each(builds[backend], '.1f')}   "
+            f"txtai / qa {txtai_build / median[backend]:.2f}x "
+            f"{each([t / q for t, q in zip(txtai_builds, builds[backend])], '.2f')}   "
+            f"{backend} / {first} {median[backend] / median[first]:.2f}x "
+            f"{each([b / f for b, f in zip(builds[backend], builds[first])], '.2f')}"
         )
-    print(f"txtai build                    {txtai_build:7.1f} s")
+    print(f"txtai build                    {txtai_build:7.1f} s {each(txtai_builds, '.1f')}")
     print(
         f"retrieval p50 / p95, qa ({first})  {qa_p50:.1f} / {qa_p95:.1f} ms   "
         f"txtai {txtai_query['p50_ms']:.1f} / {txtai_query['p95_ms']:.1f} ms   "
