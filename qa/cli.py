@@ -46,10 +46,15 @@ def _json_option(func: F) -> F:
     return click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")(func)
 
 
-def resolve_corpus(ctx: click.Context, value: Path | None) -> Path:
-    """--corpus on the subcommand, else on `qa` itself, else QA_CORPUS, else ./corpus."""
-    root_value = ctx.find_root().params.get("corpus")
-    return Path(value or root_value or os.environ.get("QA_CORPUS") or DEFAULT_CORPUS)
+def resolve_corpus(ctx: click.Context, value: Path | None, index_dir: Path | None = None) -> Path:
+    """--corpus on the subcommand, else on `qa` itself, else QA_CORPUS, else (for a command
+    that changes the index at `index_dir`) the corpus that index was built from, else
+    ./corpus."""
+    explicit = value or ctx.find_root().params.get("corpus") or os.environ.get("QA_CORPUS")
+    if explicit:
+        return Path(explicit)
+    stored = _stored_corpus(index_dir) if index_dir is not None else None
+    return stored or Path(DEFAULT_CORPUS)
 
 
 def resolve_index(ctx: click.Context, value: Path | None) -> Path:
@@ -239,15 +244,6 @@ def _print_report(report: Any, as_json: bool, quiet: bool) -> None:
             click.echo(f"  {item['path']}: {item['reason']} ({item['action']})", err=True)
 
 
-def corpus_of_index(ctx: click.Context, value: Path | None, index_dir: Path) -> Path:
-    """--corpus (on the subcommand or `qa`), else QA_CORPUS, else the corpus the index at
-    `index_dir` was built from, else ./corpus."""
-    explicit = value or ctx.find_root().params.get("corpus") or os.environ.get("QA_CORPUS")
-    if explicit:
-        return Path(explicit)
-    return _stored_corpus(index_dir) or Path(DEFAULT_CORPUS)
-
-
 def _stored_corpus(index_dir: Path) -> Path | None:
     from qa.store import IndexReader, index_exists
 
@@ -337,7 +333,7 @@ def index_build(
     from qa.store import sync_index
 
     target = resolve_index(ctx, index_dir)
-    root = corpus_of_index(ctx, corpus, target)
+    root = resolve_corpus(ctx, corpus, target)
     chunking = ChunkSettings(max_tokens=chunk_tokens) if chunk_tokens else None
     with ProgressView(quiet or as_json) as view:
         report = sync_index(
@@ -388,7 +384,7 @@ def index_update(
     from qa.store import sync_index
 
     target = resolve_index(ctx, index_dir)
-    root = corpus_of_index(ctx, corpus, target)
+    root = resolve_corpus(ctx, corpus, target)
     chunking = None
     if chunk_tokens:
         chunking = ChunkSettings(max_tokens=chunk_tokens)
@@ -479,7 +475,7 @@ def add(
     from qa.store import sync_index
 
     index_target = resolve_index(ctx, index_dir)
-    root = corpus_of_index(ctx, corpus, index_target)
+    root = resolve_corpus(ctx, corpus, index_target)
     target_dir = root / subdir
     failures = 0
     copied = 0
@@ -844,7 +840,7 @@ def tui(
     from qa.tui.app import create_app
 
     target = resolve_index(ctx, index_dir)
-    app = create_app(target, corpus_of_index(ctx, corpus, target), save_conversations=not no_save)
+    app = create_app(target, resolve_corpus(ctx, corpus, target), save_conversations=not no_save)
     app.run()
 
 
