@@ -49,21 +49,19 @@ def candidate_features(engine: Engine, question: str) -> tuple[list, list[list[f
     retriever = engine.retriever
     terms = retriever.query_terms(question)
     passages = retriever.search(question, k=retriever.rerank_k, terms=terms)
-    stems = set(terms.stems)
-    total = sum(terms.idf.get(s, 0.0) for s in stems) or 1.0
-    pairs = set(itertools.pairwise(terms.stems))
+    pairs = terms.pairs
     extras, doc_best = [], {}
     for p in passages:
         sentences = span_stems(
             p.text, [(s - p.char_start, e - p.char_start) for s, e in p.sentences]
         )
-        shares = np.array([sum(terms.idf.get(s, 0.0) for s in stems & st) / total
-                           for st in sentences] or [0.0])  # fmt: skip
+        shares = np.array([terms.share(st) for st in sentences] or [0.0])
         dense = np.array(p.sentence_scores or [p.features["dense"]] * len(shares))
         combined = shares + 0.5 * dense
         best = int(np.argmax(combined))
-        windows = [sum(terms.idf.get(s, 0.0) for s in stems & (a | b)) / total
-                   for a, b in itertools.pairwise(sentences)] or [float(shares.max())]  # fmt: skip
+        windows = [terms.share(a | b) for a, b in itertools.pairwise(sentences)] or [
+            float(shares.max())
+        ]
         bigram = max((sum(1 for a, b in pairs if a in st and b in st) / len(pairs)
                       for st in sentences), default=0.0) if pairs else 0.0  # fmt: skip
         extra = {"comb": float(combined.max()), "comb_share": float(shares[best]),
