@@ -119,7 +119,8 @@ class Result:
     related: tuple[Citation, ...] = ()
     passages: tuple[Passage, ...] = field(default=(), compare=False, repr=False)
     confidence: float = 0.0
-    """Probability that the corpus answers the question; below the threshold: not found."""
+    """Probability that the best answer is right (the corpus answers the question and this
+    sentence is the answer); below the threshold: not found."""
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Result:
@@ -478,8 +479,8 @@ class Reader:
         return sorted(seen.values(), key=lambda c: -c.logit)
 
     def confidence(self, terms: QueryTerms, ranked: Sequence[Candidate], question: str) -> float:
-        """Probability that the corpus answers the question (the best sentence's score when
-        no answerability model was fitted)."""
+        """Probability that the best sentence answers the question, from the answerability
+        model (the sentence's own score when none was fitted)."""
         if not ranked:
             return 0.0
         if not self.answerability:
