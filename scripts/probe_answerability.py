@@ -17,11 +17,17 @@ kept optimistic on purpose), and the ROC AUC of "answers it" against "unanswerab
 cost per question: K (question, passage) texts through the index's own ONNX encoder (same
 layers, same lengths), one text a call, one call per core, as in a build.
 DIR is an index of the SQuAD v2.0 dev articles (`qa eval FILE --index DIR` builds one).
+
+--foreign DIR2 [--weights FILE ...] instead asks 1,000 random SQuAD v1.1 dev questions (about
+Wikipedia's topics) of DIR2, an index of another corpus (BBC News, say), and prints the share
+answered "not found" with each weights file (default: the shipped `qa/weights.json`): how
+often the abstention turns away questions the corpus has nothing about.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import random
 import statistics
@@ -39,9 +45,12 @@ sys.path.insert(0, str(ROOT))
 from qa.embedding import bundled_model_dir  # noqa: E402
 from qa.engine import Engine  # noqa: E402
 from qa.evaluate import article_half, load_squad, select_questions  # noqa: E402
+from qa.reader import Reader  # noqa: E402
+from qa.retrieval import Retriever  # noqa: E402
 from qa.text import contains_answer  # noqa: E402
 
 SQUAD = ROOT.parent / "shared" / "data" / "squad" / "dev-v2.0.json.zip"
+SQUAD_V1 = SQUAD.with_name("dev-v1.1.json.zip")
 
 
 def ask_all(engine: Engine, squad: Any) -> list[dict[str, Any]]:
@@ -178,6 +187,21 @@ def latency(engine: Engine, squad: Any, count: int) -> None:
         print(f"  K={k:<2}  p50 {statistics.median(times):6.1f}  p95 {p95:6.1f}")
 
 
+def foreign(index: Path, weight_files: list[Path], count: int = 1000) -> None:
+    questions = random.Random(0).sample(load_squad(SQUAD_V1).questions, count)
+    engine = Engine.open(index)
+    for path in weight_files:
+        weights = json.loads(path.read_text())
+        engine.retriever = Retriever(engine.index, engine.encoder, weights=weights["passage"])
+        engine.reader = Reader(
+            engine.index.conn, weights=weights["sentence"], abstain_below=weights["abstain"]
+        )
+        engine.reader.answerability = weights["answerability"]
+        not_found = sum(engine.ask(q.question, n=1).not_found for q in questions)
+        print(f"{path}: {not_found / count:.3f} of {count} SQuAD v1.1 questions 'not found'")
+    engine.close()
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--index", type=Path, default=Path(tempfile.gettempdir()) / "qa-squad-v2")
@@ -189,7 +213,12 @@ def main() -> int:
     parser.add_argument("--lr", type=float, default=4e-5)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--latency", action="store_true", help="also time K-pair re-ranking")
+    parser.add_argument("--foreign", type=Path, help="index of another corpus (see above)")
+    parser.add_argument("--weights", type=Path, nargs="+", default=[ROOT / "qa" / "weights.json"])
     args = parser.parse_args()
+    if args.foreign:
+        foreign(args.foreign, args.weights)
+        return 0
 
     squad = load_squad(args.squad)
     engine = Engine.open(args.index)
