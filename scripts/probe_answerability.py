@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import random
 import statistics
 import sys
@@ -41,6 +40,9 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "scripts"))
+
+from fit_weights import best_threshold  # noqa: E402
 
 from qa.embedding import bundled_model_dir  # noqa: E402
 from qa.engine import Engine  # noqa: E402
@@ -140,23 +142,6 @@ def train_and_score(
     return np.array(scores)
 
 
-def best_abstention(
-    score: np.ndarray, correct: np.ndarray, impossible: np.ndarray
-) -> tuple[float, float, float]:
-    """(no-answer accuracy, answered accuracy, threshold) of the threshold that turns away the
-    most unanswerable questions while answered accuracy stays within 5 points."""
-    answerable = ~impossible
-    floor = correct[answerable].mean() - 0.05
-    best = (0.0, float(correct[answerable].mean()), -math.inf)
-    for t in np.unique(score):
-        keep = score >= t
-        answered = float((correct & keep)[answerable].mean())
-        no_answer = float((~keep)[impossible].mean())
-        if answered >= floor and no_answer > best[0]:
-            best = (no_answer, answered, float(t))
-    return best
-
-
 def auc(score: np.ndarray, positive: np.ndarray, negative: np.ndarray) -> float:
     """P(a positive scores above a negative), ties counted half."""
     pos, neg = np.sort(score[positive]), np.sort(score[negative])
@@ -252,10 +237,11 @@ def main() -> int:
         scored[f"cross-encoder + {weight} x lexical"] = scored["cross-encoder"] + weight * lexical
     print(f"input {args.input}, max {args.max_length} word pieces, {args.epochs} epochs:")
     for name, score in scored.items():
-        no_answer, answered, t = best_abstention(score, correct, impossible)
+        t, no_answer, answered = best_threshold(score, correct, impossible, 0.05)
+        threshold_text = "none" if t is None else f"{t:.3f}"
         print(
             f"  {name:<30} best no-answer {no_answer:.4f} (answered {answered:.4f}, "
-            f"threshold {t:.3f}), AUC {auc(score, correct, impossible):.4f}"
+            f"threshold {threshold_text}), AUC {auc(score, correct, impossible):.4f}"
         )
     return 0
 
