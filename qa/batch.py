@@ -10,14 +10,18 @@ written and flushed record by record, so an interrupted batch keeps what it fini
 from __future__ import annotations
 
 import csv
+import html
 import io
 import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
 from qa.errors import InputError
+from qa.reader import confidence_words
+from qa.text import terminal_safe
 
 FORMATS = ("jsonl", "csv", "md")
 
@@ -146,11 +150,24 @@ class Writer:
         self.handle.flush()
 
 
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def cell_safe(value: Any) -> Any:
+    """A CSV cell that came from an article or a question, made inert: control characters
+    shown as escapes, and a leading `=`, `+`, `-` or `@` (a formula to a spreadsheet) behind a
+    `'`, as OWASP advises for CSV injection."""
+    if not isinstance(value, str):
+        return value
+    value = terminal_safe(value)
+    return "'" + value if value.startswith(_FORMULA_START) else value
+
+
 def _csv_row(record: dict[str, Any]) -> dict[str, Any]:
     answers = record.get("answers") or []
     top = answers[0] if answers else {}
     citation = (top.get("citations") or [{}])[0] if top else {}
-    return {
+    row = {
         "id": record.get("id"),
         "question": record.get("question"),
         "not_found": record.get("not_found", ""),
@@ -166,12 +183,29 @@ def _csv_row(record: dict[str, Any]) -> dict[str, Any]:
         "citations": json.dumps(top.get("citations", []), ensure_ascii=False) if top else "",
         "error": record.get("error", ""),
     }
+    # the id is left as it is: --resume matches it against the input
+    return {key: value if key == "id" else cell_safe(value) for key, value in row.items()}
+
+
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+!|~>-])")
+
+
+def markdown_safe(text: str) -> str:
+    """Text from an article or a question as literal Markdown: control characters shown as
+    escapes, HTML as entities (no `<script>`, no `<img>`), Markdown syntax backslash-escaped
+    (no links, images or emphasis of its own), one line."""
+    text = terminal_safe(" ".join(str(text).split()))
+    text = html.escape(text, quote=False)
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", text)
 
 
 def markdown_record(record: dict[str, Any]) -> str:
-    lines = [f"## {record.get('id')}: {record.get('question')}", ""]
+    lines = [
+        f"## {markdown_safe(str(record.get('id')))}: {markdown_safe(record.get('question') or '')}",
+        "",
+    ]
     if record.get("error"):
-        lines.append(f"**Error:** {record['error']}")
+        lines.append(f"**Error:** {markdown_safe(record['error'])}")
     elif record.get("not_found"):
         lines.append("_Not found in the corpus._")
         for number, citation in enumerate(record.get("related", []), 1):
@@ -179,24 +213,35 @@ def markdown_record(record: dict[str, Any]) -> str:
     else:
         number = 0
         for index, answer in enumerate(record.get("answers", []), 1):
-            text = answer["text"]
+            text = markdown_safe(answer["text"])
             if answer.get("span") and answer.get("span_start") is not None:
-                s = answer["span_start"]
-                text = f"{text[:s]}**{answer['span']}**{text[s + len(answer['span']) :]}"
+                s, original = answer["span_start"], answer["text"]
+                end = s + len(answer["span"])
+                text = (
+                    f"{markdown_safe(original[:s])} **{markdown_safe(answer['span'])}** "
+                    f"{markdown_safe(original[end:])}"
+                ).strip()
+            if isinstance(answer.get("score"), int | float):
+                text += f" _({confidence_words(float(answer['score']))})_"
             lines.append(f"{index}. {text}")
             for citation in answer["citations"]:
                 number += 1
                 lines.append(f"   - [{number}] {_md_citation(citation)}")
-                lines.append(f"     > {citation['quote']}")
+                lines.append(f"     > {markdown_safe(citation['quote'])}")
     return "\n".join(lines) + "\n\n"
 
 
 def _md_citation(citation: dict[str, Any]) -> str:
-    date = (citation.get("published") or "undated")[:10]
-    where = f"{citation['path']}:{citation['paragraph']}"
-    url = f" <{citation['url']}>" if citation.get("url") else ""
+    date = markdown_safe((citation.get("published") or "undated")[:10])
+    where = markdown_safe(f"{citation['path']}:{citation['paragraph']}")
+    url = str(citation.get("url") or "")
+    # only web addresses become links (never javascript: or data:), and only clean ones
+    if re.fullmatch(r"https?://[^\s<>\"'`]+", url):
+        shown_url = f" <{url}>"
+    else:
+        shown_url = f" — address: {markdown_safe(url)}" if url else ""
     chars = f"chars {citation['char_start']}-{citation['char_end']}"
-    return f"{citation['title']} — {date} — {where} ({chars}){url}"
+    return f"{markdown_safe(citation['title'])} — {date} — {where} ({chars}){shown_url}"
 
 
 def run_batch(
