@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 import click
 
 from qa import __version__
-from qa.errors import QAError
+from qa.errors import InputError, QAError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -558,6 +558,7 @@ def _filters(since: str | None, until: str | None, source: str | None) -> Any:
 
 def render_result(result: Any, color: bool) -> str:
     """A `Result` as readable text; article text is made inert for the terminal."""
+    from qa.reader import confidence_words
     from qa.text import terminal_safe
 
     def cite(number: int, citation: Any) -> str:
@@ -590,7 +591,7 @@ def render_result(result: Any, color: bool) -> str:
         else:
             body = terminal_safe(text)
         markers = " ".join(f"[{number + i}]" for i in range(1, len(answer.citations) + 1))
-        lines.append(f"{index}. {body} {markers}  (score {answer.score:.2f})")
+        lines.append(f"{index}. {body} {markers}  ({confidence_words(answer.score)})")
         for citation in answer.citations:
             number += 1
             lines.append(cite(number, citation))
@@ -763,31 +764,55 @@ def eval_command(
     as_json: bool,
     quiet: bool,
 ) -> None:
-    """Measure retrieval and answers on a SQuAD-format file (v1.1 or v2.0, zipped or not).
+    """Measure retrieval and answers on a SQuAD-format file (v1.1 or v2.0, zipped or not)
+    or on a JSONL file of questions.
 
-    Without --index the file's articles are indexed into a temporary index; with --index DIR,
-    DIR is used if it holds an index, else built there and kept. --backend applies to an
+    Without --index a SQuAD file's articles are indexed into a temporary index; with --index
+    DIR, DIR is used if it holds an index, else built there and kept. --backend applies to an
     index built here; an existing index keeps its own.
 
+    A JSONL file holds one `{"question", "answers": [...], "article": "PATH"}` record a line
+    (`article`, optional, is the end of the path of the article that answers it; `answers`
+    empty for a question the corpus cannot answer) and needs --index: the index of the
+    corpus the questions are about.
+
+    Reports recall@k, answer (sentence) accuracy, span exact match and F1 (SQuAD's
+    normalisation), no-answer accuracy, a calibration table (confidence bins against
+    accuracy) and latency split into retrieval and reading.
+
     \b
-    Example:
+    Examples:
       qa eval ../shared/data/squad/dev-v1.1.json.zip --index /tmp/squad-index --json
+      qa eval tests/data/bbc_paraphrased.jsonl --index /tmp/bbc-index
     """
     import shutil
     import tempfile
 
     from qa.embedding import encoder_factory
     from qa.engine import Engine
-    from qa.evaluate import evaluate, load_squad, select_questions, write_corpus
+    from qa.evaluate import (
+        evaluate,
+        evaluate_news,
+        load_news_questions,
+        load_squad,
+        select_questions,
+        write_corpus,
+    )
     from qa.store import Progress, index_exists, sync_index
 
-    squad = load_squad(file)
-    questions = select_questions(squad, half, sample, seed)
+    news = file.suffix.lower() == ".jsonl"
+    if news:
+        if index_dir is None or not index_exists(index_dir):
+            raise InputError(f"{file}: a JSONL question file needs --index DIR with an index")
+        news_questions = load_news_questions(file)
+    else:
+        squad = load_squad(file)
+        questions = select_questions(squad, half, sample, seed)
     workdir = Path(tempfile.mkdtemp(prefix="qa-eval-"))
     try:
         target = index_dir or workdir / "index"
         with ProgressView(quiet or as_json) as view:
-            if not index_exists(target):
+            if not news and not index_exists(target):
                 corpus_dir = workdir / "corpus"
                 write_corpus(squad, corpus_dir)
                 sync_index(
@@ -796,22 +821,44 @@ def eval_command(
             engine = Engine.open(target)
             try:
                 engine.warm_up()
-                metrics = evaluate(
-                    engine,
-                    squad,
-                    questions,
-                    progress=lambda done, total: view(Progress("questions", done, total)),
-                )
+
+                def progress(done: int, total: int) -> None:
+                    view(Progress("questions", done, total))
+
+                if news:
+                    metrics = evaluate_news(engine, news_questions, progress=progress)
+                else:
+                    metrics = evaluate(engine, squad, questions, progress=progress)
             finally:
                 engine.close()
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-    metrics = {"file": str(file), "half": half, "backend": engine.index.settings.backend, **metrics}
+    metrics = {
+        "file": str(file),
+        "half": "all" if news else half,
+        "backend": engine.index.settings.backend,
+        "read_passages": engine.reader.read_passages,
+        **metrics,
+    }
     if as_json:
         _print_json(metrics)
         return
+    heldout = metrics.pop("heldout", None)
+    _echo_metrics(metrics)
+    if heldout:
+        click.echo("\nheld-out half (articles nothing was fitted on):")
+        _echo_metrics(heldout)
+
+
+def _echo_metrics(metrics: dict[str, Any]) -> None:
+    calibration = metrics.pop("calibration")
     for key, value in metrics.items():
         click.echo(f"{key:<28} {value}")
+    click.echo("calibration (confidence bin: questions, mean confidence, accuracy)")
+    for row in calibration:
+        click.echo(
+            f"  {row['bin']}: {row['questions']:>6}  {row['mean_confidence']}  {row['accuracy']}"
+        )
 
 
 # --------------------------------------------------------------------------- terminal UI

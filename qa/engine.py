@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from qa.reader import Reader, Result
-from qa.retrieval import Filters, Retriever
+from qa.retrieval import Filters, Passage, QueryTerms, Retriever
 from qa.store import IndexReader, check_encoder
 
 if TYPE_CHECKING:
@@ -45,6 +45,7 @@ class Engine:
     def warm_up(self) -> None:
         """Load the model and the FAISS index now, so the first question is fast."""
         self.encoder.load()
+        self.reader.model  # noqa: B018 - loads the reader
         self.index.faiss  # noqa: B018 - loads it
         self.retriever.encode_query("warm up")
 
@@ -63,11 +64,23 @@ class Engine:
         search_text = query or question
         # sqlite3 connections and the model are shared: one question at a time.
         with self._lock:
-            terms = self.retriever.query_terms(search_text)
-            passages = self.retriever.search(search_text, k=k, filters=filters, terms=terms)
+            terms, passages = self._search(search_text, k, filters)
             return self.reader.read(
                 question, terms, passages, query=search_text, n=n, abstain=abstain
             )
+
+    def search(
+        self, text: str, *, k: int = 20, filters: Filters | None = None
+    ) -> tuple[QueryTerms, list[Passage]]:
+        """The retrieval step of `ask` alone: the query's terms and the ranked passages."""
+        with self._lock:
+            return self._search(" ".join(text.split()), k, filters)
+
+    def _search(
+        self, text: str, k: int, filters: Filters | None
+    ) -> tuple[QueryTerms, list[Passage]]:
+        terms = self.retriever.query_terms(text)
+        return terms, self.retriever.search(text, k=k, filters=filters, terms=terms)
 
     def article(self, article_id: str) -> StoredArticle | None:
         """An indexed article with its full body (for showing a citation in context)."""

@@ -18,13 +18,15 @@ half only (`scripts/fit_weights.py`), so the honest figures are those of `--half
 
 from __future__ import annotations
 
+import functools
+import itertools
 import json
 import random
 import statistics
 import time
 import zipfile
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -168,9 +170,49 @@ def percentile(values: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(fraction * (len(ordered) - 1))))]
 
 
+@dataclass(frozen=True)
+class NewsQuestion:
+    """A question of a JSONL file: gold answers and, optionally, the article that holds them
+    (a path ending, e.g. `business/013.txt`)."""
+
+    question: str
+    answers: tuple[str, ...]
+    article: str | None = None
+
+    @property
+    def impossible(self) -> bool:
+        return not self.answers
+
+
+def load_news_questions(path: Path) -> list[NewsQuestion]:
+    """A JSONL file of `{"question", "answers": [...], "article"?}` records (answers empty
+    for a question the corpus cannot answer)."""
+    questions = []
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"{path}: cannot read the questions ({exc})") from exc
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+            answers = record.get("answers") or []
+            if not isinstance(record.get("question"), str) or not isinstance(answers, list):
+                raise ValueError("needs a 'question' string and an 'answers' list")
+        except (ValueError, AttributeError, RecursionError) as exc:
+            raise InputError(f"{path}:{number}: not a question record ({exc})") from exc
+        questions.append(
+            NewsQuestion(record["question"], tuple(str(a) for a in answers), record.get("article"))
+        )
+    if not questions:
+        raise InputError(f"{path}: no questions")
+    return questions
+
+
 @dataclass
 class Outcome:
-    question: SquadQuestion
+    question: SquadQuestion | NewsQuestion
     first_hit: int | None
     correct: bool
     correct_without_abstention: bool
@@ -178,6 +220,9 @@ class Outcome:
     span_em: float
     span_f1: float
     seconds: float
+    confidence: float = 0.0
+    retrieval_seconds: float = 0.0
+    reading_seconds: float = 0.0
 
 
 def evaluate(
@@ -186,9 +231,45 @@ def evaluate(
     questions: list[SquadQuestion],
     progress: Callable[[int, int], None] | None = None,
 ) -> dict[str, Any]:
-    """Ask every question; return the metrics."""
+    """Ask every question; return the metrics (and, when both halves were asked, the
+    held-out half's own, under "heldout": the figures to quote for anything fitted)."""
     outcomes = list(run_questions(engine, squad, questions, progress))
-    return summarize(outcomes, squad)
+    metrics = summarize(outcomes, squad.version)
+    halves = {article_half(squad.titles[q.article]) for q in questions}
+    if len(halves) == 2:
+        heldout = [
+            o
+            for o in outcomes
+            if isinstance(o.question, SquadQuestion)
+            and article_half(squad.titles[o.question.article]) == "heldout"
+        ]
+        metrics["heldout"] = summarize(heldout, squad.version)
+    return metrics
+
+
+def evaluate_news(
+    engine: Any,
+    questions: list[NewsQuestion],
+    progress: Callable[[int, int], None] | None = None,
+) -> dict[str, Any]:
+    """Ask every question of a JSONL file; a passage is a hit when it comes from the named
+    article and holds a gold answer."""
+    paths = {
+        row[0]: row[1] for row in engine.index.conn.execute("SELECT ref, doc_id FROM articles")
+    }
+
+    def hit(q: NewsQuestion, passage: Any) -> bool:
+        if q.article is None:
+            return False
+        docs = {d for ref, d in paths.items() if ref == q.article or ref.endswith("/" + q.article)}
+        return passage.doc_id in docs and any(contains_answer(passage.text, a) for a in q.answers)
+
+    outcomes = []
+    for number, q in enumerate(questions, 1):
+        outcomes.append(ask_one(engine, q, q.answers, functools.partial(hit, q)))
+        if progress is not None:
+            progress(number, len(questions))
+    return summarize(outcomes, "v2.0" if any(q.impossible for q in questions) else "")
 
 
 def doc_ids_by_article(engine: Any) -> dict[int, int]:
@@ -200,6 +281,39 @@ def doc_ids_by_article(engine: Any) -> dict[int, int]:
     return mapping
 
 
+def ask_one(
+    engine: Any,
+    question: SquadQuestion | NewsQuestion,
+    golds: Sequence[str],
+    is_hit: Callable[[Any], bool],
+) -> Outcome:
+    """Ask one question without abstention (so that both ways can be scored), timing the
+    retrieval and the reading apart."""
+    started = time.perf_counter()
+    terms, passages = engine.search(question.question)
+    searched = time.perf_counter()
+    result = engine.reader.read(question.question, terms, passages, n=1, abstain=False)
+    read = time.perf_counter()
+    first_hit = next((p.rank for p in result.passages if is_hit(p)), None)
+    top = result.answers[0] if result.answers else None
+    would_abstain = top is None or result.confidence < engine.reader.abstain_below
+    correct_raw = top is not None and any(contains_answer(top.text, g) for g in golds)
+    shown = (top.span or top.text) if top else ""
+    return Outcome(
+        question=question,
+        first_hit=first_hit,
+        correct=correct_raw and not would_abstain,
+        correct_without_abstention=correct_raw,
+        abstained=would_abstain,
+        span_em=max((exact_match(shown, g) for g in golds), default=0.0),
+        span_f1=max((token_f1(shown, g) for g in golds), default=0.0),
+        seconds=read - started,
+        confidence=result.confidence,
+        retrieval_seconds=searched - started,
+        reading_seconds=read - searched,
+    )
+
+
 def run_questions(
     engine: Any,
     squad: SquadSet,
@@ -209,40 +323,49 @@ def run_questions(
     gold = GoldMapper(squad)
     docs = doc_ids_by_article(engine)
     for number, q in enumerate(questions, 1):
-        started = time.perf_counter()
-        result = engine.ask(q.question, n=1, abstain=False)
-        seconds = time.perf_counter() - started
         spans = gold.spans(q) if not q.impossible else []
         doc_id = docs.get(q.article)
-        first_hit = None
-        for passage in result.passages:
-            if passage.doc_id == doc_id and any(
+
+        def is_hit(passage: Any, spans: list[tuple[int, int]] = spans, doc: Any = doc_id) -> bool:
+            return passage.doc_id == doc and any(
                 passage.char_start <= s and e <= passage.char_end for s, e in spans
-            ):
-                first_hit = passage.rank
-                break
-        top = result.answers[0] if result.answers else None
-        would_abstain = top is None or result.confidence < engine.reader.abstain_below
-        golds = [text for text, _ in q.answers]
-        correct_raw = top is not None and any(contains_answer(top.text, g) for g in golds)
-        shown = (top.span or top.text) if top else ""
-        em = max((exact_match(shown, g) for g in golds), default=0.0)
-        f1 = max((token_f1(shown, g) for g in golds), default=0.0)
-        yield Outcome(
-            question=q,
-            first_hit=first_hit,
-            correct=correct_raw and not would_abstain,
-            correct_without_abstention=correct_raw,
-            abstained=would_abstain,
-            span_em=em,
-            span_f1=f1,
-            seconds=seconds,
-        )
+            )
+
+        yield ask_one(engine, q, [text for text, _ in q.answers], is_hit)
         if progress is not None:
             progress(number, len(questions))
 
 
-def summarize(outcomes: list[Outcome], squad: SquadSet) -> dict[str, Any]:
+CALIBRATION_BINS = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
+
+
+def calibration_table(outcomes: list[Outcome]) -> list[dict[str, Any]]:
+    """Confidence bins of the top answer (abstention off) against how often it is right;
+    unanswerable questions are never right."""
+    table = []
+    for low, high in itertools.pairwise(CALIBRATION_BINS):
+        inside = [
+            o
+            for o in outcomes
+            if low <= o.confidence < high or (high == 1.0 and o.confidence == 1.0)
+        ]
+        right = sum(o.correct_without_abstention for o in inside)
+        table.append(
+            {
+                "bin": f"{low:.1f}-{high:.1f}",
+                "questions": len(inside),
+                "mean_confidence": (
+                    round(statistics.fmean(o.confidence for o in inside), 4) if inside else None
+                ),
+                "accuracy": round(right / len(inside), 4) if inside else None,
+            }
+        )
+    return table
+
+
+def summarize(outcomes: list[Outcome], version: str | SquadSet = "") -> dict[str, Any]:
+    if isinstance(version, SquadSet):
+        version = version.version
     answerable = [o for o in outcomes if not o.question.impossible]
     impossible = [o for o in outcomes if o.question.impossible]
     n = len(answerable) or 1
@@ -251,6 +374,9 @@ def summarize(outcomes: list[Outcome], squad: SquadSet) -> dict[str, Any]:
         return sum(1 for o in answerable if o.first_hit is not None and o.first_hit <= k) / n
 
     latencies = [o.seconds * 1000 for o in outcomes]
+    retrieval = [o.retrieval_seconds * 1000 for o in outcomes]
+    reading = [o.reading_seconds * 1000 for o in outcomes]
+    confident = [o for o in outcomes if not o.abstained and o.confidence >= 0.8]
     metrics: dict[str, Any] = {
         "questions": len(outcomes),
         "answerable": len(answerable),
@@ -261,19 +387,32 @@ def summarize(outcomes: list[Outcome], squad: SquadSet) -> dict[str, Any]:
         "answer_accuracy": sum(o.correct_without_abstention for o in answerable) / n,
         "span_em": sum(o.span_em for o in answerable) / n,
         "span_f1": sum(o.span_f1 for o in answerable) / n,
-        "latency_ms_p50": percentile(latencies, 0.5),
-        "latency_ms_p95": percentile(latencies, 0.95),
     }
     # With abstention on, as users see it: an abstention on an answerable question is wrong.
     metrics["answered_accuracy"] = sum(o.correct for o in answerable) / n
     metrics["abstained_answerable"] = sum(o.abstained for o in answerable) / n
-    if impossible or squad.version.startswith("v2"):
+    if impossible or version.startswith("v2"):
         metrics["unanswerable"] = len(impossible)
         metrics["no_answer_accuracy"] = (
             sum(o.abstained for o in impossible) / len(impossible) if impossible else 0.0
         )
+    metrics["shown_confidence>=0.8"] = len(confident)
+    metrics["accuracy_confidence>=0.8"] = (
+        sum(o.correct_without_abstention for o in confident) / len(confident) if confident else 0.0
+    )
     for key, value in metrics.items():
         if isinstance(value, float):
             metrics[key] = round(value, 4)
-    metrics["latency_ms_mean"] = round(statistics.fmean(latencies), 2) if latencies else 0.0
+    metrics.update(
+        {
+            "latency_ms_p50": round(percentile(latencies, 0.5), 2),
+            "latency_ms_p95": round(percentile(latencies, 0.95), 2),
+            "latency_ms_mean": round(statistics.fmean(latencies), 2) if latencies else 0.0,
+            "retrieval_ms_p50": round(percentile(retrieval, 0.5), 2),
+            "retrieval_ms_p95": round(percentile(retrieval, 0.95), 2),
+            "reading_ms_p50": round(percentile(reading, 0.5), 2),
+            "reading_ms_p95": round(percentile(reading, 0.95), 2),
+            "calibration": calibration_table(outcomes),
+        }
+    )
     return metrics

@@ -1,47 +1,49 @@
-"""Passages -> answers: the best sentences, quoted verbatim, with exact citations.
+"""Passages -> answers: the span that answers, quoted in its sentence, with exact citations.
 
-Every sentence of the top passages is a candidate. Each gets a few features (how much of the
-question's weight it holds, shared word pairs, its passage's retrieval score and rank, whether
-it holds something of the kind the question asks for: a date for "when", a number for "how
-many", a name for "who"...) combined by a logistic model whose weights are fitted on half of
-the SQuAD articles (`scripts/fit_weights.py`). Where the question type allows, the short span
-that answers is picked inside the sentence. The same sentence found in duplicate articles is
-one answer with several citations. Below a calibrated score the answer is "not found in the
-corpus", and the closest passages are shown as related.
+The trained reader (`qa.reader_model`, fine-tuned from the bundled MiniLM weights by
+`scripts/train_reader.py`) reads the top `read_passages` retrieved passages and proposes one
+span per passage with a span score and a no-answer score. Each proposal is scored by a small
+logistic model over the reader's scores and the passage's retrieval scores
+(`candidate_features`, fitted on the fit half of SQuAD 2.0 dev by `scripts/fit_weights.py`),
+so the reader also re-ranks the passages; the best one is the answer. Its logit, Platt-scaled
+on the same data, is `confidence`: the probability that the shown answer is right. Below the
+fitted threshold the answer is "not found in the corpus", with the closest passages as related.
+
+The quote is the sentence (or sentences) around the span, so a citation always points at whole
+sentences, and the span is highlighted inside it. The same sentence found in duplicate articles
+is one answer with several citations.
 """
 
 from __future__ import annotations
 
-import itertools
 import json
 import math
-import re
 from collections.abc import Sequence
-from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from qa.retrieval import Passage, QueryTerms, load_weights
-from qa.text import STOPWORDS, normalize_answer, stem, words
+from qa.text import normalize_answer
 
-DEFAULT_SENTENCE_WEIGHTS = {
-    "bias": -4.0,
-    "overlap": 5.0,
-    "bigram": 1.5,
-    "passage": 1.0,
-    "prank": 1.0,
-    "dense": 2.0,
-    "type": 1.0,
-    "novel": 1.0,
-    "length": -0.5,
-    "sequence": 1.0,
-    "previous": 0.5,
-    "rarest": 0.5,
-    "sentence_dense": 2.0,
-    "type_near": 1.0,
+if TYPE_CHECKING:
+    from qa.reader_model import ReaderModel, Reading
+
+CANDIDATE_FEATURES = ("margin", "lead", "span", "null", "passage", "prank", "dense")
+"""What `candidate_logit` weighs, in this order (see `candidate_features`)."""
+DEFAULT_READER: dict[str, Any] = {
+    "weights": {"bias": -1.0, "margin": 0.5},
+    "platt": [1.0, 0.0],
+    "abstain": 0.3,
+    "read_passages": 5,
 }
-DEFAULT_ABSTAIN = 0.2
-_DIGITS = re.compile(r"\d[\d,.]*")
+"""Used only when `qa/weights.json` has no fitted "reader" entry (a fresh retrain)."""
+CONFIDENCE_WORDS = ((0.8, "high"), (0.5, "medium"), (0.0, "low"))
+
+
+def confidence_words(probability: float) -> str:
+    """ "high confidence (87 %)": the calibrated probability in words a person reads."""
+    word = next(word for bound, word in CONFIDENCE_WORDS if probability >= bound)
+    return f"{word} confidence ({round(100 * probability)} %)"
 
 
 @dataclass(frozen=True)
@@ -85,6 +87,7 @@ class Answer:
     span_start: int | None
     """Offset of the span inside `text` (None without a span)."""
     score: float
+    """Calibrated probability that this answer is right (0..1)."""
     citations: tuple[Citation, ...]
 
     @classmethod
@@ -145,223 +148,24 @@ class Result:
         }
 
 
-# --------------------------------------------------------------------------- question types
-
-_TYPE_PATTERNS = [
-    ("date", r"\b(when|what (year|date|day|month|century|decade|time|era|period)|which "
-     r"(year|date|day|month|century|decade)|how long ago|since when)\b"),
-    ("number", r"\b(how (many|much|long|old|far|large|big|high|tall|fast|often|deep|wide|heavy)"
-     r"|what (percentage|percent|number|amount|proportion|fraction|size|age)|how much)\b"),
-    ("person", r"\b(who|whom|whose|which (person|man|woman|player|president|king|leader)|"
-     r"what (person|name))\b"),
-    ("place", r"\b(where|what (city|country|place|state|region|town|continent|location|nation)|"
-     r"which (city|country|place|state|region|town|continent|nation))\b"),
-]  # fmt: skip
-_TYPES = [(name, re.compile(pattern, re.I)) for name, pattern in _TYPE_PATTERNS]
-
-_MONTH = (
-    r"(?:January|February|March|April|May|June|July|August|September|October|November|December"
-    r"|Jan|Feb|Mar|Apr|Jun|Jul|Aug|Sep|Sept|Oct|Nov|Dec)\.?"
-)
-_DATE_SPAN = re.compile(
-    rf"\b(?:{_MONTH}\s+\d{{1,2}}(?:st|nd|rd|th)?,?\s+\d{{4}}|\d{{1,2}}(?:st|nd|rd|th)?\s+{_MONTH}"
-    rf",?\s+\d{{4}}|{_MONTH}\s+\d{{4}}|{_MONTH}\s+\d{{1,2}}(?:st|nd|rd|th)?|(?:the\s+)?\d{{4}}s|"
-    r"(?:the\s+)?\d{1,2}(?:st|nd|rd|th)\s+century|(?:1[0-9]|20)\d{2}(?:\s*[-–]\s*\d{2,4})?|"
-    r"(?:Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday))\b"
-)
-_NUMBER_WORDS = (
-    r"(?:one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|thirteen|fourteen|"
-    r"fifteen|sixteen|seventeen|eighteen|nineteen|twenty|thirty|forty|fifty|sixty|seventy|"
-    r"eighty|ninety|hundred|thousand|million|billion|dozen|half)"
-)
-_NUMBER_SPAN = re.compile(
-    rf"(?:[$£€¥]\s?)?\b(?:\d[\d,]*(?:\.\d+)?|{_NUMBER_WORDS}(?:[\s-]+{_NUMBER_WORDS})*)"
-    r"(?:\s?(?:%|percent|per cent|million|billion|trillion|thousand|hundred|bn|m|km|miles?|"
-    r"kilometres?|kilometers?|metres?|meters?|feet|ft|years?|months?|weeks?|days?|hours?|"
-    r"minutes?|people|members|officers|soldiers|times|points?|tons?|tonnes?|kg|pounds?|"
-    r"dollars?|euros?|yen))?\b",
-    re.I,
-)
-_NAME_SPAN = re.compile(
-    r"\b[A-Z][\w'’.-]*(?:\s+(?:(?:of|the|de|del|van|von|la|le|and|for|al|bin|da)\s+)?"
-    r"[A-Z][\w'’.-]*)*"
-)
+# --------------------------------------------------------------------------- scoring
 
 
-def question_type(question: str) -> str:
-    for name, pattern in _TYPES:
-        if pattern.search(question):
-            return name
-    return "other"
-
-
-_CALENDAR_WORDS = frozenset(
-    """january february march april may june july august september october november december
-    monday tuesday wednesday thursday friday saturday sunday""".split()
-)
-_YEAR = re.compile(r"\b(?:1[0-9]|20)\d{2}\b")
-_CENTURY = re.compile(r"\b\d{1,2}(?:st|nd|rd|th)\s+century\b", re.I)
-
-
-def _candidates(kind: str, sentence: str, question: str = "") -> list[tuple[int, int]]:
-    if kind == "date":
-        lowered = question.lower()
-        if re.search(r"\b(what|which|in what) year\b", lowered):
-            return [m.span() for m in _YEAR.finditer(sentence)]
-        if "century" in lowered:
-            return [m.span() for m in _CENTURY.finditer(sentence)]
-        return [m.span() for m in _DATE_SPAN.finditer(sentence)]
-    if kind == "number":
-        return [m.span() for m in _NUMBER_SPAN.finditer(sentence)]
-    if kind in ("person", "place"):
-        spans = []
-        for match in _NAME_SPAN.finditer(sentence):
-            start = match.start()
-            text = match.group().rstrip(".")
-            if start == 0 and text.lower() in STOPWORDS:
-                continue
-            if text.lower() in _CALENDAR_WORDS:
-                continue
-            spans.append((start, start + len(text)))
-        return spans
-    return []
-
-
-def _trim_known_words(
-    sentence: str, span: tuple[int, int], question_stems: AbstractSet[str]
-) -> tuple[int, int]:
-    """Drop a trailing unit word the question already names ("how many officers" ->
-    "1,000", not "1,000 officers")."""
-    start, end = span
-    text = sentence[start:end]
-    match = re.search(r"\s+([A-Za-z]+)$", text)
-    if match and stem(match.group(1)) in question_stems:
-        end = start + match.start()
-    return start, end
-
-
-def _in_question(word_stem: str, question_stems: AbstractSet[str]) -> bool:
-    """The question names this word, also as a prefix ("Korea" in "Korean", "Britain" ...)."""
-    if word_stem in question_stems:
-        return True
-    return len(word_stem) >= 4 and any(
-        len(q) >= 4 and (q.startswith(word_stem) or word_stem.startswith(q)) for q in question_stems
-    )
-
-
-def pick_span(
-    kind: str, sentence: str, question_stems: AbstractSet[str], question: str = ""
-) -> tuple[int, int] | None:
-    """The short answer inside `sentence`: a candidate of the asked-for kind that is not
-    already in the question, nearest to the words the sentence shares with the question."""
-    spans = []
-    for start, end in _candidates(kind, sentence, question):
-        inside = {stem(w) for w in words(sentence[start:end])} - STOPWORDS
-        if inside and all(_in_question(w, question_stems) for w in inside):
-            continue
-        if kind == "number":
-            start, end = _trim_known_words(sentence, (start, end), question_stems)
-        spans.append((start, end))
-    if not spans:
-        return None
-    anchors = [
-        m.start()
-        for m in re.finditer(r"[A-Za-z0-9]+", sentence)
-        if stem(m.group()) in question_stems and m.group().lower() not in STOPWORDS
-    ]
-    if not anchors:
-        return spans[0]
-
-    def distance(span: tuple[int, int]) -> float:
-        middle = (span[0] + span[1]) / 2
-        return min(abs(middle - a) for a in anchors)
-
-    return min(spans, key=distance)
-
-
-# --------------------------------------------------------------------------- features
-
-
-def _bigrams(stems: Sequence[str]) -> set[tuple[str, str]]:
-    return set(itertools.pairwise(stems))
-
-
-def _common_subsequence(a: Sequence[str], b: Sequence[str]) -> int:
-    """Length of the longest common subsequence of two short word lists."""
-    if not a or not b:
-        return 0
-    previous = [0] * (len(b) + 1)
-    for x in a:
-        current = [0]
-        for j, y in enumerate(b, 1):
-            current.append(previous[j - 1] + 1 if x == y else max(previous[j], current[j - 1]))
-        previous = current
-    return previous[-1]
-
-
-def sentence_features(
-    terms: QueryTerms,
-    kind: str,
-    sentence: str,
-    passage: Passage,
-    best_passage_score: float,
-    previous: str = "",
-    sentence_dense: float | None = None,
+def candidate_features(
+    reading: Reading, passage: Passage, best_score: float, best_margin: float
 ) -> dict[str, float]:
-    sentence_words = [w for w in words(sentence) if w not in STOPWORDS]
-    sentence_stems = [stem(w) for w in sentence_words]
-    stem_set = set(sentence_stems)
-    question = terms.stem_set
-    previous_stems = {stem(w) for w in words(previous) if w not in STOPWORDS}
-    sequence = (
-        _common_subsequence(terms.stems, sentence_stems) / len(terms.stems) if terms.stems else 0.0
-    )
-    bigram = len(terms.pairs & _bigrams(sentence_stems)) / len(terms.pairs) if terms.pairs else 0.0
-    novel = len(stem_set - question) / len(stem_set) if stem_set else 0.0
-    has_type = 0.0
-    type_near = 0.0
-    if kind != "other":
-        span = pick_span(kind, sentence, question)
-        if span is not None:
-            has_type = 1.0
-            type_near = _nearness(sentence, span, question)
+    """The reader's scores for its best span in `passage` (and how its margin compares with
+    the best margin of the passages read), and the passage's own retrieval scores (relative to
+    the best passage's, so they compare across questions)."""
     return {
-        "overlap": terms.share(stem_set),
-        "bigram": bigram,
-        "passage": passage.score - best_passage_score,
+        "margin": reading.margin,
+        "lead": reading.margin - best_margin,
+        "span": reading.span_score,
+        "null": reading.null_score,
+        "passage": passage.score - best_score,
         "prank": 1.0 / passage.rank,
         "dense": passage.features.get("dense", 0.0),
-        "type": has_type,
-        "novel": novel,
-        "length": math.log1p(len(sentence_words)) / 4,
-        "sequence": sequence,
-        "previous": terms.share(previous_stems),
-        "rarest": 1.0 if terms.rarest in stem_set else 0.0,
-        "type_near": type_near,
-        "sentence_dense": (
-            sentence_dense if sentence_dense is not None else passage.features.get("dense", 0.0)
-        ),
     }
-
-
-def _nearness(sentence: str, span: tuple[int, int], question_stems: AbstractSet[str]) -> float:
-    """exp(-d/4) for the distance d, in words, from the span to the nearest question word."""
-    positions = [
-        (m.start(), m.end())
-        for m in re.finditer(r"[A-Za-z0-9]+", sentence)
-        if m.group().lower() not in STOPWORDS and stem(m.group()) in question_stems
-    ]
-    if not positions:
-        return 0.0
-    before = sentence[: span[0]]
-    after = sentence[span[1] :]
-    best = math.inf
-    for start, end in positions:
-        if end <= span[0]:
-            best = min(best, len(words(before[end:])))
-        elif start >= span[1]:
-            best = min(best, len(words(after[: start - span[1]])))
-    return math.exp(-best / 4) if best != math.inf else 0.0
 
 
 def linear(weights: dict[str, float], features: dict[str, float]) -> float:
@@ -372,57 +176,39 @@ def sigmoid(z: float) -> float:
     return 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, z))))
 
 
-def logistic(weights: dict[str, float], features: dict[str, float]) -> float:
-    return sigmoid(linear(weights, features))
-
-
-_NEGATION = re.compile(r"\b(not|never|no|none|neither|nor|without)\b|n't\b", re.I)
-
-
-def answerability_features(
-    terms: QueryTerms, ranked: Sequence[Candidate], question: str
-) -> dict[str, float]:
-    """Evidence that the corpus answers the question at all: the best sentence's features and
-    score (as a logit), its lead over the next, and how much of the question its passage
-    leaves unmatched (unanswerable questions often name a detail, a year or an entity that
-    is not there, or turn the statement around with a negation)."""
-    top = ranked[0]
-    second = ranked[1].score if len(ranked) > 1 else 0.0
-    evidence = {stem(w) for w in words(top.passage.text)} | {
-        stem(w) for w in words(top.passage.title)
-    }
-    question_stems = terms.stem_set
-    missing = question_stems - evidence
-    top_idf = max(terms.idf.values(), default=1.0) or 1.0
-    numbers = [n.strip(".,") for n in _DIGITS.findall(question)]
-    p = min(max(top.score, 1e-6), 1 - 1e-6)
-    return {
-        "logit": math.log(p / (1 - p)),
-        "margin": top.score - second,
-        "missing": terms.share(missing),
-        "max_missing": max((terms.idf.get(s, 0.0) for s in missing), default=0.0) / top_idf,
-        "number_missing": float(any(n and n not in top.passage.text for n in numbers)),
-        "negation": float(bool(_NEGATION.search(question))),
-        "overlap": top.features.get("overlap", 0.0),
-        "sentence_dense": top.features.get("sentence_dense", 0.0),
-        "passage_dense": top.passage.features.get("dense", 0.0),
-        "type": top.features.get("type", 0.0),
-        "terms": min(len(question_stems), 12) / 12,
-    }
-
-
 @dataclass
 class Candidate:
-    doc_id: int
+    """The reader's best span in one passage, with its place in the document."""
+
+    passage: Passage
+    span_start: int
+    """Document offsets of the span."""
+    span_end: int
     start: int
+    """Document offsets of the quote: the whole sentences the span lies in."""
     end: int
     text: str
-    passage: Passage
     features: dict[str, float]
-    score: float = 0.0
-    """Probability that the sentence answers the question."""
     logit: float = 0.0
-    """The same on the linear scale: ranks without saturating near 1."""
+    score: float = 0.0
+    """Calibrated probability that this answer is right."""
+
+    @property
+    def doc_id(self) -> int:
+        return self.passage.doc_id
+
+
+def sentence_bounds(passage: Passage, start: int, end: int) -> tuple[int, int]:
+    """Document offsets of the passage's sentences that the span [start, end) touches."""
+    first = last = None
+    for s, e in passage.sentences:
+        if e > start and first is None:
+            first = s
+        if s < end:
+            last = e
+    if first is None or last is None or last <= first:
+        return start, end
+    return min(first, start), max(last, end)
 
 
 # --------------------------------------------------------------------------- reading
@@ -435,76 +221,78 @@ class Reader:
         self,
         conn: Any,
         *,
-        read_passages: int = 8,
-        weights: dict[str, float] | None = None,
+        model: ReaderModel | None = None,
+        read_passages: int | None = None,
+        fitted: dict[str, Any] | None = None,
         abstain_below: float | None = None,
     ) -> None:
         self.conn = conn
-        self.read_passages = read_passages
-        fitted = load_weights()
-        self.weights = weights or fitted.get("sentence") or DEFAULT_SENTENCE_WEIGHTS
-        self.answerability: dict[str, float] | None = fitted.get("answerability")
-        self.abstain_below = (
-            abstain_below if abstain_below is not None else fitted.get("abstain", DEFAULT_ABSTAIN)
+        settings: dict[str, Any] = dict(DEFAULT_READER)
+        settings.update(fitted if fitted is not None else load_weights().get("reader") or {})
+        self.weights: dict[str, float] = dict(settings["weights"])
+        self.platt = (float(settings["platt"][0]), float(settings["platt"][1]))
+        self.read_passages = int(read_passages or settings["read_passages"])
+        self.abstain_below = float(
+            abstain_below if abstain_below is not None else settings["abstain"]
         )
+        self._model = model
 
-    def candidates(
-        self, question: str, terms: QueryTerms, passages: Sequence[Passage]
-    ) -> list[Candidate]:
-        """Every sentence of the top passages, scored; best first."""
-        kind = question_type(question)
-        if not passages:
+    @property
+    def model(self) -> ReaderModel:
+        if self._model is None:
+            from qa.reader_model import shared_reader
+
+            self._model = shared_reader()
+        return self._model
+
+    def probability(self, logit: float) -> float:
+        return sigmoid(self.platt[0] * logit + self.platt[1])
+
+    def candidates(self, question: str, passages: Sequence[Passage]) -> list[Candidate]:
+        """The reader's best span in each of the top passages, best first."""
+        top = list(passages[: self.read_passages])
+        if not top:
             return []
-        best = passages[0].score
-        seen: dict[tuple[int, int, int], Candidate] = {}
-        for passage in passages[: self.read_passages]:
-            previous = ""
-            for number, (start, end) in enumerate(passage.sentences):
-                key = (passage.doc_id, start, end)
-                text = passage.text[start - passage.char_start : end - passage.char_start]
-                if key in seen or len(text) < 2:
-                    previous = text
-                    continue
-                dense = (
-                    passage.sentence_scores[number]
-                    if number < len(passage.sentence_scores)
-                    else None
-                )
-                features = sentence_features(terms, kind, text, passage, best, previous, dense)
-                previous = text
-                candidate = Candidate(passage.doc_id, start, end, text, passage, features)
-                candidate.logit = linear(self.weights, features)
-                candidate.score = sigmoid(candidate.logit)
-                seen[key] = candidate
-        return sorted(seen.values(), key=lambda c: -c.logit)
-
-    def confidence(self, terms: QueryTerms, ranked: Sequence[Candidate], question: str) -> float:
-        """Probability that the best sentence answers the question, from the answerability
-        model (the sentence's own score when none was fitted)."""
-        if not ranked:
-            return 0.0
-        if not self.answerability:
-            return ranked[0].score
-        return logistic(self.answerability, answerability_features(terms, ranked, question))
+        best = top[0].score
+        readings = self.model.read_passages(question, [p.text for p in top])
+        best_margin = max((r.margin for r in readings if r.start is not None), default=0.0)
+        found: dict[tuple[int, int, int], Candidate] = {}
+        for passage, reading in zip(top, readings):
+            if reading.start is None or reading.end is None:
+                continue
+            span_start = passage.char_start + reading.start
+            span_end = passage.char_start + reading.end
+            start, end = sentence_bounds(passage, span_start, span_end)
+            text = passage.text[start - passage.char_start : end - passage.char_start]
+            features = candidate_features(reading, passage, best, best_margin)
+            candidate = Candidate(
+                passage, span_start, span_end, start, end, text, features,
+                logit=linear(self.weights, features),
+            )  # fmt: skip
+            candidate.score = self.probability(candidate.logit)
+            key = (passage.doc_id, span_start, span_end)
+            # overlapping chunks of one article can find the same span: keep the best reading
+            if key not in found or found[key].logit < candidate.logit:
+                found[key] = candidate
+        return sorted(found.values(), key=lambda c: -c.logit)
 
     def read(
         self,
         question: str,
-        terms: QueryTerms,
+        terms: QueryTerms | None,
         passages: Sequence[Passage],
         *,
         query: str | None = None,
         n: int = 3,
         abstain: bool = True,
     ) -> Result:
-        ranked = self.candidates(question, terms, passages)
+        del terms  # the trained reader reads the question itself
+        ranked = self.candidates(question, passages)
         query = query or question
-        confidence = self.confidence(terms, ranked, question)
+        confidence = ranked[0].score if ranked else 0.0
         if not ranked or (abstain and confidence < self.abstain_below):
             related = self._related(passages[:3])
             return Result(question, query, True, (), related, tuple(passages), confidence)
-        kind = question_type(question)
-        question_stems = terms.stem_set
         chosen: list[list[Candidate]] = []
         by_text: dict[str, list[Candidate]] = {}
         for candidate in ranked:
@@ -518,8 +306,11 @@ class Reader:
                 continue
             if any(group[0].doc_id == candidate.doc_id for group in chosen):
                 continue  # distinct answers come from different articles
-            # further answers only when nearly as likely as the first (odds within 1:20)
-            if chosen and candidate.logit < chosen[0][0].logit - 3.0:
+            # further answers only when nearly as likely as the first and likely enough
+            if chosen and (
+                candidate.logit < chosen[0][0].logit - 3.0
+                or (abstain and candidate.score < self.abstain_below)
+            ):
                 continue
             group = [candidate]
             by_text[key] = group
@@ -528,7 +319,6 @@ class Reader:
         answers = []
         for group in chosen:
             head = group[0]
-            span = pick_span(kind, head.text, question_stems, question) if kind != "other" else None
             citations = tuple(
                 citation
                 for candidate in group
@@ -536,11 +326,12 @@ class Reader:
                     documents, candidate.doc_id, candidate.start, candidate.end
                 )
             )
+            span_at = head.span_start - head.start
             answers.append(
                 Answer(
                     text=head.text,
-                    span=head.text[span[0] : span[1]] if span else None,
-                    span_start=span[0] if span else None,
+                    span=head.text[span_at : span_at + head.span_end - head.span_start],
+                    span_start=span_at,
                     score=head.score,
                     citations=citations,
                 )

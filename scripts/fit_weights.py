@@ -1,18 +1,21 @@
-"""Fit the ranking weights and the abstention threshold on the *fit* half of SQuAD.
+"""Fit the ranking weights and the reader's calibration on the *fit* half of SQuAD dev.
 
-    python scripts/fit_weights.py [--index-v1 DIR] [--index-v2 DIR] [--out qa/weights.json]
+    python scripts/fit_weights.py [--passages] [--index-v1 DIR] [--index-v2 DIR]
+        [--out qa/weights.json]
 
-1. Passage ranking: for every question about a fit-half article of SQuAD v1.1 dev, the
-   re-ranking candidates (with their features) are labelled hit / miss (the chunk covers the
-   gold answer); a linear score is fitted with a listwise softmax loss.
-2. Sentence scoring: with those passage weights, every candidate sentence of the top passages
-   is labelled by whether it contains a gold answer (SQuAD normalisation); again a listwise
-   fit, then Platt scaling of the top candidate's score into a probability of being right.
-3. Abstention: on the fit half of SQuAD v2.0 dev, a logistic answerability model over
-   `qa.reader.answerability_features`, labelled by whether the sentence shown is right
-   (unanswerable questions never are), and the threshold on its probability that abstains
-   on the most unanswerable questions while costing the answerable ones at most --max-loss
-   points of accuracy.
+1. Passage ranking (only with --passages; otherwise the passage weights of --out are kept):
+   for every question about a fit-half article of SQuAD v1.1 dev, the re-ranking candidates
+   (with their features) are labelled hit / miss (the chunk covers the gold answer); a linear
+   score is fitted with a listwise softmax loss.
+2. The reader (`qa.reader`): every question about a fit-half article of SQuAD v2.0 dev is
+   asked; the trained reader reads the top passages and proposes one span per passage. Each
+   proposal's `candidate_features` are labelled by whether its sentence holds a gold answer
+   (never, for an unanswerable question), and a logistic model over them is fitted: it ranks
+   the proposals, and its logit, Platt-scaled on each question's best proposal, is the
+   confidence. The number of passages read (`read_passages`) is the smallest K whose fit-half
+   answer accuracy is within 0.3 points of the best K's (fewer passages, faster answers).
+3. Abstention: the threshold on that confidence that turns away the most unanswerable
+   questions while the answerable ones lose at most --max-loss of accuracy.
 
 Articles are split by `qa.evaluate.article_half` (a hash of the title, the same in v1.1 and
 v2.0); nothing of the held-out half is looked at. Report quality with
@@ -24,6 +27,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import pickle
 import sys
 import tempfile
 from pathlib import Path
@@ -42,7 +46,7 @@ from qa.evaluate import (  # noqa: E402
     select_questions,
     write_corpus,
 )
-from qa.reader import DEFAULT_SENTENCE_WEIGHTS, Reader  # noqa: E402
+from qa.reader import CANDIDATE_FEATURES, DEFAULT_READER, Reader  # noqa: E402
 from qa.retrieval import DEFAULT_PASSAGE_WEIGHTS, Retriever  # noqa: E402
 from qa.store import index_exists, sync_index  # noqa: E402
 from qa.text import contains_answer  # noqa: E402
@@ -123,27 +127,6 @@ def passage_groups(engine: Engine, squad, questions) -> list[tuple[np.ndarray, n
     return groups
 
 
-def sentence_groups(engine: Engine, questions) -> tuple[list, list[str]]:
-    names = [n for n in DEFAULT_SENTENCE_WEIGHTS if n != "bias"]
-    groups = []
-    for q in questions:
-        terms = engine.retriever.query_terms(q.question)
-        passages = engine.retriever.search(q.question, k=20, terms=terms)
-        candidates = engine.reader.candidates(q.question, terms, passages)
-        golds = [text for text, _ in q.answers]
-        x = np.array([[c.features[n] for n in names] for c in candidates])
-        y = np.array([float(any(contains_answer(c.text, g) for g in golds)) for c in candidates])
-        if len(y):
-            groups.append((x, y))
-    return groups, names
-
-
-ANSWERABILITY = [
-    "logit", "margin", "missing", "max_missing", "number_missing", "negation", "overlap",
-    "sentence_dense", "passage_dense", "type", "terms",
-]  # fmt: skip
-
-
 def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float = 1e-3, steps: int = 3000):
     scale = x.std(axis=0)
     scale[scale == 0] = 1.0
@@ -183,51 +166,113 @@ def best_threshold(
     return best
 
 
-def fit_abstention(args, passage_weights, sentence_weights):
-    """Answerability model and threshold on the fit half of SQuAD v2.0."""
-    from qa.reader import answerability_features, logistic
+K_CHOICES = (1, 2, 3, 4, 5, 6, 8)
 
+
+def reader_rows(engine: Engine, questions) -> list[dict]:
+    """For each question: its proposals' features, labels and passage ranks."""
+    from tqdm import tqdm
+
+    rows = []
+    for q in tqdm(questions, desc="reading", mininterval=20, file=sys.stderr):
+        _, passages = engine.search(q.question)
+        candidates = engine.reader.candidates(q.question, passages)
+        golds = [text for text, _ in q.answers]
+        rows.append(
+            {
+                "impossible": q.impossible,
+                "x": np.array(
+                    [[c.features[n] for n in CANDIDATE_FEATURES] for c in candidates]
+                ).reshape(-1, len(CANDIDATE_FEATURES)),
+                "y": np.array(
+                    [float(any(contains_answer(c.text, g) for g in golds)) for c in candidates]
+                ),
+                "rank": np.array([c.passage.rank for c in candidates]),
+            }
+        )
+    return rows
+
+
+def fit_reader(args, passage_weights) -> dict:
+    """The reader's candidate weights, Platt scaling, passages read and threshold."""
     ensure_index(args.v2, args.index_v2)
     v2 = load_squad(args.v2)
     fit_v2 = select_questions(v2, "fit")
     engine = Engine.open(args.index_v2)
     engine.retriever = Retriever(engine.index, engine.encoder, weights=passage_weights)
-    engine.reader = Reader(engine.index.conn, weights=sentence_weights, abstain_below=0.0)
-    features, impossible, right = [], [], []
-    for q in fit_v2:
-        terms = engine.retriever.query_terms(q.question)
-        passages = engine.retriever.search(q.question, k=20, terms=terms)
-        ranked = engine.reader.candidates(q.question, terms, passages)
-        if not ranked:
-            continue
-        f = answerability_features(terms, ranked, q.question)
-        features.append([f[n] for n in ANSWERABILITY])
-        impossible.append(q.impossible)
-        right.append(any(contains_answer(ranked[0].text, t) for t, _ in q.answers))
+    engine.reader = Reader(engine.index.conn, fitted=DEFAULT_READER, read_passages=max(K_CHOICES))
+    if args.rows and args.rows.exists():
+        with args.rows.open("rb") as handle:
+            rows = pickle.load(handle)  # a file this script wrote (--rows)
+    else:
+        print(f"reader: {len(fit_v2)} fit-half v2.0 questions ...", file=sys.stderr)
+        rows = reader_rows(engine, fit_v2)
+        if args.rows:
+            with args.rows.open("wb") as handle:
+                pickle.dump(rows, handle)
     engine.close()
-    x = np.array(features)
-    impossible_arr = np.array(impossible)
-    right_arr = np.array(right)
-    # the label is "the sentence shown is right", not "answerable": turning away an
-    # answerable question whose shown sentence is wrong costs nothing, so the model
-    # should learn to doubt those too (`qa eval` v2.0 held-out: no-answer 0.251 -> 0.287,
-    # answered 0.755 -> 0.748)
-    w, b = fit_logistic(x, (right_arr & ~impossible_arr).astype(float))
-    answerability = {"bias": round(b, 5)}
-    answerability.update({n: round(float(v), 5) for n, v in zip(ANSWERABILITY, w)})
-    print(f"answerability weights: {answerability}", file=sys.stderr)
-    conf = np.array([logistic(answerability, dict(zip(ANSWERABILITY, row))) for row in x])
-    base = right_arr[~impossible_arr].mean()
+    impossible = np.array([r["impossible"] for r in rows])
+    margin_at = CANDIDATE_FEATURES.index("margin")
+    lead_at = CANDIDATE_FEATURES.index("lead")
+
+    def read_top(k: int) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Each question's proposals as if only the top k passages had been read (the lead
+        over the best margin recomputed among those)."""
+        groups = []
+        for r in rows:
+            inside = r["rank"] <= k
+            x = r["x"][inside].copy()
+            if len(x):
+                x[:, lead_at] = x[:, margin_at] - x[:, margin_at].max()
+            groups.append((x, r["y"][inside]))
+        return groups
+
+    def fit(k: int) -> tuple[dict[str, float], np.ndarray, np.ndarray]:
+        """Candidate weights for k passages read; each question's best logit and label."""
+        groups = read_top(k)
+        w, b = fit_logistic(
+            np.vstack([x for x, _ in groups]), np.concatenate([y for _, y in groups])
+        )
+        weights = {"bias": round(b, 5)}
+        weights.update({n: round(float(v), 5) for n, v in zip(CANDIDATE_FEATURES, w)})
+        logits = np.full(len(groups), -30.0)
+        right = np.zeros(len(groups), dtype=bool)
+        for number, (x, y) in enumerate(groups):
+            if len(x):
+                scores = x @ w + b
+                best = int(np.argmax(scores))
+                logits[number] = scores[best]
+                right[number] = bool(y[best])
+        return weights, logits, right
+
+    fits = {}
+    for k in K_CHOICES:
+        fits[k] = fit(k)
+        accuracy = float(fits[k][2][~impossible].mean())
+        print(f"read {k} passages: fit-half answer accuracy {accuracy:.4f}", file=sys.stderr)
+    accuracy_of = {k: float(fits[k][2][~impossible].mean()) for k in K_CHOICES}
+    best_k = min(k for k in K_CHOICES if accuracy_of[k] >= max(accuracy_of.values()) - 0.003)
+    weights, logits, right = fits[best_k]
+    print(f"candidate weights ({best_k} passages): {weights}", file=sys.stderr)
+    a, b_platt = fit_platt(logits, right.astype(float))
+    confidence = 1 / (1 + np.exp(-(a * logits + b_platt)))
     found, no_answer, answered = best_threshold(
-        conf, right_arr, impossible_arr, args.max_loss, np.unique(np.round(conf, 4))
+        confidence, right, impossible, args.max_loss, np.unique(np.round(confidence, 4))
     )
-    tau = 0.0 if found is None else found  # 0: never abstain
+    tau = 0.0 if found is None else found
     print(
-        f"abstain below {tau:.4f}: fit-half v2.0 no_answer_accuracy {no_answer:.4f}, "
-        f"answered_accuracy {answered:.4f} (without abstention {base:.4f})",
+        f"read_passages {best_k}; abstain below {tau:.4f}: fit-half v2.0 no_answer_accuracy "
+        f"{no_answer:.4f}, answered_accuracy {answered:.4f} "
+        f"(without abstention {accuracy_of[best_k]:.4f})",
         file=sys.stderr,
     )
-    return answerability, tau
+    return {
+        "weights": weights,
+        "platt": [round(a, 5), round(b_platt, 5)],
+        "read_passages": best_k,
+        "abstain": round(tau, 4),
+        "questions": len(fit_v2),
+    }
 
 
 def main() -> int:
@@ -240,59 +285,41 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=ROOT / "qa" / "weights.json")
     parser.add_argument("--max-loss", type=float, default=0.04)
     parser.add_argument(
-        "--only-abstain",
-        action="store_true",
-        help="keep the passage and sentence weights of --out; refit only the abstention",
+        "--rows",
+        type=Path,
+        default=None,
+        help="keep the reader's proposals for the fit half in this file (reused when it exists:"
+        " refit thresholds without reading again; delete it after retraining the reader)",
+    )
+    parser.add_argument(
+        "--passages", action="store_true", help="refit the passage ranking weights too"
     )
     args = parser.parse_args()
+    weights = json.loads(args.out.read_text()) if args.out.exists() else {}
+    passage_weights = weights.get("passage") or dict(DEFAULT_PASSAGE_WEIGHTS)
+    fit_v1_count = weights.get("questions", {}).get("v1.1")
 
-    if args.only_abstain:
-        weights = json.loads(args.out.read_text())
-        answerability, tau = fit_abstention(args, weights["passage"], weights["sentence"])
-        weights["answerability"] = answerability
-        weights["abstain"] = round(tau, 4)
-        args.out.write_text(json.dumps(weights, indent=2) + "\n")
-        print(f"wrote {args.out}", file=sys.stderr)
-        return 0
+    if args.passages:
+        ensure_index(args.v1, args.index_v1)
+        v1 = load_squad(args.v1)
+        fit_v1 = select_questions(v1, "fit")
+        engine = Engine.open(args.index_v1)
+        engine.retriever = Retriever(engine.index, engine.encoder, weights=DEFAULT_PASSAGE_WEIGHTS)
+        print(f"passages: {len(fit_v1)} fit-half questions ...", file=sys.stderr)
+        w = fit_listwise(passage_groups(engine, v1, fit_v1))
+        engine.close()
+        passage_weights = {n: round(float(v), 5) for n, v in zip(DEFAULT_PASSAGE_WEIGHTS, w)}
+        print(f"passage weights: {passage_weights}", file=sys.stderr)
+        fit_v1_count = len(fit_v1)
 
-    ensure_index(args.v1, args.index_v1)
-    v1 = load_squad(args.v1)
-    fit_v1 = select_questions(v1, "fit")
-    engine = Engine.open(args.index_v1)
-    engine.retriever = Retriever(engine.index, engine.encoder, weights=DEFAULT_PASSAGE_WEIGHTS)
-    engine.reader = Reader(engine.index.conn, weights=DEFAULT_SENTENCE_WEIGHTS)
-
-    print(f"passages: {len(fit_v1)} fit-half questions ...", file=sys.stderr)
-    groups = passage_groups(engine, v1, fit_v1)
-    w = fit_listwise(groups)
-    passage_weights = {n: round(float(v), 5) for n, v in zip(DEFAULT_PASSAGE_WEIGHTS, w)}
-    print(f"passage weights: {passage_weights}", file=sys.stderr)
-    engine.retriever = Retriever(engine.index, engine.encoder, weights=passage_weights)
-
-    print("sentences ...", file=sys.stderr)
-    groups, names = sentence_groups(engine, fit_v1)
-    w = fit_listwise(groups)
-    top_scores = np.array([float(x[np.argmax(x @ w)] @ w) for x, _ in groups])
-    top_right = np.array([float(y[np.argmax(x @ w)]) for x, y in groups])
-    a, b = fit_platt(top_scores, top_right)
-    sentence_weights = {"bias": round(b, 5)}
-    sentence_weights.update({n: round(float(a * v), 5) for n, v in zip(names, w)})
-    print(f"sentence weights: {sentence_weights}", file=sys.stderr)
-    print(f"fit-half top-sentence accuracy: {top_right.mean():.4f}", file=sys.stderr)
-
-    engine.close()
-    answerability, tau = fit_abstention(args, passage_weights, sentence_weights)
-    fit_v2_count = len(select_questions(load_squad(args.v2), "fit"))
-
+    reader = fit_reader(args, passage_weights)
     weights = {
-        "fitted_on": "SQuAD v1.1 dev (passages, sentences) and v2.0 dev (threshold), "
-        "fit half of the articles only (qa.evaluate.article_half)",
+        "fitted_on": "SQuAD v1.1 dev (passages) and v2.0 dev (reader), fit half of the "
+        "articles only (qa.evaluate.article_half)",
         "fitted_at": dt.date.today().isoformat(),
-        "questions": {"v1.1": len(fit_v1), "v2.0": fit_v2_count},
+        "questions": {"v1.1": fit_v1_count, "v2.0": reader.pop("questions")},
         "passage": passage_weights,
-        "sentence": sentence_weights,
-        "answerability": answerability,
-        "abstain": round(tau, 4),
+        "reader": reader,
     }
     args.out.write_text(json.dumps(weights, indent=2) + "\n")
     print(f"wrote {args.out}", file=sys.stderr)

@@ -9,10 +9,12 @@ import pytest
 
 from qa.articles import load_corpus
 from qa.cli import main
+from qa.errors import InputError
 from qa.evaluate import (
     GoldMapper,
     Outcome,
     article_half,
+    load_news_questions,
     load_squad,
     select_questions,
     summarize,
@@ -102,3 +104,49 @@ def test_eval_on_tiny_file(capsys: pytest.CaptureFixture[str], tmp_path: Path) -
                 "answered_accuracy", "latency_ms_p50", "latency_ms_p95"):  # fmt: skip
         assert key in metrics
     assert (tmp_path / "ix" / "store.sqlite").exists(), "--index DIR keeps the built index"
+
+
+def test_calibration_table_and_confident_accuracy() -> None:
+    squad = load_squad(TINY)
+    q = {x.id: x for x in squad.questions}
+    outcomes = [
+        Outcome(q["hb1"], 1, True, True, False, 1.0, 1.0, 0.01, confidence=0.95),
+        Outcome(q["hb2"], 1, False, False, False, 0.0, 0.0, 0.01, confidence=0.85),
+        Outcome(q["hb4"], 1, True, True, False, 1.0, 1.0, 0.01, confidence=1.0),
+        Outcome(q["c1"], 1, False, True, True, 1.0, 1.0, 0.01, confidence=0.1),
+        Outcome(q["hb3"], None, False, False, True, 0.0, 0.0, 0.01, confidence=0.5),
+    ]
+    metrics = summarize(outcomes, squad)
+    table = {row["bin"]: row for row in metrics["calibration"]}
+    assert table["0.8-1.0"] == {
+        "bin": "0.8-1.0", "questions": 3, "mean_confidence": 0.9333, "accuracy": 0.6667
+    }  # fmt: skip
+    assert table["0.0-0.2"]["accuracy"] == 1.0 and table["0.4-0.6"]["accuracy"] == 0.0
+    assert table["0.2-0.4"] == {
+        "bin": "0.2-0.4", "questions": 0, "mean_confidence": None, "accuracy": None
+    }  # fmt: skip
+    assert metrics["shown_confidence>=0.8"] == 3
+    assert metrics["accuracy_confidence>=0.8"] == 0.6667
+
+
+def test_news_question_file_loads_and_rejects_bad_lines(tmp_path: Path) -> None:
+    questions = load_news_questions(Path(__file__).parent / "data" / "bbc_paraphrased.jsonl")
+    assert len(questions) >= 40 and all(q.answers and q.article for q in questions)
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"question": "Who?", "answers": ["A"]}\n{"answers": ["B"]}\n')
+    with pytest.raises(InputError, match=r"bad.jsonl:2: not a question record"):
+        load_news_questions(bad)
+    foreign = tmp_path / "foreign.jsonl"
+    foreign.write_text('{"question": "Who?", "answers": []}\n')
+    assert load_news_questions(foreign)[0].impossible
+
+
+def test_eval_of_a_jsonl_file_needs_an_index(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    questions = tmp_path / "q.jsonl"
+    questions.write_text('{"question": "Who?", "answers": ["A"]}\n')
+    with pytest.raises(SystemExit) as exit_info:
+        main(["eval", str(questions), "--index", str(tmp_path / "none")])
+    _, err = capsys.readouterr()
+    assert exit_info.value.code == 1 and "needs --index DIR with an index" in err

@@ -13,6 +13,7 @@ from textual.message import Message
 from textual.widgets import Input, OptionList, Static
 from textual.widgets.option_list import Option
 
+from qa.reader import confidence_words
 from qa.text import terminal_safe
 
 
@@ -41,6 +42,8 @@ def answer_content(answer: dict[str, Any], first_marker: int) -> Content:
         parts.append(terminal_safe(text))
     markers = " ".join(f"[{first_marker + i}]" for i in range(len(answer.get("citations", []))))
     parts.append((f"  {markers}", "bold cyan"))
+    if isinstance(answer.get("score"), int | float):
+        parts.append((f"  {confidence_words(float(answer['score']))}", "dim"))
     return Content.assemble(*parts)
 
 

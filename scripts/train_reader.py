@@ -1,0 +1,617 @@
+"""Train qa's extractive reader from the bundled all-MiniLM-L6-v2 weights.
+
+    python scripts/train_reader.py                 # prepare, train, export, dev figures
+    python scripts/train_reader.py --resume        # go on from the last checkpoint
+    python scripts/train_reader.py --export-only   # export the trained model again
+
+The reader is BERT's SQuAD recipe on MiniLM: a linear head gives every passage token a start
+and an end logit, and the [CLS] token's pair is the no-answer score (SQuAD 2.0 style), so a
+passage that does not hold the answer learns to point at [CLS].
+
+Training data is the SQuAD v1.1 **train** set (`../shared/data/squad/train-v1.1-explorer.json.zip`,
+442 articles none of which is in either dev set), read the way `qa` reads at query time: the
+train articles are indexed like any corpus (the default int8 encoder, the default chunking),
+each training question is asked of that index, and
+- the best-ranked retrieved passage that covers the gold answer is a positive example (the gold
+  paragraph when no retrieved passage covers it);
+- the best-ranked retrieved passages that do not hold the answer text anywhere are no-answer
+  examples (`--negatives` per question), so the scores compare across passages and the reader
+  learns to say "not here" (the open-domain readers' recipe). Passages that hold the answer
+  text at another place are skipped: they may well answer the question.
+A random sample of `--questions` questions is used (fixed seed; on two CPU cores the default
+keeps the whole run under the issue's 90 minutes; with a GPU pass `--questions 0` for all).
+
+Long inputs are cut into windows of `--max-length` word pieces with a stride; a window that
+does not hold the answer is labelled at [CLS]. Batches are grouped by length (less padding).
+A checkpoint is written every `--checkpoint-every` steps and at the end; `--resume` continues
+from it with the same data order. The result is exported to ONNX, quantised to int8 (dynamic,
+per-channel, 7-bit weights so that it runs exactly on any x86 CPU) and written with its sha256
+into `qa/models/reader/`; the script ends with span EM/F1 on SQuAD v1.1 dev gold paragraphs
+for the torch model and the shipped int8 file.
+
+Everything slow goes to a progress bar with an ETA; the work folder (`--work`, default
+`~/.cache/qa/train-reader`) keeps the train index, the examples and the checkpoints.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import random
+import re
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+from qa.embedding import bundled_model_dir, cache_dir, load_encoder, sha256_of  # noqa: E402
+from qa.evaluate import GoldMapper, load_squad, write_corpus  # noqa: E402
+from qa.text import contains_answer, exact_match, token_f1  # noqa: E402
+
+DATA = ROOT.parent / "shared" / "data" / "squad"
+TRAIN_FILE = DATA / "train-v1.1-explorer.json.zip"
+DEV_FILE = DATA / "dev-v1.1.json.zip"
+OUT_DIR = ROOT / "qa" / "models" / "reader"
+EXAMPLES_VERSION = 1
+
+
+def log(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+# --------------------------------------------------------------------------- data
+
+
+def ensure_train_index(squad: Any, index: Path) -> None:
+    from qa.store import index_exists, sync_index
+
+    if index_exists(index):
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        write_corpus(squad, Path(tmp))
+        encoder = load_encoder()
+        log(f"indexing the {len(squad.titles)} train articles into {index} ...")
+        sync_index(Path(tmp), index, lambda _: encoder, full=True)
+
+
+def build_examples(args: argparse.Namespace, work: Path) -> list[dict[str, Any]]:
+    """(question, context, answer range in context or None) records, cached in `work`."""
+    from tqdm import tqdm
+
+    from qa.engine import Engine
+    from qa.evaluate import _clean_map, doc_ids_by_article
+
+    cache = work / f"examples-v{EXAMPLES_VERSION}-q{args.questions}-n{args.negatives}.jsonl"
+    if cache.exists():
+        with cache.open(encoding="utf-8") as handle:
+            return [json.loads(line) for line in handle]
+    squad = load_squad(args.train)
+    ensure_train_index(squad, work / "index")
+    questions = [q for q in squad.questions if q.answers]
+    if args.questions and args.questions < len(questions):
+        questions = random.Random(args.seed).sample(questions, args.questions)
+    gold = GoldMapper(squad)
+    engine = Engine.open(work / "index")
+    docs = doc_ids_by_article(engine)
+    examples: list[dict[str, Any]] = []
+    fallbacks = 0
+    for q in tqdm(questions, desc="retrieving passages", mininterval=20, file=sys.stderr):
+        spans = gold.spans(q)
+        golds = [text for text, _ in q.answers]
+        doc_id = docs.get(q.article)
+        passages = engine.retriever.search(q.question, k=args.retrieve)
+        positive = None
+        negatives = []
+        for passage in passages:
+            covering = [
+                (s, e)
+                for s, e in spans
+                if passage.doc_id == doc_id and passage.char_start <= s and e <= passage.char_end
+            ]
+            if covering:
+                if positive is None:
+                    s, e = covering[0]
+                    positive = (passage.text, s - passage.char_start, e - passage.char_start)
+            elif len(negatives) < args.negatives and not any(
+                contains_answer(passage.text, g) for g in golds
+            ):
+                negatives.append(passage.text)
+        if positive is None:
+            fallbacks += 1
+            text, start = q.answers[0]
+            cleaned, mapping = _clean_map(squad.paragraphs[q.article][q.paragraph])
+            end = mapping[min(start + len(text), len(mapping) - 1) - 1] + 1
+            positive = (cleaned, mapping[start], end)
+        context, start, end = positive
+        examples.append({"question": q.question, "context": context, "start": start, "end": end})
+        for context in negatives:
+            examples.append({"question": q.question, "context": context, "start": None})
+    engine.close()
+    log(
+        f"{len(questions)} questions -> {len(examples)} examples "
+        f"({len(examples) - len(questions)} no-answer; gold paragraph used for {fallbacks})"
+    )
+    tmp = cache.with_suffix(".tmp")
+    with tmp.open("w", encoding="utf-8") as handle:
+        for example in examples:
+            handle.write(json.dumps(example, ensure_ascii=False) + "\n")
+    os.replace(tmp, cache)
+    return examples
+
+
+_NUMBER = re.compile(r"(?<![\w.])\d[\d,]*(?:\.\d+)?(?![\w.])")
+_NAME = re.compile(r"\b[A-Z][a-z]+(?:\s+[A-Z][a-z]+)*\b")
+
+
+def swap_question(question: str, context: str, names: list[str], rng: random.Random) -> str | None:
+    """The question with one number or name that the passage holds replaced by one it does
+    not hold ("When did Beyonce leave Destiny's Child?" -> "... leave Kinks?"): the passage
+    no longer answers it. None when the question has nothing to swap."""
+    options = [m for m in _NUMBER.finditer(question) if m.group() in context]
+    options += [m for m in _NAME.finditer(question) if m.start() > 0 and m.group() in context]
+    if not options:
+        return None
+    match = rng.choice(options)
+    old = match.group()
+    for _ in range(20):
+        if old[0].isdigit():
+            value = float(old.replace(",", ""))
+            if value.is_integer() and 1000 <= value <= 2100:
+                new = str(int(value) + rng.choice([-1, 1]) * rng.randint(2, 40))
+            else:
+                new = f"{value * rng.choice([2, 3, 5, 0.5]):g}"
+        else:
+            new = rng.choice(names)
+        if new != old and new not in context:
+            return question[: match.start()] + new + question[match.end() :]
+    return None
+
+
+def add_swapped(examples: list[dict[str, Any]], share: float, seed: int) -> int:
+    """For `share` of the answerable examples, a twin whose question names a number or an
+    entity that its passage does not hold, labelled "no answer" (SQuAD 2.0's unanswerable
+    questions are often such swaps): the reader learns to check what the question names, not
+    only that the passage is about the topic. Returns how many were added."""
+    rng = random.Random(seed)
+    names = sorted(
+        {m.group() for e in examples for m in _NAME.finditer(e["question"]) if m.start() > 0}
+    )
+    twins = []
+    for example in examples:
+        if example["start"] is None or rng.random() >= share:
+            continue
+        swapped = swap_question(example["question"], example["context"], names, rng)
+        if swapped is not None:
+            twins.append({"question": swapped, "context": example["context"], "start": None})
+    examples.extend(twins)
+    return len(twins)
+
+
+def windows(
+    tokenizer: Any, examples: list[dict[str, Any]], max_length: int, stride: int
+) -> list[tuple[list[int], list[int], int, int]]:
+    """Tokenised windows: (input ids, token type ids, start token, end token); 0 = [CLS]."""
+    out = []
+    for offset in range(0, len(examples), 1000):
+        batch = examples[offset : offset + 1000]
+        encoded = tokenizer(
+            [e["question"] for e in batch],
+            [e["context"] for e in batch],
+            truncation="only_second",
+            max_length=max_length,
+            stride=stride,
+            return_overflowing_tokens=True,
+            return_offsets_mapping=True,
+        )
+        for i, sample in enumerate(encoded["overflow_to_sample_mapping"]):
+            example = batch[sample]
+            sequence = encoded.sequence_ids(i)
+            offsets = encoded["offset_mapping"][i]
+            start_token = end_token = 0
+            if example["start"] is not None:
+                first = sequence.index(1)
+                last = len(sequence) - 1 - sequence[::-1].index(1)
+                start, end = example["start"], example["end"]
+                if offsets[first][0] <= start and offsets[last][1] >= end:
+                    start_token = first
+                    while start_token <= last and offsets[start_token][1] <= start:
+                        start_token += 1
+                    end_token = last
+                    while end_token >= first and offsets[end_token][0] >= end:
+                        end_token -= 1
+                    if end_token < start_token:
+                        start_token = end_token = 0
+            out.append(
+                (encoded["input_ids"][i], encoded["token_type_ids"][i], start_token, end_token)
+            )
+    return out
+
+
+def batch_order(lengths: list[int], batch_size: int, seed: int) -> list[list[int]]:
+    """Length-grouped batches in a seeded random order: shuffle, sort within pools of 50
+    batches by length, cut into batches, shuffle the batches."""
+    rng = random.Random(seed)
+    order = list(range(len(lengths)))
+    rng.shuffle(order)
+    pool = batch_size * 50
+    batches = []
+    for offset in range(0, len(order), pool):
+        chunk = sorted(order[offset : offset + pool], key=lambda i: lengths[i])
+        batches.extend(chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size))
+    rng.shuffle(batches)
+    return batches
+
+
+# --------------------------------------------------------------------------- training
+
+
+def collate(items: list[tuple[list[int], list[int], int, int]], torch: Any) -> dict[str, Any]:
+    width = max(len(ids) for ids, *_ in items)
+    ids = torch.zeros((len(items), width), dtype=torch.long)
+    types = torch.zeros_like(ids)
+    mask = torch.zeros_like(ids)
+    for row, (input_ids, type_ids, _, _) in enumerate(items):
+        ids[row, : len(input_ids)] = torch.tensor(input_ids)
+        types[row, : len(type_ids)] = torch.tensor(type_ids)
+        mask[row, : len(input_ids)] = 1
+    return {
+        "input_ids": ids,
+        "token_type_ids": types,
+        "attention_mask": mask,
+        "start_positions": torch.tensor([s for *_, s, _ in items]),
+        "end_positions": torch.tensor([e for *_, e in items]),
+    }
+
+
+def save_atomic(obj: Any, path: Path, torch: Any) -> None:
+    tmp = path.with_suffix(".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def train(args: argparse.Namespace, work: Path) -> Any:
+    import torch
+    from tqdm import tqdm
+    from transformers import AutoTokenizer, BertForQuestionAnswering
+
+    random.seed(args.seed)
+    torch.manual_seed(args.seed)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    model_dir = bundled_model_dir()
+    tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
+    examples = build_examples(args, work)
+    if args.swapped:
+        added = add_swapped(examples, args.swapped, args.seed)
+        log(f"{added} no-answer twins with a swapped number or name (--swapped {args.swapped})")
+    data = windows(tokenizer, examples, args.max_length, args.stride)
+    answerable = sum(1 for *_, s, _ in data if s)
+    log(f"{len(data)} windows ({answerable} with the answer, {len(data) - answerable} at [CLS])")
+    batches = batch_order([len(ids) for ids, *_ in data], args.batch_size, args.seed)
+    total = len(batches) * args.epochs
+
+    model = BertForQuestionAnswering.from_pretrained(str(model_dir), attn_implementation="eager")
+    model.to(args.device)
+    no_decay = ("bias", "LayerNorm.weight")
+    groups = [
+        {
+            "params": [p for n, p in model.named_parameters() if not n.endswith(no_decay)],
+            "weight_decay": 0.01,
+        },
+        {
+            "params": [p for n, p in model.named_parameters() if n.endswith(no_decay)],
+            "weight_decay": 0.0,
+        },
+    ]
+    optimizer = torch.optim.AdamW(groups, lr=args.lr)
+    warmup = int(total * args.warmup)
+
+    def schedule(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / max(1, warmup)
+        return max(0.0, (total - step) / max(1, total - warmup))
+
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+    checkpoint = work / "checkpoint.pt"
+    step = 0
+    if args.resume and checkpoint.exists():
+        state = torch.load(checkpoint, map_location=args.device, weights_only=False)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        step = state["step"]
+        log(f"resumed at step {step} of {total}")
+    elif checkpoint.exists():
+        log(f"{checkpoint} exists: starting over (pass --resume to continue it)")
+
+    autocast: Any = contextlib.nullcontext()
+    if args.bf16:
+        autocast = torch.autocast(device_type=args.device.split(":")[0], dtype=torch.bfloat16)
+    model.train()
+    bar = tqdm(total=total, initial=step, desc="training", mininterval=30, file=sys.stderr)
+    running = 0.0
+    started = time.perf_counter()
+    while step < total:
+        epoch, position = divmod(step, len(batches))
+        order = batches
+        if epoch:
+            order = batch_order([len(ids) for ids, *_ in data], args.batch_size, args.seed + epoch)
+        batch = collate([data[i] for i in order[position]], torch)
+        batch = {name: value.to(args.device) for name, value in batch.items()}
+        with autocast:
+            loss = model(**batch).loss
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+        step += 1
+        value = loss.item()
+        running = 0.98 * running + 0.02 * value if step > 1 else value
+        bar.update(1)
+        bar.set_postfix(loss=f"{running:.3f}", refresh=False)
+        if step % args.checkpoint_every == 0 or step == total:
+            save_atomic(
+                {
+                    "model": model.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict(),
+                    "step": step,
+                },
+                checkpoint,
+                torch,
+            )
+    bar.close()
+    log(f"trained {total} steps in {time.perf_counter() - started:.0f} s")
+    model.eval()
+    model.save_pretrained(work / "model")
+    return model
+
+
+# --------------------------------------------------------------------------- export
+
+
+def export(work: Path, out: Path) -> Path:
+    """ONNX export of the trained model, int8 quantisation, sha256, into `out`."""
+    import logging
+    import warnings
+
+    import onnx
+    import torch
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+    from transformers import BertForQuestionAnswering
+
+    from qa.reader_model import MODEL_NAME, SETTINGS_NAME
+
+    model = BertForQuestionAnswering.from_pretrained(
+        str(work / "model"), attn_implementation="eager"
+    ).eval()  # dropout off: exported in training mode the graph would keep it
+
+    class Logits(torch.nn.Module):
+        def __init__(self, inner: Any) -> None:
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, input_ids: Any, attention_mask: Any, token_type_ids: Any) -> Any:
+            output = self.inner(
+                input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
+            )
+            return output.start_logits, output.end_logits
+
+    fp32 = work / "reader-fp32.onnx"
+    sample = torch.ones((2, 8), dtype=torch.long)
+    names = ["input_ids", "attention_mask", "token_type_ids"]
+    with warnings.catch_warnings(), torch.inference_mode():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            Logits(model),
+            (sample, sample, torch.zeros_like(sample)),
+            str(fp32),
+            input_names=names,
+            output_names=["start_logits", "end_logits"],
+            dynamic_axes={
+                name: {0: "batch", 1: "length"} for name in (*names, "start_logits", "end_logits")
+            },
+            opset_version=17,
+            dynamo=False,
+        )
+    out.mkdir(parents=True, exist_ok=True)
+    target = out / MODEL_NAME
+    tmp = work / "reader-int8.onnx.tmp"
+    logging.getLogger().setLevel(logging.ERROR)
+    quantize_dynamic(
+        str(fp32),
+        str(tmp),
+        weight_type=QuantType.QInt8,
+        per_channel=True,
+        reduce_range=True,
+        extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
+    )
+    os.replace(tmp, target)
+    settings_file = out / SETTINGS_NAME
+    settings = json.loads(settings_file.read_text()) if settings_file.exists() else {}
+    settings.update(
+        {
+            "model": MODEL_NAME,
+            "sha256": sha256_of(target),
+            "max_length": ARGS.max_length,
+            "stride": ARGS.stride,
+            "base_weights_sha256": sha256_of(bundled_model_dir() / "model.safetensors"),
+        }
+    )
+    settings_file.write_text(json.dumps(settings, indent=2) + "\n")
+    log(f"wrote {target} ({target.stat().st_size / 2**20:.1f} MiB) and {settings_file}")
+    write_reference_spans(fp32, out)
+    return fp32
+
+
+def write_reference_spans(fp32: Path, out: Path) -> None:
+    """The fp32 model's spans for the paraphrased BBC questions of `tests/data`, each read in
+    the start of its article: the test suite checks that the shipped int8 file agrees."""
+    from qa.reader_model import REFERENCE_NAME, ReaderModel
+
+    questions = ROOT / "tests" / "data" / "bbc_paraphrased.jsonl"
+    bbc = ROOT.parent / "shared" / "data" / "bbc"
+    if not questions.exists() or not bbc.is_dir():
+        log(f"no {questions} or {bbc}: reference spans not written")
+        return
+    fp32_reader = ReaderModel.load(out, model_path=fp32, check=False)
+    int8_reader = ReaderModel.load(out)
+    items = []
+    agree = 0
+    for line in questions.read_text(encoding="utf-8").splitlines():
+        record = json.loads(line)
+        passage = reference_passage(bbc / record["article"])
+        found = fp32_reader.read_passages(record["question"], [passage])[0]
+        mine = int8_reader.read_passages(record["question"], [passage])[0]
+        agree += (found.start, found.end) == (mine.start, mine.end)
+        items.append(
+            {
+                "article": record["article"],
+                "question": record["question"],
+                "start": found.start,
+                "end": found.end,
+            }
+        )
+    target = out / REFERENCE_NAME
+    target.write_text(json.dumps({"passage_chars": REFERENCE_CHARS, "items": items}, indent=1))
+    log(f"wrote {target}: int8 agrees with fp32 on {agree} of {len(items)} spans")
+
+
+REFERENCE_CHARS = 2000
+
+
+def reference_passage(path: Path) -> str:
+    return path.read_text(encoding="utf-8", errors="replace")[:REFERENCE_CHARS]
+
+
+# --------------------------------------------------------------------------- dev figures
+
+
+def dev_figures(work: Path, count: int, seed: int) -> None:
+    """Span EM/F1 given the gold paragraph, on `count` SQuAD v1.1 dev questions, for the
+    torch model, the fp32 ONNX export and the shipped int8 file."""
+    import numpy as np
+    import torch
+    from transformers import AutoTokenizer, BertForQuestionAnswering
+
+    from qa.reader_model import ReaderModel, best_span
+
+    squad = load_squad(DEV_FILE)
+    questions = random.Random(seed).sample(squad.questions, min(count, len(squad.questions)))
+    tokenizer = AutoTokenizer.from_pretrained(str(bundled_model_dir()))
+    model = BertForQuestionAnswering.from_pretrained(str(work / "model")).eval()
+    shipped = ReaderModel.load()
+    fp32 = ReaderModel.load(model_path=work / "reader-fp32.onnx", check=False)
+    scores: dict[str, list[tuple[float, float]]] = {"torch": [], "onnx-fp32": [], "onnx-int8": []}
+    agree = 0
+    for q in questions:
+        context = squad.paragraphs[q.article][q.paragraph]
+        golds = [t for t, _ in q.answers]
+        encoded = tokenizer(
+            q.question,
+            context,
+            truncation="only_second",
+            max_length=ARGS.max_length,
+            return_offsets_mapping=True,
+            return_tensors="pt",
+        )
+        offsets = encoded.pop("offset_mapping")[0].tolist()
+        sequence = encoded.sequence_ids(0)
+        with torch.inference_mode():
+            output = model(**encoded)
+        start, end = output.start_logits[0].numpy(), output.end_logits[0].numpy()
+        context_mask = np.array([s == 1 for s in sequence])
+        span = best_span(start, end, context_mask, 30)
+        text = context[offsets[span[0]][0] : offsets[span[1]][1]] if span else ""
+        scores["torch"].append(_score(text, golds))
+        answers = {}
+        for name, reader in (("onnx-fp32", fp32), ("onnx-int8", shipped)):
+            found = reader.read_passages(q.question, [context])[0]
+            answers[name] = context[found.start : found.end] if found.start is not None else ""
+            scores[name].append(_score(answers[name], golds))
+        agree += answers["onnx-fp32"] == answers["onnx-int8"]
+    for name, values in scores.items():
+        em = sum(v[0] for v in values) / len(values)
+        f1 = sum(v[1] for v in values) / len(values)
+        print(f"dev v1.1, gold paragraph, {len(values)} questions, {name}: EM {em:.4f} F1 {f1:.4f}")
+    print(f"int8 and fp32 ONNX pick the same span for {agree / len(questions):.4f}")
+
+
+def _score(text: str, golds: list[str]) -> tuple[float, float]:
+    return (
+        max(exact_match(text, g) for g in golds),
+        max(token_f1(text, g) for g in golds),
+    )
+
+
+# --------------------------------------------------------------------------- main
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--train", type=Path, default=TRAIN_FILE, help="SQuAD v1.1 train file")
+    parser.add_argument("--work", type=Path, default=cache_dir() / "train-reader")
+    parser.add_argument("--out", type=Path, default=OUT_DIR)
+    parser.add_argument(
+        "--questions", type=int, default=16000, help="train questions to use (0: all 87,599)"
+    )
+    parser.add_argument("--negatives", type=int, default=1, help="no-answer passages a question")
+    parser.add_argument("--retrieve", type=int, default=8, help="passages retrieved a question")
+    parser.add_argument(
+        "--swapped",
+        type=float,
+        default=0.5,
+        help="share of questions that also get a no-answer twin with a swapped number or name",
+    )
+    parser.add_argument("--max-length", type=int, default=320)
+    parser.add_argument("--stride", type=int, default=128)
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--epochs", type=int, default=1)
+    parser.add_argument("--lr", type=float, default=1e-4)
+    parser.add_argument("--warmup", type=float, default=0.1)
+    parser.add_argument("--seed", type=int, default=13)
+    parser.add_argument("--device", default="cpu", help="cpu, or cuda where there is one")
+    parser.add_argument(
+        "--bf16",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="bfloat16 autocast (default on; --no-bf16 for plain fp32)",
+    )
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: its default)")
+    parser.add_argument("--checkpoint-every", type=int, default=200)
+    parser.add_argument("--resume", action="store_true")
+    parser.add_argument("--export-only", action="store_true")
+    parser.add_argument("--dev-questions", type=int, default=1000)
+    return parser.parse_args(argv)
+
+
+ARGS = parse_args([])
+
+
+def main() -> int:
+    global ARGS
+    ARGS = args = parse_args()
+    work = args.work
+    work.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    if not args.export_only:
+        train(args, work)
+    export(work, args.out)
+    if args.dev_questions:
+        dev_figures(work, args.dev_questions, args.seed)
+    log(f"done in {(time.perf_counter() - started) / 60:.1f} min")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
