@@ -510,7 +510,7 @@ def dev_figures(work: Path, count: int, seed: int) -> None:
     questions = random.Random(seed).sample(squad.questions, min(count, len(squad.questions)))
     tokenizer = AutoTokenizer.from_pretrained(str(bundled_model_dir()))
     model = BertForQuestionAnswering.from_pretrained(str(work / "model")).eval()
-    shipped = ReaderModel.load()
+    shipped = ReaderModel.load(ARGS.out)
     fp32 = ReaderModel.load(model_path=work / "reader-fp32.onnx", check=False)
     scores: dict[str, list[tuple[float, float]]] = {"torch": [], "onnx-fp32": [], "onnx-int8": []}
     agree = 0
