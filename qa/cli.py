@@ -793,12 +793,12 @@ def eval_command(
     from qa.evaluate import (
         evaluate,
         evaluate_news,
+        index_squad,
         load_news_questions,
         load_squad,
         select_questions,
-        write_corpus,
     )
-    from qa.store import Progress, index_exists, sync_index
+    from qa.store import Progress, index_exists
 
     news = file.suffix.lower() == ".jsonl"
     if news:
@@ -813,11 +813,7 @@ def eval_command(
         target = index_dir or workdir / "index"
         with ProgressView(quiet or as_json) as view:
             if not news and not index_exists(target):
-                corpus_dir = workdir / "corpus"
-                write_corpus(squad, corpus_dir)
-                sync_index(
-                    corpus_dir, target, encoder_factory(None, backend), full=True, progress=view
-                )
+                index_squad(squad, target, encoder_factory(None, backend), progress=view)
             engine = Engine.open(target)
             try:
                 engine.warm_up()

@@ -105,6 +105,23 @@ def write_corpus(squad: SquadSet, folder: Path) -> Path:
     return target
 
 
+def index_squad(
+    squad: SquadSet,
+    index: Path,
+    encoder_factory: Callable[[Any], Any],
+    progress: Callable[[Any], None] | None = None,
+) -> None:
+    """Build an index of the SQuAD articles at `index` (their corpus file lives in a temporary
+    folder only while it is indexed)."""
+    import tempfile
+
+    from qa.store import sync_index
+
+    with tempfile.TemporaryDirectory(prefix="qa-squad-corpus-") as tmp:
+        write_corpus(squad, Path(tmp))
+        sync_index(Path(tmp), index, encoder_factory, full=True, progress=progress)
+
+
 def _clean_map(text: str) -> tuple[str, list[int]]:
     """The loader's paragraph cleaning, with a map from each original offset to the cleaned
     text (cleaning only drops or merges whitespace, so a two-pointer walk aligns them)."""
@@ -258,15 +275,18 @@ def evaluate_news(
         row[0]: row[1] for row in engine.index.conn.execute("SELECT ref, doc_id FROM articles")
     }
 
-    def hit(q: NewsQuestion, passage: Any) -> bool:
-        if q.article is None:
-            return False
-        docs = {d for ref, d in paths.items() if ref == q.article or ref.endswith("/" + q.article)}
+    def hit(q: NewsQuestion, docs: set[int], passage: Any) -> bool:
         return passage.doc_id in docs and any(contains_answer(passage.text, a) for a in q.answers)
 
     outcomes = []
     for number, q in enumerate(questions, 1):
-        outcomes.append(ask_one(engine, q, q.answers, functools.partial(hit, q)))
+        article = q.article
+        docs = (
+            {d for ref, d in paths.items() if ref == article or ref.endswith("/" + article)}
+            if article is not None
+            else set()
+        )
+        outcomes.append(ask_one(engine, q, q.answers, functools.partial(hit, q, docs)))
         if progress is not None:
             progress(number, len(questions))
     return summarize(outcomes, "v2.0" if any(q.impossible for q in questions) else "")

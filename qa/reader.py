@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from qa.reader_model import ReaderModel, Reading
 
 CANDIDATE_FEATURES = ("margin", "lead", "span", "null", "passage", "prank", "dense")
-"""What `candidate_logit` weighs, in this order (see `candidate_features`)."""
+"""The features `candidate_features` gives and `qa/weights.json` weighs, in this order."""
 DEFAULT_READER: dict[str, Any] = {
     "weights": {"bias": -1.0, "margin": 0.5},
     "platt": [1.0, 0.0],

@@ -37,18 +37,18 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from qa.embedding import load_encoder  # noqa: E402
+from qa.embedding import encoder_factory  # noqa: E402
 from qa.engine import Engine  # noqa: E402
 from qa.evaluate import (  # noqa: E402
     GoldMapper,
     doc_ids_by_article,
+    index_squad,
     load_squad,
     select_questions,
-    write_corpus,
 )
 from qa.reader import CANDIDATE_FEATURES, DEFAULT_READER, Reader  # noqa: E402
 from qa.retrieval import DEFAULT_PASSAGE_WEIGHTS, Retriever  # noqa: E402
-from qa.store import index_exists, sync_index  # noqa: E402
+from qa.store import index_exists  # noqa: E402
 from qa.text import contains_answer  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data" / "squad"
@@ -57,12 +57,8 @@ DATA = ROOT.parent / "shared" / "data" / "squad"
 def ensure_index(squad_file: Path, index: Path) -> None:
     if index_exists(index):
         return
-    squad = load_squad(squad_file)
-    with tempfile.TemporaryDirectory() as tmp:
-        write_corpus(squad, Path(tmp))
-        encoder = load_encoder()
-        print(f"building {index} from {squad_file.name} ...", file=sys.stderr)
-        sync_index(Path(tmp), index, lambda _: encoder, full=True)
+    print(f"building {index} from {squad_file.name} ...", file=sys.stderr)
+    index_squad(load_squad(squad_file), index, encoder_factory(None))
 
 
 def fit_listwise(

@@ -42,7 +42,6 @@ import os
 import random
 import re
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -53,8 +52,8 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-from qa.embedding import bundled_model_dir, cache_dir, load_encoder, sha256_of  # noqa: E402
-from qa.evaluate import GoldMapper, load_squad, write_corpus  # noqa: E402
+from qa.embedding import bundled_model_dir, cache_dir, encoder_factory, sha256_of  # noqa: E402
+from qa.evaluate import GoldMapper, index_squad, load_squad  # noqa: E402
 from qa.text import contains_answer, exact_match, token_f1  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data" / "squad"
@@ -72,15 +71,11 @@ def log(message: str) -> None:
 
 
 def ensure_train_index(squad: Any, index: Path) -> None:
-    from qa.store import index_exists, sync_index
+    from qa.store import index_exists
 
-    if index_exists(index):
-        return
-    with tempfile.TemporaryDirectory() as tmp:
-        write_corpus(squad, Path(tmp))
-        encoder = load_encoder()
+    if not index_exists(index):
         log(f"indexing the {len(squad.titles)} train articles into {index} ...")
-        sync_index(Path(tmp), index, lambda _: encoder, full=True)
+        index_squad(squad, index, encoder_factory(None))
 
 
 def build_examples(args: argparse.Namespace, work: Path) -> list[dict[str, Any]]:
@@ -511,7 +506,7 @@ def dev_figures(work: Path, count: int, seed: int) -> None:
     tokenizer = AutoTokenizer.from_pretrained(str(bundled_model_dir()))
     model = BertForQuestionAnswering.from_pretrained(str(work / "model")).eval()
     shipped = ReaderModel.load(ARGS.out)
-    fp32 = ReaderModel.load(model_path=work / "reader-fp32.onnx", check=False)
+    fp32 = ReaderModel.load(ARGS.out, model_path=work / "reader-fp32.onnx", check=False)
     scores: dict[str, list[tuple[float, float]]] = {"torch": [], "onnx-fp32": [], "onnx-int8": []}
     agree = 0
     for q in questions:
