@@ -24,6 +24,7 @@ import hashlib
 import json
 import os
 import re
+import stat
 import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -48,6 +49,7 @@ SUPPORTED_EXTENSIONS = (
 # Files that document a corpus rather than belong to it (corpus/README.md, bbc/README.TXT).
 _IGNORED_NAME = re.compile(r"^(readme|license|licence|notice|copying)(\.[a-z0-9]+)?$", re.I)
 
+_UTF16_BOMS = (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
 _BINARY_MAGIC = (b"%PDF", b"\x89PNG", b"PK\x03\x04", b"\x1f\x8b", b"GIF8", b"\xff\xd8\xff")
 
 
@@ -181,21 +183,95 @@ def load_corpus(root: str | os.PathLike[str], max_bytes: int = DEFAULT_MAX_BYTES
         files = [root_path]
         base = root_path.parent
     else:
-        files = list(iter_corpus_files(root_path))
+        files = list(iter_corpus_files(root_path, result.problems))
         base = root_path
     for file in files:
         result.files += 1
         rel = file.relative_to(base).as_posix()
+        refusal = entry_problem(file, base) if root_path.is_dir() else None
+        if refusal is not None:
+            result.problems.append(Problem(rel, refusal))
+            continue
         articles, problems = load_file(file, rel, max_bytes=max_bytes)
         result.articles.extend(articles)
         result.problems.extend(problems)
     return result
 
 
-def iter_corpus_files(root: Path) -> Iterator[Path]:
-    """Files under `root` sorted by path, without hidden files and README/LICENSE files."""
+def entry_problem(file: Path, root: Path) -> str | None:
+    """Why a file found under the corpus folder `root` must not be read, or None.
+
+    Only regular files are read (a named pipe blocks a reader forever, a device such as
+    /dev/zero never ends), and a symbolic link is followed only when its target lies inside
+    the corpus: a link to /etc/passwd must not end up in the index, or copied by `qa add`.
+    """
+    try:
+        info = file.stat()
+    except OSError as exc:
+        if file.is_symlink():
+            return "broken symbolic link"
+        return f"cannot read file: {exc.strerror or exc}"
+    if not stat.S_ISREG(info.st_mode):
+        return f"not a regular file ({_file_kind(info.st_mode)})"
+    if file.is_symlink():
+        try:
+            inside = file.resolve().is_relative_to(root.resolve())
+        except OSError:
+            inside = False
+        if not inside:
+            return "symbolic link to a file outside the corpus"
+    return None
+
+
+def _file_kind(mode: int) -> str:
+    if stat.S_ISFIFO(mode):
+        return "named pipe"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "device"
+    if stat.S_ISSOCK(mode):
+        return "socket"
+    if stat.S_ISDIR(mode):
+        return "folder"
+    return "special file"
+
+
+def read_bounded(file: Path, max_bytes: int) -> bytes:
+    """The bytes of a regular file, never more than `max_bytes` (`_SkipFile` otherwise).
+
+    The file is opened without blocking and checked after opening, so a file swapped for a
+    pipe or a device between the scan and the read cannot hang or flood the reader.
+    """
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
+    fd = os.open(file, flags)
+    with os.fdopen(fd, "rb") as handle:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise _SkipFile(f"not a regular file ({_file_kind(info.st_mode)})")
+        if info.st_size > max_bytes:
+            raise _SkipFile(f"file too large ({_mib(info.st_size)} > {_mib(max_bytes)} limit)")
+        data = handle.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        raise _SkipFile(f"file too large (more than the {_mib(max_bytes)} limit)")
+    return data
+
+
+def iter_corpus_files(root: Path, problems: list[Problem] | None = None) -> Iterator[Path]:
+    """Files under `root` sorted by path, without hidden files and README/LICENSE files.
+
+    A folder that cannot be listed is reported in `problems` (when given), not passed over.
+    """
     found: list[Path] = []
-    for dirpath, dirnames, filenames in os.walk(root):
+
+    def unreadable(exc: OSError) -> None:
+        if problems is not None:
+            where = Path(exc.filename or root)
+            try:
+                rel = where.relative_to(root).as_posix()
+            except ValueError:
+                rel = str(where)
+            problems.append(Problem(f"{rel}/", f"cannot read folder: {exc.strerror or exc}"))
+
+    for dirpath, dirnames, filenames in os.walk(root, onerror=unreadable):
         dirnames[:] = [d for d in dirnames if not d.startswith(".")]
         found.extend(
             Path(dirpath) / name
@@ -214,15 +290,14 @@ def load_file(
         shown = ext or "(none)"
         return [], [Problem(rel, f"unsupported file type {shown}")]
     try:
-        size = file.stat().st_size
-        if size > max_bytes:
-            return [], [Problem(rel, f"file too large ({_mib(size)} > {_mib(max_bytes)} limit)")]
-        data = file.read_bytes()
+        data = read_bounded(file, max_bytes)
+    except _SkipFile as exc:
+        return [], [Problem(rel, str(exc))]
     except OSError as exc:
         return [], [Problem(rel, f"cannot read file: {exc.strerror or exc}")]
     if not data.strip():
         return [], [Problem(rel, "empty file")]
-    if _looks_binary(data):
+    if not data.startswith(_UTF16_BOMS) and _looks_binary(data):
         return [], [Problem(rel, "binary file, not text")]
 
     problems: list[Problem] = []
@@ -240,7 +315,7 @@ def load_file(
         if ext in TEXT_EXTENSIONS:
             articles = [parse_text(text, rel)]
         elif ext in MARKDOWN_EXTENSIONS:
-            articles = [parse_markdown(text, rel)]
+            articles = [parse_markdown(text, rel, problems)]
         elif ext in JSON_EXTENSIONS:
             articles, record_problems = parse_json(text, rel)
             problems.extend(record_problems)
@@ -248,9 +323,13 @@ def load_file(
             articles, record_problems = parse_jsonl(text, rel)
             problems.extend(record_problems)
         else:
-            articles = [parse_html(text, rel)]
+            articles = [parse_html(text, rel, problems)]
     except _SkipFile as exc:
         return [], [Problem(rel, str(exc))]
+    except RecursionError:
+        return [], [Problem(rel, "nested too deeply to parse")]
+    except Exception as exc:
+        return [], [Problem(rel, f"cannot parse ({type(exc).__name__}: {exc})")]
     kept = []
     for article in articles:
         if not article.body:
@@ -300,8 +379,14 @@ codecs.register_error("qa-cp1252", _cp1252_fallback)
 def decode_text(data: bytes) -> tuple[str, int, int]:
     """Decode bytes as UTF-8, repairing invalid bytes; returns (text, bad bytes, first bad offset).
 
-    Line endings are normalised to `\\n` and a byte order mark is dropped.
+    Line endings are normalised to `\\n` and a byte order mark is dropped; text with a UTF-16
+    byte order mark (what Windows editors call "Unicode") is decoded as UTF-16.
     """
+    if data.startswith(_UTF16_BOMS):
+        wide = data.decode("utf-16", errors="replace")
+        bad = wide.count("\ufffd")
+        first = wide.index("\ufffd") * 2 if bad else -1
+        return wide.replace("\r\n", "\n").replace("\r", "\n"), bad, first
     skipped = 0
     if data.startswith(codecs.BOM_UTF8):
         skipped = len(codecs.BOM_UTF8)
@@ -487,15 +572,33 @@ _MD_HEADING = re.compile(r"^#{1,6}\s+")
 _MD_LIST = re.compile(r"^(?:[-*+]|\d+[.)])\s+")
 
 
-def parse_markdown(text: str, rel: str) -> Article:
-    """Parse Markdown with optional YAML front matter."""
+def _front_matter_loader() -> Any:
+    """A safe YAML loader that leaves dates as text, for `parse_date` to read.
+
+    PyYAML turns `date: 2016-13-45` into a ValueError that fails the whole front matter;
+    read as text, a bad date is dropped with a problem line and the article kept.
+    """
+    import yaml
+
+    class Loader(yaml.SafeLoader):
+        pass
+
+    Loader.yaml_implicit_resolvers = {
+        first: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+        for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+    }
+    return Loader
+
+
+def parse_markdown(text: str, rel: str, problems: list[Problem] | None = None) -> Article:
+    """Parse Markdown with optional YAML front matter (repairs are noted in `problems`)."""
     meta: dict[str, Any] = {}
     match = _FRONT_MATTER.match(text)
     if match:
         import yaml
 
         try:
-            loaded = yaml.safe_load(match.group("yaml"))
+            loaded = yaml.load(match.group("yaml"), Loader=_front_matter_loader())
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
             where = f" at line {mark.line + 2}" if mark is not None else ""
@@ -540,7 +643,7 @@ def parse_markdown(text: str, rel: str) -> Article:
     flush()
     if title is None:
         title = paragraphs.pop(0) if paragraphs else Path(rel).stem
-    return _article_from_meta(meta, rel, None, str(title), paragraphs)
+    return _article_from_meta(meta, rel, None, str(title), paragraphs, problems)
 
 
 def _md_inline(line: str) -> str:
@@ -564,8 +667,21 @@ def _field(meta: dict[str, Any], *keys: str) -> Any:
 
 
 def _article_from_meta(
-    meta: dict[str, Any], rel: str, record: str | None, title: str, paragraphs: list[str]
+    meta: dict[str, Any],
+    rel: str,
+    record: str | None,
+    title: str,
+    paragraphs: list[str],
+    problems: list[Problem] | None = None,
+    where: str | None = None,
 ) -> Article:
+    raw_date = _field(meta, "published", "date", "published_at", "datetime")
+    published = parse_date(raw_date)
+    if raw_date is not None and published is None and problems is not None:
+        shown = str(raw_date)[:40]
+        problems.append(
+            Problem(where or rel, f"date {shown!r} is not a valid date; dropped", "repaired")
+        )
     byline = _field(meta, "byline", "author", "authors")
     if isinstance(byline, list):
         byline = ", ".join(str(b) for b in byline)
@@ -581,7 +697,7 @@ def _article_from_meta(
         title=title,
         paragraphs=paragraphs,
         byline=byline,
-        published=parse_date(_field(meta, "published", "date", "published_at", "datetime")),
+        published=published,
         url=_field(meta, "url", "link"),
         source=source,
         categories=categories if isinstance(categories, (list, tuple)) else (),
@@ -595,7 +711,9 @@ def split_paragraphs(body: str) -> list[str]:
     return [p for p in parts if p.strip()]
 
 
-def article_from_record(obj: Any, rel: str, index: int) -> Article:
+def article_from_record(
+    obj: Any, rel: str, index: int, problems: list[Problem] | None = None, where: str | None = None
+) -> Article:
     """One JSON object -> Article; raises `_SkipFile` with the reason when it cannot."""
     if not isinstance(obj, dict):
         raise _SkipFile(f"record is a JSON {type(obj).__name__}, not an object")
@@ -613,7 +731,7 @@ def article_from_record(obj: Any, rel: str, index: int) -> Article:
     title = _field(obj, "title", "headline")
     if title is None:
         title = paragraphs[0][:80] if paragraphs else f"{Path(rel).stem} {record}"
-    return _article_from_meta(obj, rel, record, str(title), paragraphs)
+    return _article_from_meta(obj, rel, record, str(title), paragraphs, problems, where)
 
 
 def parse_json(text: str, rel: str) -> tuple[list[Article], list[Problem]]:
@@ -623,6 +741,8 @@ def parse_json(text: str, rel: str) -> tuple[list[Article], list[Problem]]:
         raise _SkipFile(
             f"malformed JSON at line {exc.lineno} column {exc.colno}: {exc.msg}"
         ) from None
+    except RecursionError:
+        raise _SkipFile("JSON nested too deeply to parse") from None
     if isinstance(data, dict) and isinstance(data.get("articles"), list):
         records = data["articles"]
     elif isinstance(data, list):
@@ -642,6 +762,8 @@ def parse_jsonl(text: str, rel: str) -> tuple[list[Article], list[Problem]]:
             numbered.append((number, json.loads(line)))
         except json.JSONDecodeError as exc:
             problems.append(Problem(f"{rel}:{number}", f"malformed JSON: {exc.msg}"))
+        except RecursionError:
+            problems.append(Problem(f"{rel}:{number}", "JSON nested too deeply to parse"))
     articles, record_problems = _records(iter(numbered), rel, "line")
     problems.extend(record_problems)
     problems.sort(key=lambda p: _line_of(p.path))
@@ -662,14 +784,13 @@ def _records(
     problems: list[Problem] = []
     seen: set[str] = set()
     for number, obj in numbered:
+        where = f"{rel}:{number}" if what == "line" else f"{rel} {what} {number}"
         try:
-            article = article_from_record(obj, rel, number)
+            article = article_from_record(obj, rel, number, problems, where)
         except _SkipFile as exc:
-            where = f"{rel}:{number}" if what == "line" else f"{rel} {what} {number}"
             problems.append(Problem(where, str(exc)))
             continue
         if article.record in seen:
-            where = f"{rel}:{number}" if what == "line" else f"{rel} {what} {number}"
             problems.append(Problem(where, f"duplicate record id {article.record!r}"))
             continue
         seen.add(article.record or "")
@@ -680,7 +801,7 @@ def _records(
 # --------------------------------------------------------------------------- HTML
 
 
-def parse_html(text: str, rel: str) -> Article:
+def parse_html(text: str, rel: str, problems: list[Problem] | None = None) -> Article:
     """Extract title, date, byline and main text from a saved news page (trafilatura)."""
     import trafilatura  # ~0.3 s to import; only corpora with HTML pay it
 
@@ -709,4 +830,4 @@ def parse_html(text: str, rel: str) -> Article:
         "source": getattr(doc, "sitename", None),
         "categories": getattr(doc, "categories", None) or [],
     }
-    return _article_from_meta(meta, rel, None, title or Path(rel).stem, lines)
+    return _article_from_meta(meta, rel, None, title or Path(rel).stem, lines, problems)

@@ -46,15 +46,27 @@ def read_questions(path: Path) -> list[BatchQuestion]:
         raise InputError(f"{path}: not UTF-8 text (byte {exc.start})") from exc
     suffix = path.suffix.lower()
     if suffix in (".jsonl", ".ndjson"):
-        return _read_jsonl(text)
+        return _flag_duplicates(_read_jsonl(text))
     if suffix == ".csv":
-        return _read_csv(text, path)
+        return _flag_duplicates(_read_csv(text, path))
     questions = []
     for number, line in enumerate(text.splitlines(), 1):
         line = line.strip()
         if line and not line.startswith("#"):
             questions.append(BatchQuestion(f"q{number}", line))
     return questions
+
+
+def _flag_duplicates(questions: list[BatchQuestion]) -> list[BatchQuestion]:
+    """A repeated id gets an error record (it would make `--resume` skip the wrong question)."""
+    seen: set[str] = set()
+    flagged = []
+    for item in questions:
+        if item.id in seen and not item.error:
+            item = BatchQuestion(item.id, item.question, f"duplicate id {item.id!r} in the input")
+        seen.add(item.id)
+        flagged.append(item)
+    return flagged
 
 
 def _read_jsonl(text: str) -> list[BatchQuestion]:
@@ -67,6 +79,9 @@ def _read_jsonl(text: str) -> list[BatchQuestion]:
             obj = json.loads(line)
         except json.JSONDecodeError as exc:
             questions.append(BatchQuestion(fallback, "", f"line {number}: bad JSON ({exc.msg})"))
+            continue
+        except RecursionError:
+            questions.append(BatchQuestion(fallback, "", f"line {number}: JSON nested too deeply"))
             continue
         if not isinstance(obj, dict):
             questions.append(BatchQuestion(fallback, "", f"line {number}: not a JSON object"))
@@ -97,13 +112,55 @@ def _read_csv(text: str, path: Path) -> list[BatchQuestion]:
     return questions
 
 
+def check_output(output: Path, question_file: Path, index_dirs: list[Path]) -> None:
+    """Refuse an output path that would destroy an input: the question file itself, or any
+    file of an index (the store, the FAISS file, the manifest)."""
+    from qa.store import STORE_FILE
+
+    target = output.resolve()
+    if output.exists() and question_file.exists() and output.samefile(question_file):
+        raise InputError(f"{output}: that is the question file; choose another output file")
+    in_an_index = (target.parent / STORE_FILE).exists()
+    if in_an_index or any(target.parent == d.resolve() for d in index_dirs):
+        raise InputError(f"{output}: that is inside an index folder; choose another output file")
+
+
+def drop_torn_tail(path: Path, fmt: str) -> int:
+    """Cut a record left half-written by a crash off the end of an output file, so `--resume`
+    appends after the last whole record (the torn question is asked again). Returns the bytes
+    cut."""
+    if not path.exists() or fmt not in ("jsonl", "csv"):
+        return 0
+    data = path.read_bytes()
+    end = _last_record_end(data, quoted=fmt == "csv")
+    if end == len(data):
+        return 0
+    with path.open("r+b") as handle:
+        handle.truncate(end)
+    return len(data) - end
+
+
+def _last_record_end(data: bytes, quoted: bool) -> int:
+    """Byte offset just after the last newline that ends a record (outside CSV quotes)."""
+    if not quoted:
+        return data.rfind(b"\n") + 1
+    end = 0
+    in_quotes = False
+    for position, byte in enumerate(data):
+        if byte == 0x22:  # '"': a doubled quote toggles twice, which is right
+            in_quotes = not in_quotes
+        elif byte == 0x0A and not in_quotes:
+            end = position + 1
+    return end
+
+
 def done_ids(path: Path, fmt: str) -> set[str]:
     """Ids already answered in an existing output file (for --resume)."""
     if not path.exists():
         return set()
     if fmt == "md":
         raise InputError("--resume needs --format jsonl or csv (Markdown is not re-read)")
-    text = path.read_text(encoding="utf-8")
+    text = path.read_text(encoding="utf-8", errors="replace")
     ids = set()
     if fmt == "jsonl":
         for line in text.splitlines():

@@ -134,18 +134,20 @@ def corpus_check(ctx: click.Context, corpus: Path | None, as_json: bool) -> None
     if as_json:
         _print_json(report)
         return
-    click.echo(f"corpus      {root}")
+    from qa.text import one_line
+
+    click.echo(f"corpus      {one_line(str(root))}")
     click.echo(f"files       {result.files:,}")
     click.echo(f"articles    {len(result.articles):,}")
     click.echo(f"unique      {result.unique:,}")
     click.echo(f"duplicates  {report['duplicates']:,}")
     click.echo(f"problems    {len(result.problems):,}")
     for problem in result.problems:
-        click.echo(f"  {problem}")
+        click.echo(f"  {one_line(str(problem))}")
     if groups:
         click.echo("duplicate texts:")
         for refs in groups:
-            click.echo("  " + " = ".join(refs))
+            click.echo("  " + " = ".join(one_line(ref) for ref in refs))
 
 
 # --------------------------------------------------------------------------- index
@@ -240,8 +242,38 @@ def _print_report(report: Any, as_json: bool, quiet: bool) -> None:
     )
     if report.skipped and not quiet:
         click.echo(f"{len(report.skipped)} file problem(s):", err=True)
+        from qa.text import one_line
+
         for item in report.skipped:
-            click.echo(f"  {item['path']}: {item['reason']} ({item['action']})", err=True)
+            line = f"{item['path']}: {item['reason']} ({item['action']})"
+            click.echo(f"  {one_line(line)}", err=True)
+
+
+def _yes_option(func: F) -> F:
+    return click.option(
+        "-y",
+        "--yes",
+        is_flag=True,
+        help="Remove articles without asking, even when most of the index would go.",
+    )(func)
+
+
+def _confirm_removal(yes: bool) -> Callable[[int, int], bool]:
+    """Asks before an update removes more than half of an index: on a terminal, a prompt;
+    elsewhere (scripts, cron) the update is refused unless --yes was given."""
+
+    def confirm(removed: int, total: int) -> bool:
+        if yes:
+            return True
+        if not (sys.stdin.isatty() and sys.stderr.isatty()):
+            return False
+        return click.confirm(
+            f"This removes {removed:,} of the {total:,} articles in the index. Go on?",
+            default=False,
+            err=True,
+        )
+
+    return confirm
 
 
 def _stored_corpus(index_dir: Path) -> Path | None:
@@ -302,6 +334,7 @@ def index() -> None:
     default=None,
     help="Texts per model call. [default: the backend's best on this machine's measurements]",
 )
+@_yes_option
 @_json_option
 @click.option("-q", "--quiet", is_flag=True, help="No progress output.")
 @click.pass_context
@@ -314,6 +347,7 @@ def index_build(
     chunk_tokens: int | None,
     faiss_factory: str | None,
     batch_size: int | None,
+    yes: bool,
     as_json: bool,
     quiet: bool,
 ) -> None:
@@ -346,6 +380,7 @@ def index_build(
             progress=view,
             max_bytes=_max_file_bytes(),
             batch_size=batch_size,
+            confirm_removal=_confirm_removal(yes),
         )
     _print_report(report, as_json, quiet)
 
@@ -359,6 +394,7 @@ def index_build(
     default=None,
     help="Refuse to run unless the index uses this chunk size.",
 )
+@_yes_option
 @_json_option
 @click.option("-q", "--quiet", is_flag=True, help="Print only when something changed.")
 @click.pass_context
@@ -367,6 +403,7 @@ def index_update(
     corpus: Path | None,
     index_dir: Path | None,
     chunk_tokens: int | None,
+    yes: bool,
     as_json: bool,
     quiet: bool,
 ) -> None:
@@ -396,6 +433,7 @@ def index_update(
             chunking=chunking,
             progress=view,
             max_bytes=_max_file_bytes(),
+            confirm_removal=_confirm_removal(yes),
         )
     _print_report(report, as_json, quiet)
 
@@ -424,14 +462,19 @@ def index_status(ctx: click.Context, index_dir: Path | None, as_json: bool) -> N
 
     with IndexReader(resolve_index(ctx, index_dir)) as reader:
         status = reader.status()
+        status["integrity"] = reader.check()
     if as_json:
         _print_json(status)
+        if status["integrity"] != "ok":
+            ctx.exit(1)
         return
     for key, value in status.items():
         shown = _human_size(value) if key == "size_bytes" else value
         if isinstance(shown, int):
             shown = f"{shown:,}"
         click.echo(f"{key.replace('_bytes', ''):<19} {shown}")
+    if status["integrity"] != "ok":
+        ctx.exit(1)
 
 
 @cli.command("add")
@@ -470,35 +513,52 @@ def add(
     """
     import shutil
 
-    from qa.articles import iter_corpus_files, load_file
+    from qa.articles import entry_problem, iter_corpus_files, load_file
     from qa.embedding import encoder_factory
-    from qa.store import sync_index
+    from qa.errors import IndexBusyError
+    from qa.store import sync_index, write_lock
+    from qa.text import one_line
 
     index_target = resolve_index(ctx, index_dir)
     root = resolve_corpus(ctx, corpus, index_target)
     target_dir = root / subdir
+    if Path(subdir).is_absolute() or not target_dir.resolve().is_relative_to(root.resolve()):
+        raise click.UsageError(f"--to {one_line(subdir)}: not a folder inside the corpus {root}")
+    # Copying files in while another process writes the index would leave them copied but
+    # not indexed: find out first (the lock is taken again by the update below).
+    with write_lock(index_target):
+        pass
     failures = 0
     copied = 0
     for path in paths:
         if not path.exists():
-            click.echo(f"qa: {path}: no such file", err=True)
+            click.echo(f"qa: {one_line(str(path))}: no such file", err=True)
             failures += 1
             continue
         files = [path] if path.is_file() else list(iter_corpus_files(path))
         for file in files:
+            shown = one_line(str(file))
             name = file.name if path.is_file() else file.relative_to(path).as_posix()
+            refusal = None if path.is_file() else entry_problem(file, path)
+            if refusal is not None:
+                click.echo(f"qa: {shown}: {refusal} (skipped)", err=True)
+                failures += 1
+                continue
             articles, problems = load_file(file, name, max_bytes=_max_file_bytes())
             for problem in problems:
-                click.echo(f"qa: {file}: {problem.reason} ({problem.action})", err=True)
+                click.echo(f"qa: {shown}: {one_line(problem.reason)} ({problem.action})", err=True)
             if not articles:
                 failures += 1
                 continue
             dest = target_dir / name
+            shown_dest = one_line(str(dest))
             if dest.exists():
                 if dest.read_bytes() == file.read_bytes():
-                    click.echo(f"qa: {file}: already in the corpus as {dest}", err=True)
+                    click.echo(f"qa: {shown}: already in the corpus as {shown_dest}", err=True)
                     continue
-                click.echo(f"qa: {file}: {dest} exists with other content; not copied", err=True)
+                click.echo(
+                    f"qa: {shown}: {shown_dest} exists with other content; not copied", err=True
+                )
                 failures += 1
                 continue
             dest.parent.mkdir(parents=True, exist_ok=True)
@@ -507,15 +567,24 @@ def add(
             os.replace(tmp, dest)
             copied += 1
             if not as_json:
-                click.echo(f"added {dest} ({len(articles)} article(s))", err=True)
-    with ProgressView(quiet or as_json) as view:
-        report = sync_index(
-            root,
-            index_target,
-            encoder_factory(None),
-            progress=view,
-            max_bytes=_max_file_bytes(),
-        )
+                click.echo(f"added {shown_dest} ({len(articles)} article(s))", err=True)
+    try:
+        with ProgressView(quiet or as_json) as view:
+            report = sync_index(
+                root,
+                index_target,
+                encoder_factory(None),
+                progress=view,
+                max_bytes=_max_file_bytes(),
+                confirm_removal=_confirm_removal(False),
+            )
+    except IndexBusyError as exc:
+        if copied:
+            raise IndexBusyError(
+                f"{exc}; {copied} file(s) were copied into {root} but not indexed yet: "
+                f"run `qa index update` when it is free"
+            ) from None
+        raise
     if as_json:
         _print_json({"copied": copied, "failed": failures, "index": report.as_dict()})
     else:
@@ -701,7 +770,7 @@ def batch(
       qa batch questions.csv -o answers.csv --resume
       qa batch questions.jsonl --format md > answers.md
     """
-    from qa.batch import Writer, done_ids, read_questions, run_batch
+    from qa.batch import Writer, check_output, done_ids, drop_torn_tail, read_questions, run_batch
     from qa.engine import Engine
     from qa.store import Progress
 
@@ -710,12 +779,25 @@ def batch(
         fmt = {"csv": "csv", "md": "md", "markdown": "md"}.get(suffix, "jsonl")
     if resume and output is None:
         raise QAError("--resume needs -o OUT (the file whose ids are skipped)")
+    index_target = resolve_index(ctx, index_dir)
+    if output is not None:
+        check_output(output, file, [index_target])
     questions = read_questions(file)
+    if resume and output is not None and drop_torn_tail(output, fmt) and not quiet:
+        click.echo(f"qa: {output}: dropped a half-written last record; asking it again", err=True)
     skip = done_ids(output, fmt) if resume and output else set()
     filters = _filters(since, until, source)
-    engine = Engine.open(resolve_index(ctx, index_dir))
+    engine = Engine.open(index_target)
     append = bool(resume and output and output.exists() and output.stat().st_size > 0)
-    handle = output.open("a" if append else "w", encoding="utf-8", newline="") if output else None
+    # A new output is written to a temporary file and renamed over OUT at the end, so an
+    # existing OUT is never truncated by a batch that then fails; --resume appends in place.
+    existed = output is not None and output.exists()
+    temp = None
+    if output is not None and not append:
+        temp = output.with_name(f".{output.name}.{os.getpid()}.tmp")
+    path = temp or output
+    handle = path.open("a" if append else "w", encoding="utf-8", newline="") if path else None
+    finished = False
     try:
         writer = Writer(handle or sys.stdout, fmt, header=not append)
         with ProgressView(quiet or output is None) as view:
@@ -726,10 +808,17 @@ def batch(
                 skip,
                 progress=lambda done, total: view(Progress("questions", done, total)),
             )
+        finished = True
     finally:
         engine.close()
         if handle is not None:
             handle.close()
+        if temp is not None and output is not None:
+            if finished or not existed:
+                os.replace(temp, output)  # an unfinished new file is kept for --resume
+            else:
+                temp.unlink(missing_ok=True)
+                click.echo(f"qa: {output} was left as it was", err=True)
     if not quiet:
         skipped = f", {len(skip & {q.id for q in questions})} already done" if skip else ""
         click.echo(f"{answered} answered, {failed} failed{skipped}", err=True)

@@ -62,8 +62,9 @@ class Engine:
         """Answer `question`; `query` (a rewritten follow-up) is what gets searched."""
         question = " ".join(question.split())
         search_text = query or question
-        # sqlite3 connections and the model are shared: one question at a time.
-        with self._lock:
+        # sqlite3 connections and the model are shared: one question at a time, and one
+        # read transaction for all of it (an update committing meanwhile is not half seen).
+        with self._lock, self.index.snapshot():
             terms, passages = self._search(search_text, k, filters)
             return self.reader.read(
                 question, terms, passages, query=search_text, n=n, abstain=abstain
@@ -73,7 +74,7 @@ class Engine:
         self, text: str, *, k: int = 20, filters: Filters | None = None
     ) -> tuple[QueryTerms, list[Passage]]:
         """The retrieval step of `ask` alone: the query's terms and the ranked passages."""
-        with self._lock:
+        with self._lock, self.index.snapshot():
             return self._search(" ".join(text.split()), k, filters)
 
     def _search(
@@ -84,11 +85,12 @@ class Engine:
 
     def article(self, article_id: str) -> StoredArticle | None:
         """An indexed article with its full body (for showing a citation in context)."""
-        row = self.index.conn.execute(
-            "SELECT a.id, a.title, a.ref, a.published, a.url, a.byline, a.source, d.body "
-            "FROM articles a JOIN documents d ON d.id = a.doc_id WHERE a.id = ?",
-            (article_id,),
-        ).fetchone()
+        with self._lock, self.index.snapshot():
+            row = self.index.conn.execute(
+                "SELECT a.id, a.title, a.ref, a.published, a.url, a.byline, a.source, d.body "
+                "FROM articles a JOIN documents d ON d.id = a.doc_id WHERE a.id = ?",
+                (article_id,),
+            ).fetchone()
         return StoredArticle(*row) if row else None
 
     def status(self) -> dict[str, Any]:

@@ -25,6 +25,24 @@ class IndexMismatchError(QAError):
     """The index was built with other settings (model, chunking) than the ones asked for."""
 
 
+class MassRemovalError(QAError):
+    """An update would remove most of an index (an emptied or wrong corpus folder)."""
+
+
+class CommittedInterrupt(QAError):
+    """Cancelled or interrupted after the point of no return: the update *was* committed.
+
+    `report` says what changed; the index is usable (a vector file left behind the store is
+    rebuilt from the stored vectors when the index is next opened).
+    """
+
+    exit_code = 130
+
+    def __init__(self, message: str, report: object) -> None:
+        super().__init__(message)
+        self.report = report
+
+
 class IndexCorruptError(QAError):
     """The index files cannot be read."""
 

@@ -133,3 +133,10 @@ def terminal_safe(text: str) -> str:
         return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
 
     return _CONTROL.sub(escape, text.replace("\t", " "))
+
+
+def one_line(text: str) -> str:
+    """A file name or report line from the corpus made inert *and* kept on one line: as
+    `terminal_safe`, and newlines and tabs shown as `\\n` / `\\t`, so a file named
+    "a\\nindex built" cannot forge a line of a report."""
+    return terminal_safe(text.replace("\t", "\\t").replace("\r", "\\r").replace("\n", "\\n"))

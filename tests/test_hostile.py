@@ -64,3 +64,495 @@ def test_markdown_output_is_literal() -> None:
     # the quote stays one blockquote line, and the span is still emphasised by us
     assert "> &lt;img src=x onerror=alert\\(1\\)&gt; next line" in text
     assert "1. **=HYPERLINK**" in text
+
+
+# =========================================================================== issue 13, 1-16
+# Every test below reproduces one item of the hostile-input list: a bad file, a damaged index
+# or a careless command. None may end in a traceback or lose work.
+
+import json  # noqa: E402
+import os  # noqa: E402
+import shutil  # noqa: E402
+import sqlite3  # noqa: E402
+import threading  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+
+from qa.articles import load_corpus  # noqa: E402
+from qa.errors import (  # noqa: E402
+    CommittedInterrupt,
+    IndexBusyError,
+    IndexCorruptError,
+    IndexMismatchError,
+    MassRemovalError,
+)
+from qa.store import STORE_FILE, IndexReader, check_encoder, sync_index, write_lock  # noqa: E402
+from tests.conftest import BUNDLED_SEED, run_qa  # noqa: E402
+from tests.fakes import Factory, HashEncoder  # noqa: E402
+
+DEEP = "[" * 100_000 + "]" * 100_000
+
+
+@pytest.fixture
+def corpus(tmp_path: Path, bbc: Path) -> Path:
+    root = tmp_path / "corpus"
+    root.mkdir()
+    shutil.copy(BUNDLED_SEED, root / "seed.txt")
+    for number in range(1, 7):
+        shutil.copy(bbc / "business" / f"{number:03d}.txt", root / f"business-{number}.txt")
+    return root
+
+
+def in_time(func: object, seconds: float = 20.0) -> object:
+    """Run `func()` in a thread; fail (instead of hanging the suite) if it does not return."""
+    result: dict[str, object] = {}
+
+    def target() -> None:
+        try:
+            result["value"] = func()  # type: ignore[operator]
+        except BaseException as exc:
+            result["error"] = exc
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    assert not thread.is_alive(), f"still running after {seconds} s"
+    if "error" in result:
+        raise result["error"]  # type: ignore[misc]
+    return result["value"]
+
+
+def problems_of(result: object) -> dict[str, str]:
+    return {p.path: p.reason for p in result.problems}  # type: ignore[attr-defined]
+
+
+# --------------------------------------------------------------------------- 1-5: bad files
+
+
+def test_1_deeply_nested_json_is_one_skipped_file(corpus: Path, tmp_path: Path) -> None:
+    (corpus / "deep.json").write_text(DEEP)
+    (corpus / "deep.jsonl").write_text(DEEP + "\n" + json.dumps({"title": "T", "body": "B."}))
+    result = load_corpus(corpus)
+    assert len(result.articles) == 8  # the seven files, and the good line of deep.jsonl
+    assert "nested too deeply" in problems_of(result)["deep.json"]
+    assert "nested too deeply" in problems_of(result)["deep.jsonl:1"]
+    report = sync_index(corpus, tmp_path / "index", Factory(), full=True)
+    assert report.articles == 8
+
+
+def test_1_deeply_nested_json_line_in_a_batch_is_one_failed_question(tmp_path: Path) -> None:
+    from qa.batch import read_questions
+
+    path = tmp_path / "q.jsonl"
+    path.write_text(DEEP + "\n" + json.dumps({"id": "ok", "question": "Who?"}) + "\n")
+    questions = read_questions(path)
+    assert [q.error is not None for q in questions] == [True, False]
+    assert "nested too deeply" in (questions[0].error or "")
+
+
+def test_2_impossible_date_is_dropped_and_the_article_kept(corpus: Path) -> None:
+    (corpus / "d.md").write_text("---\ntitle: T\ndate: 2016-13-45\n---\nBody.\n")
+    (corpus / "ok.md").write_text("---\ntitle: U\ndate: 2016-11-01\n---\nBody two.\n")
+    articles = {a.path: a for a in load_corpus(corpus).articles}
+    assert articles["d.md"].published is None and articles["d.md"].body == "Body."
+    assert articles["ok.md"].published == "2016-11-01"
+    problem = next(p for p in load_corpus(corpus).problems if p.path == "d.md")
+    assert "2016-13-45" in problem.reason and problem.action == "repaired"
+
+
+def test_3_pipes_and_devices_are_never_read(corpus: Path, tmp_path: Path) -> None:
+    os.mkfifo(corpus / "pipe.txt")
+    (corpus / "zero.txt").symlink_to("/dev/zero")
+    result = in_time(lambda: load_corpus(corpus))
+    assert problems_of(result)["pipe.txt"] == "not a regular file (named pipe)"
+    assert problems_of(result)["zero.txt"] == "not a regular file (device)"
+    report = in_time(lambda: sync_index(corpus, tmp_path / "index", Factory(), full=True))
+    assert report.articles == 7  # type: ignore[attr-defined]
+
+
+def test_3_a_file_is_never_read_past_the_size_limit(tmp_path: Path) -> None:
+    from qa.articles import load_file
+
+    big = tmp_path / "big.txt"
+    big.write_text("Title\n\n" + "word " * 5000)
+    articles, problems = load_file(big, "big.txt", max_bytes=1000)
+    assert not articles and "too large" in problems[0].reason
+
+
+def test_4_links_leaving_the_corpus_are_skipped(
+    corpus: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    secret = tmp_path / "secret.txt"
+    secret.write_text("Secret memo\n\nThe password is swordfish.\n")
+    (corpus / "p.txt").symlink_to(secret)
+    (corpus / "inside.txt").symlink_to(corpus / "seed.txt")  # inside: fine
+    result = load_corpus(corpus)
+    assert problems_of(result)["p.txt"] == "symbolic link to a file outside the corpus"
+    assert all("swordfish" not in a.body for a in result.articles)
+    assert any(a.path == "inside.txt" for a in result.articles)
+
+    # `qa add DIR` does not copy a link's outside target in either
+    incoming = tmp_path / "incoming"
+    incoming.mkdir()
+    (incoming / "leak.txt").symlink_to(secret)
+    shutil.copy(corpus / "business-1.txt", incoming / "fine.txt")
+    index = tmp_path / "index"
+    code, _, err = run_qa(
+        capsys, "add", str(incoming), "--corpus", str(corpus), "--index", str(index), "-q"
+    )
+    assert code == 1 and "outside the corpus" in err
+    assert (corpus / "fine.txt").exists() and not (corpus / "leak.txt").exists()
+
+
+def test_4_unreadable_folder_is_reported(
+    corpus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (corpus / "locked").mkdir()
+    shutil.copy(corpus / "seed.txt", corpus / "locked" / "x.txt")
+    index = tmp_path / "index"
+    sync_index(corpus, index, Factory(), full=True)
+    # Root reads a chmod 000 folder anyway, so the refusal is injected where os.walk lists.
+    real_scandir = os.scandir
+
+    def scandir(path: object = ".") -> object:
+        if str(path).endswith("locked"):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_scandir(path)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    result = load_corpus(corpus)
+    assert problems_of(result)["locked/"] == "cannot read folder: Permission denied"
+    report = sync_index(corpus, index, Factory())
+    assert report.removed == 0, "what was indexed from an unreadable folder stays"
+    assert any(item["path"] == "locked/" for item in report.skipped)
+
+
+def test_4_utf16_text_with_a_bom_is_decoded(corpus: Path) -> None:
+    (corpus / "wide.txt").write_bytes("Wide headline\n\nA body in UTF-16.\n".encode("utf-16"))
+    articles = {a.path: a for a in load_corpus(corpus).articles}
+    assert articles["wide.txt"].title == "Wide headline"
+    assert articles["wide.txt"].body == "A body in UTF-16."
+
+
+def test_5_file_names_are_printed_as_data(
+    corpus: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (corpus / "e\x1b]52;c;cHduZWQ=\x07.txt").write_text("")
+    (corpus / "a\nindex built in 0.1 s.txt").write_text("")
+    code, out, _ = run_qa(capsys, "corpus", "check", "--corpus", str(corpus))
+    assert code == 0
+    assert "\x1b" not in out and "\x07" not in out
+    assert "e\\x1b]52;c;cHduZWQ=\\x07.txt: empty file" in out
+    assert "a\\nindex built in 0.1 s.txt: empty file" in out
+    assert not any(line.startswith("index built") for line in out.splitlines())
+
+
+# --------------------------------------------------------------------------- 6-12: damage
+
+
+def corrupt_a_page(store: Path) -> None:
+    pages = store.stat().st_size // 4096
+    with store.open("r+b") as handle:
+        handle.seek(4096 * (pages // 2))
+        handle.write(os.urandom(4096))
+
+
+def test_6_a_corrupt_page_is_detected_and_a_build_always_succeeds(
+    corpus: Path, tmp_path: Path
+) -> None:
+    index = tmp_path / "index"
+    sync_index(corpus, index, Factory(), full=True)
+    with IndexReader(index) as reader:
+        assert reader.check() == "ok"
+    corrupt_a_page(index / STORE_FILE)
+    with IndexReader(index) as reader:
+        assert reader.check().startswith("damaged")
+    with pytest.raises(IndexCorruptError, match="qa index build"):
+        sync_index(corpus, index, Factory())
+    report = sync_index(corpus, index, Factory(), full=True)
+    assert report.articles == 7
+    with IndexReader(index) as reader:
+        assert reader.check() == "ok"
+        assert reader.conn.execute("SELECT count(*) FROM articles").fetchone()[0] == 7
+
+
+def test_6_index_status_says_what_is_wrong(
+    corpus: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    index = tmp_path / "index"
+    sync_index(corpus, index, Factory(), full=True)
+    corrupt_a_page(index / STORE_FILE)
+    code, out, _ = run_qa(capsys, "index", "status", "--index", str(index), "--json")
+    assert code == 1 and json.loads(out)["integrity"].startswith("damaged")
+
+
+def test_7_a_lost_keyword_index_is_rebuilt_by_update(corpus: Path, tmp_path: Path) -> None:
+    from qa.engine import Engine
+
+    index = tmp_path / "index"
+    sync_index(corpus, index, Factory(), full=True)
+    with IndexReader(index) as reader:
+        fts_before = sorted(
+            map(tuple, reader.conn.execute("SELECT rowid, title, text FROM chunks_fts"))
+        )
+    conn = sqlite3.connect(index / STORE_FILE)
+    conn.execute("DROP TABLE chunks_fts")
+    conn.commit()
+    conn.close()
+
+    engine = Engine(IndexReader(index), HashEncoder())
+    with pytest.raises(IndexCorruptError, match="qa index update"):
+        engine.search("military officers purged")
+    engine.close()
+    sync_index(corpus, index, Factory())
+    with IndexReader(index) as reader:
+        assert reader.check() == "ok"
+        fts_after = sorted(
+            map(tuple, reader.conn.execute("SELECT rowid, title, text FROM chunks_fts"))
+        )
+    assert fts_after == fts_before and fts_after
+
+
+def test_8_other_weights_say_what_differs() -> None:
+    from qa.chunking import ChunkSettings
+    from qa.store import IndexSettings
+
+    settings = IndexSettings(
+        model="m", weights_sha256="a" * 64, backend="fake", dimension=64,
+        chunking=ChunkSettings(), faiss="Flat",
+    )  # fmt: skip
+    encoder = HashEncoder()
+    encoder.name, encoder.weights_sha256 = "m", "b" * 64  # type: ignore[misc,assignment]
+    with pytest.raises(IndexMismatchError) as info:
+        check_encoder(settings, encoder)
+    message = str(info.value)
+    assert "aaaaaaaaaaaa" in message and "bbbbbbbbbbbb" in message and "qa index build" in message
+
+
+def test_9_a_read_only_index_can_be_queried(
+    corpus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    index = tmp_path / "index"
+    sync_index(corpus, index, Factory(), full=True)
+    # What SQLite says when a WAL store's -shm cannot be created (a read-only folder; root,
+    # who runs CI, may write anywhere, so the refusal is injected).
+    real_connect = sqlite3.connect
+
+    def connect(target: str, *args: object, **kwargs: object) -> sqlite3.Connection:
+        if "mode=ro" in str(target) and "immutable=1" not in str(target):
+            raise sqlite3.OperationalError("attempt to write a readonly database")
+        return real_connect(target, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(sqlite3, "connect", connect)
+    with IndexReader(index) as reader:
+        assert reader.meta["articles"] == "7"
+        vector = HashEncoder().encode(["profits"])[0]
+        assert reader.search_dense(vector, 3)
+
+
+def test_10_a_question_reads_one_committed_state(corpus: Path, tmp_path: Path) -> None:
+    index = tmp_path / "index"
+    sync_index(corpus, index, Factory(), full=True)
+    reader = IndexReader(index)
+    count = "SELECT count(*) FROM chunks"
+    with reader.snapshot():
+        before = reader.conn.execute(count).fetchone()[0]
+        for path in corpus.glob("business-*.txt"):
+            path.unlink()
+        sync_index(corpus, index, Factory(), confirm_removal=lambda *_: True)
+        # the writer committed; this question still sees the state it started with
+        assert reader.conn.execute(count).fetchone()[0] == before
+    with reader.snapshot():
+        after = reader.conn.execute(count).fetchone()[0]
+        assert after < before
+        # and the next question searches the new generation, FAISS included
+        assert reader.faiss.ntotal == after
+    reader.close()
+
+
+def test_11_temporary_files_of_dead_writers_are_cleaned(corpus: Path, tmp_path: Path) -> None:
+    index = tmp_path / "index"
+    sync_index(corpus, index, Factory(), full=True)
+    (index / ".manifest.json.999999.tmp").write_text("{")
+    (index / ".vectors.faiss.999999.tmp").write_bytes(b"x")
+    sync_index(corpus, index, Factory())
+    assert not list(index.glob(".*.tmp"))
+
+
+def test_12_interrupt_after_the_commit_says_it_was_committed(
+    corpus: Path, tmp_path: Path, bbc: Path
+) -> None:
+    from qa.store import Progress
+
+    index = tmp_path / "index"
+    sync_index(corpus, index, Factory(), full=True)
+    shutil.copy(bbc / "tech" / "001.txt", corpus / "new.txt")
+
+    def interrupt_at(stage: str, done: int) -> object:
+        def progress(report: Progress) -> None:
+            if report.stage == stage and report.done == done:
+                raise KeyboardInterrupt
+
+        return progress
+
+    # before the commit: nothing changed, and the interrupt is the plain one
+    with pytest.raises(KeyboardInterrupt):
+        sync_index(corpus, index, Factory(), progress=interrupt_at("write", 0))  # type: ignore[arg-type]
+    with IndexReader(index) as reader:
+        assert reader.meta["articles"] == "7"
+    # after it: the caller learns what was committed, and the index has it
+    with pytest.raises(CommittedInterrupt, match="1 added") as info:
+        sync_index(corpus, index, Factory(), progress=interrupt_at("write", 1))  # type: ignore[arg-type]
+    assert info.value.report.added == 1  # type: ignore[attr-defined]
+    with IndexReader(index) as reader:
+        assert reader.meta["articles"] == "8"
+        assert reader.faiss.ntotal == int(reader.meta["chunks"])
+
+
+# --------------------------------------------------------------------------- 13-16: commands
+
+
+def test_13_emptying_most_of_an_index_needs_yes(
+    corpus: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    index = tmp_path / "index"
+    sync_index(corpus, index, Factory(), full=True)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(MassRemovalError, match="remove 7 of the 7"):
+        sync_index(empty, index, Factory())
+    with pytest.raises(MassRemovalError):
+        sync_index(empty, index, Factory(), full=True, confirm_removal=lambda *_: False)
+    with IndexReader(index) as reader:
+        assert reader.meta["articles"] == "7"
+    # a removal of fewer than half goes through without asking
+    (corpus / "business-1.txt").unlink()
+    assert sync_index(corpus, index, Factory()).removed == 1
+    # and --yes on the command line is the confirmation (the CLI's own test, no model needed)
+    from qa.cli import _confirm_removal
+
+    assert _confirm_removal(True)(6, 6) is True
+    assert _confirm_removal(False)(6, 6) is False  # not a terminal: refused
+
+
+@pytest.fixture(scope="module")
+def real_index(tmp_path_factory: pytest.TempPathFactory, bbc: Path) -> Path:
+    from qa.embedding import load_encoder
+
+    root = tmp_path_factory.mktemp("hostile") / "corpus"
+    root.mkdir()
+    shutil.copy(BUNDLED_SEED, root / "seed.txt")
+    for number in range(1, 4):
+        shutil.copy(bbc / "business" / f"{number:03d}.txt", root / f"b{number}.txt")
+    index = root.parent / "index"
+    encoder = load_encoder()
+    sync_index(root, index, lambda _: encoder, full=True)
+    return index
+
+
+QUESTIONS = ["Who was purged?", "What did Yukos do?", "Who is the defence minister?"]
+
+
+def test_14_batch_output_never_overwrites_an_input(
+    real_index: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    questions = tmp_path / "q.txt"
+    questions.write_text("\n".join(QUESTIONS) + "\n")
+    store = real_index / STORE_FILE
+    size = store.stat().st_size
+    for target in (store, questions, real_index / "answers.jsonl"):
+        code, _, err = run_qa(capsys, "batch", str(questions), "--index", str(real_index),
+                              "-o", str(target), "-q")  # fmt: skip
+        assert code == 1 and err.startswith("qa: error:"), err
+    assert store.stat().st_size == size
+    assert questions.read_text().splitlines() == QUESTIONS
+    assert not (real_index / "answers.jsonl").exists()
+
+
+def test_14_an_interrupted_batch_leaves_an_existing_output_as_it_was(
+    real_index: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    from qa.engine import Engine
+
+    questions = tmp_path / "q.txt"
+    questions.write_text("\n".join(QUESTIONS) + "\n")
+    output = tmp_path / "answers.jsonl"
+    output.write_text('{"id": "old", "question": "kept"}\n')
+    real_ask = Engine.ask
+    asked = []
+
+    def ask(self: Engine, question: str, **kwargs: object) -> object:
+        asked.append(question)
+        if len(asked) == 2:
+            raise KeyboardInterrupt
+        return real_ask(self, question, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Engine, "ask", ask)
+    code, _, _ = run_qa(capsys, "batch", str(questions), "--index", str(real_index),
+                        "-o", str(output), "-q")  # fmt: skip
+    assert code == 130
+    assert output.read_text() == '{"id": "old", "question": "kept"}\n'
+    assert not list(tmp_path.glob(".answers.jsonl.*"))
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "csv"])
+def test_15_resume_drops_a_torn_last_record(
+    real_index: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], fmt: str
+) -> None:
+    questions = tmp_path / "q.txt"
+    questions.write_text("\n".join(QUESTIONS) + "\n")
+    output = tmp_path / f"answers.{fmt}"
+    code, _, _ = run_qa(capsys, "batch", str(questions), "--index", str(real_index),
+                        "-o", str(output), "-q")  # fmt: skip
+    assert code == 0
+    whole = output.read_bytes()
+    # a crash in the middle of the last record: inside a quoted CSV field, mid-line in JSONL
+    cut = whole.rindex(b'"', 0, len(whole) - 10) if fmt == "csv" else len(whole) - 25
+    output.write_bytes(whole[:cut])
+    code, _, err = run_qa(capsys, "batch", str(questions), "--index", str(real_index),
+                          "-o", str(output), "--resume")  # fmt: skip
+    assert code == 0 and "half-written" in err
+    if fmt == "jsonl":
+        records = [json.loads(line) for line in output.read_text().splitlines()]
+    else:
+        records = list(csv.DictReader(io.StringIO(output.read_text())))
+    assert [r["id"] for r in records] == ["q1", "q2", "q3"]
+
+
+def test_15_duplicate_ids_are_reported(tmp_path: Path) -> None:
+    from qa.batch import read_questions
+
+    path = tmp_path / "q.csv"
+    path.write_text("id,question\na,Who?\na,What?\nb,Where?\n")
+    questions = read_questions(path)
+    assert [q.error for q in questions] == [None, "duplicate id 'a' in the input", None]
+
+
+def test_16_add_refuses_targets_outside_the_corpus(
+    corpus: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    story = tmp_path / "story.txt"
+    shutil.copy(corpus / "seed.txt", story)
+    index = tmp_path / "index"
+    for target in ("../outside", str(tmp_path / "abs"), "sub/../../x"):
+        code, _, err = run_qa(capsys, "add", str(story), "--to", target,
+                              "--corpus", str(corpus), "--index", str(index))  # fmt: skip
+        assert code == 2 and "not a folder inside the corpus" in err
+    assert not (tmp_path / "outside").exists() and not (tmp_path / "abs").exists()
+    assert not (tmp_path / "x").exists()
+
+
+def test_16_add_checks_the_lock_before_copying(
+    corpus: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    story = tmp_path / "story.txt"
+    shutil.copy(corpus / "seed.txt", story)
+    index = tmp_path / "index"
+    with write_lock(index):
+        code, _, err = run_qa(capsys, "add", str(story), "--corpus", str(corpus),
+                              "--index", str(index))  # fmt: skip
+    assert code == 1 and "being written" in err
+    assert not (corpus / "story.txt").exists()
+    assert IndexBusyError  # the error class the message comes from

@@ -24,7 +24,7 @@ from textual.widgets import Footer, Header, ProgressBar, Static
 from textual.worker import Worker, WorkerState
 
 from qa.chat import Conversation, Turn
-from qa.errors import QAError
+from qa.errors import CommittedInterrupt, QAError
 from qa.retrieval import Filters, parse_filter_date
 from qa.tui.screens import ArticleScreen, BuildScreen, HelpScreen, HistoryScreen
 from qa.tui.widgets import AnswerCard, HistoryInput, QuestionCard, SourcesPanel
@@ -430,6 +430,10 @@ class QAApp(App[None]):
         except UpdateCancelled:
             self.call_from_thread(self._update_done, None, "Update cancelled; nothing changed.")
             return
+        except CommittedInterrupt as exc:
+            # Cancelled too late: the store has the update, so the engine must see it too.
+            self.call_from_thread(self._update_done, exc.report, "Cancelled too late: ")
+            return
         self.call_from_thread(self._update_done, report)
 
     def _update_progress(self, stage: str, done: int, total: int) -> None:
@@ -445,7 +449,7 @@ class QAApp(App[None]):
             self.set_status(message or "The update failed; the index is as it was.")
             return
         self.notify(
-            f"Index updated: {report.added} added, {report.changed} changed, "
+            f"{message or ''}Index updated: {report.added} added, {report.changed} changed, "
             f"{report.removed} removed ({report.embedded_chunks} passages embedded)."
         )
         self.load_engine()

@@ -17,6 +17,7 @@ from textual.widgets import Button, Footer, OptionList, ProgressBar, Static, Tex
 from textual.widgets.option_list import Option
 from textual.widgets.text_area import Selection
 
+from qa.errors import CommittedInterrupt
 from qa.text import terminal_safe
 
 
@@ -168,6 +169,8 @@ class BuildScreen(Screen[bool]):
             report = self.build(progress)
         except BuildScreen.Cancelled:
             self.app.call_from_thread(self._finished, None, "Cancelled: nothing was changed.")
+        except CommittedInterrupt as exc:  # cancelled after the commit: the index is built
+            self.app.call_from_thread(self._finished, exc.report, None)
         except Exception as exc:  # shown once, the screen stays usable
             self.app.call_from_thread(self._finished, None, f"Build failed: {exc}")
         else:
