@@ -647,6 +647,20 @@ def _settings_for(
             raise IndexMismatchError(
                 f"the index uses FAISS {existing.faiss!r}; run qa index build to change it"
             )
+        from qa.embedding import DEFAULT_MODEL, DEFAULT_MODEL_SHA256
+
+        if (
+            existing.model == DEFAULT_MODEL
+            and existing.weights_sha256
+            and existing.weights_sha256 != DEFAULT_MODEL_SHA256
+        ):
+            # Known without loading anything: the bundled model only loads with these weights,
+            # so new chunks would get vectors of other weights than the stored ones.
+            raise IndexMismatchError(
+                f"the index's vectors were made with {DEFAULT_MODEL} weights with sha256 "
+                f"{existing.weights_sha256[:12]}..., not the installed "
+                f"{DEFAULT_MODEL_SHA256[:12]}...; rebuild the index with `qa index build`"
+            )
         return existing, None
     encoder = encoder_factory(None if full else existing)
     settings = IndexSettings(

@@ -556,3 +556,21 @@ def test_16_add_checks_the_lock_before_copying(
     assert code == 1 and "being written" in err
     assert not (corpus / "story.txt").exists()
     assert IndexBusyError  # the error class the message comes from
+
+
+def test_8_update_of_an_index_with_other_bundled_weights_is_refused(
+    corpus: Path, tmp_path: Path
+) -> None:
+    from qa.embedding import DEFAULT_MODEL
+
+    index = tmp_path / "index"
+    sync_index(corpus, index, Factory(), full=True)
+    conn = sqlite3.connect(index / STORE_FILE)
+    conn.execute("UPDATE meta SET value = ? WHERE key = 'model'", (DEFAULT_MODEL,))
+    conn.execute("UPDATE meta SET value = ? WHERE key = 'weights_sha256'", ("c" * 64,))
+    conn.commit()
+    conn.close()
+    factory = Factory()
+    with pytest.raises(IndexMismatchError, match=r"cccccccccccc.*qa index build"):
+        sync_index(corpus, index, factory)
+    assert factory.calls == 0, "found out without loading a model"
