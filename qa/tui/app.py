@@ -72,6 +72,7 @@ class QAApp(App[None]):
         self.encoder = encoder
         self.engine: Any = None
         self.conversation = Conversation()
+        self._question_card: QuestionCard | None = None
         self.conversation_id: int | None = None
         self.filters = Filters()
         self.pending: deque[str] = deque()
@@ -204,18 +205,21 @@ class QAApp(App[None]):
         question = self.pending.popleft()
         query = self.conversation.query_for(question)
         transcript = self.query_one("#transcript", VerticalScroll)
-        transcript.mount(QuestionCard(question, query))
+        self._question_card = QuestionCard(question, query)
+        transcript.mount(self._question_card)
         transcript.scroll_end(animate=False)
         self.asking = True
         self.set_status("Searching…")
-        self.ask(question, query, self.filters)
+        self.ask(question, self.filters)
 
     @work(thread=True, exit_on_error=False, group="ask")
-    def ask(self, question: str, query: str, filters: Filters) -> None:
-        result = self.engine.ask(question, query=query, filters=filters)
-        self.call_from_thread(self._answered, Turn(question, query, result))
+    def ask(self, question: str, filters: Filters) -> None:
+        turn = self.conversation.answer(self.engine.ask, question, filters=filters)
+        self.call_from_thread(self._answered, turn)
 
     def _answered(self, turn: Turn) -> None:
+        if self._question_card is not None:
+            self._question_card.show_query(turn.query)
         self.conversation.turns.append(turn)
         if self.store is not None:
             if self.conversation_id is None:

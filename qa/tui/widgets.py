@@ -55,11 +55,19 @@ class QuestionCard(Static):
     """
 
     def __init__(self, question: str, query: str | None = None) -> None:
-        shown = Content.assemble(("You: ", "bold blue"), terminal_safe(question))
-        if query and query != question:
+        self.question = question
+        super().__init__(self._content(query), markup=False)
+
+    def _content(self, query: str | None) -> Content:
+        shown = Content.assemble(("You: ", "bold blue"), terminal_safe(self.question))
+        if query and query != self.question:
             shown = Content.assemble(shown, ("\n(searched: ", "dim"), (terminal_safe(query), "dim"),
                                      (")", "dim"))  # fmt: skip
-        super().__init__(shown, markup=False)
+        return shown
+
+    def show_query(self, query: str) -> None:
+        """What was searched in the end (a question with two readings keeps the better)."""
+        self.update(self._content(query))
 
 
 class AnswerCard(Static, can_focus=True):
