@@ -264,7 +264,9 @@ def markdown_record(record: dict[str, Any]) -> str:
     if record.get("error"):
         lines.append(f"**Error:** {markdown_safe(record['error'])}")
     elif record.get("not_found"):
-        lines.append("_Not found in the corpus._")
+        reason = record.get("reason")
+        shown = f"Not found: {markdown_safe(reason)}." if reason else "Not found in the corpus."
+        lines.append(f"_{shown}_")
         for number, citation in enumerate(record.get("related", []), 1):
             lines.append(f"- related [{number}] {_md_citation(citation)}")
     else:

@@ -616,12 +616,14 @@ def _filter_options(func: F) -> F:
 
 
 def _filters(since: str | None, until: str | None, source: str | None) -> Any:
-    from qa.retrieval import Filters, parse_filter_date
+    from qa.retrieval import Filters, check_filters, parse_filter_date
 
-    return Filters(
-        since=parse_filter_date(since, "--since"),
-        until=parse_filter_date(until, "--until"),
-        source=source or None,
+    return check_filters(
+        Filters(
+            since=parse_filter_date(since, "--since"),
+            until=parse_filter_date(until, "--until"),
+            source=source or None,
+        )
     )
 
 
@@ -639,7 +641,7 @@ def render_result(result: Any, color: bool) -> str:
     if result.query != result.question:
         lines.append(f"(searched: {terminal_safe(result.query)})")
     if result.not_found:
-        lines.append("Not found in the corpus.")
+        lines.append(result.not_found_message)
         if result.related:
             lines.append("Related passages:")
             for number, citation in enumerate(result.related, 1):

@@ -66,6 +66,9 @@ class Engine:
         # read transaction for all of it (an update committing meanwhile is not half seen).
         with self._lock, self.index.snapshot():
             terms, passages = self._search(search_text, k, filters)
+            if not passages and filters and self.retriever.allowed_chunks(filters) == []:
+                reason = f"no article matches the filter {filters.describe()}"
+                return Result(question, search_text, True, (), reason=reason)
             return self.reader.read(
                 question, terms, passages, query=search_text, n=n, abstain=abstain
             )

@@ -124,6 +124,14 @@ class Result:
     confidence: float = 0.0
     """Probability that the best answer is right (the corpus answers the question and this
     sentence is the answer); below the threshold: not found."""
+    reason: str | None = None
+    """Why nothing was found when it is not the corpus's silence: "no article matches the
+    filter source:x"."""
+
+    @property
+    def not_found_message(self) -> str:
+        """What a front end says for a not-found result."""
+        return f"Not found: {self.reason}." if self.reason else "Not found in the corpus."
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Result:
@@ -135,6 +143,7 @@ class Result:
             answers=tuple(Answer.from_dict(a) for a in data.get("answers", [])),
             related=tuple(Citation.from_dict(c) for c in data.get("related", [])),
             confidence=float(data.get("confidence", 0.0)),
+            reason=data.get("reason"),
         )
 
     def as_dict(self) -> dict[str, Any]:
@@ -145,6 +154,7 @@ class Result:
             "confidence": round(self.confidence, 4),
             "answers": [a.as_dict() for a in self.answers],
             "related": [c.as_dict() for c in self.related],
+            **({"reason": self.reason} if self.reason else {}),
         }
 
 

@@ -11,6 +11,7 @@ Filters on article metadata (date range, source) restrict both lists.
 
 from __future__ import annotations
 
+import datetime as dt
 import itertools
 import json
 import math
@@ -83,11 +84,25 @@ _DATE = re.compile(r"^\d{4}(-\d{2}(-\d{2})?)?$")
 
 
 def parse_filter_date(value: str | None, name: str) -> str | None:
+    """A filter date as given (`2006`, `2006-01` or `2006-01-31`), checked to be a real one:
+    `2009-13-45` or `2009-02-30` is an error, not a filter that silently matches nothing."""
     if value is None or value == "":
         return None
     if not _DATE.match(value):
         raise QAError(f"{name} must be a date like 2006-01-31 (or 2006-01, 2006), not {value!r}")
+    year, month, day = ([int(part) for part in value.split("-")] + [1, 1])[:3]
+    try:
+        dt.date(year, month, day)
+    except ValueError as exc:
+        raise QAError(f"{name} {value} is not a real date ({exc})") from None
     return value
+
+
+def check_filters(filters: Filters) -> Filters:
+    """Refuse a date range that ends before it starts."""
+    if filters.since and filters.until and filters.since[: len(filters.until)] > filters.until:
+        raise QAError(f"since:{filters.since} is after until:{filters.until}")
+    return filters
 
 
 @dataclass(frozen=True)

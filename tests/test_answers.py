@@ -136,6 +136,33 @@ def test_filters_restrict_articles(engine: Engine) -> None:
     }
     nothing = engine.ask(question, filters=Filters(since="2030-01-01"))
     assert nothing.not_found and not nothing.answers
+    assert nothing.not_found_message == "Not found: no article matches the filter since:2030-01-01."
+    unknown = engine.ask(question, filters=Filters(source="nosuchsource"))
+    assert unknown.reason == "no article matches the filter source:nosuchsource"
+    # a filter that matches articles but not the answer is the corpus's silence, said as such
+    assert engine.ask("Zyxqv blorft gnarbled?", filters=Filters(source="wire a")).reason is None
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (("--since", "2009-13-45"), "--since 2009-13-45 is not a real date"),
+        (("--until", "2009-02-30"), "--until 2009-02-30 is not a real date"),
+        (("--since", "2010", "--until", "2009-12"), "since:2010 is after until:2009-12"),
+    ],
+)
+def test_impossible_filter_dates_are_errors(
+    capsys: pytest.CaptureFixture[str], index: Path, options: tuple[str, ...], message: str
+) -> None:
+    code, _, err = run_qa(capsys, "ask", "Who?", "--index", str(index), *options)
+    assert code == 1 and message in err
+
+
+def test_no_match_says_the_filter_in_text_output(
+    capsys: pytest.CaptureFixture[str], index: Path
+) -> None:
+    code, out, _ = run_qa(capsys, "ask", "Who?", "--index", str(index), "--source", "nosuch")
+    assert code == 0 and "Not found: no article matches the filter source:nosuch." in out
 
 
 def test_abstains_without_evidence(engine: Engine, articles: dict[str, Article]) -> None:

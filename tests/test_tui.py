@@ -195,7 +195,9 @@ def test_filter_changes_results(make_app: Callable[..., QAApp]) -> None:
         assert app.filters.since == "2030-01-01"
         cards = await ask(pilot, "How many officers were dishonorably discharged?")
         assert app.conversation.turns[-1].result.not_found
-        assert "Not found in the corpus" in plain(cards[-1])
+        assert "no article matches the filter since:2030-01-01" in plain(cards[-1])
+        await command(pilot, "/filter since:2009-02-30")  # not a date: refused, filter kept
+        assert app.filters.since == "2030-01-01"
         await command(pilot, "/filter")
         assert not app.filters
         await ask(pilot, "How many officers were dishonorably discharged?")

@@ -25,7 +25,7 @@ from textual.worker import Worker, WorkerState
 
 from qa.chat import Conversation, Turn
 from qa.errors import CommittedInterrupt, QAError
-from qa.retrieval import Filters, parse_filter_date
+from qa.retrieval import Filters, check_filters, parse_filter_date
 from qa.tui.screens import ArticleScreen, BuildScreen, HelpScreen, HistoryScreen
 from qa.tui.widgets import AnswerCard, HistoryInput, QuestionCard, SourcesPanel
 
@@ -316,10 +316,12 @@ class QAApp(App[None]):
                 return
             values[key] = value
         try:
-            self.filters = Filters(
-                since=parse_filter_date(values.get("since"), "since"),
-                until=parse_filter_date(values.get("until"), "until"),
-                source=values.get("source"),
+            self.filters = check_filters(
+                Filters(
+                    since=parse_filter_date(values.get("since"), "since"),
+                    until=parse_filter_date(values.get("until"), "until"),
+                    source=values.get("source"),
+                )
             )
         except QAError as exc:
             self.notify(str(exc), severity="error")

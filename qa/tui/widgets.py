@@ -113,7 +113,9 @@ class AnswerCard(Static, can_focus=True):
 
     @staticmethod
     def _not_found(result: dict[str, Any]) -> Content:
-        lines = [Content.styled("Not found in the corpus.", "bold")]
+        reason = result.get("reason")
+        message = f"Not found: {reason}." if reason else "Not found in the corpus."
+        lines = [Content.styled(terminal_safe(message), "bold")]
         if result.get("related"):
             lines.append(Content.styled("Related passages (select to see them):", "dim"))
             for number, citation in enumerate(result["related"], 1):
