@@ -171,15 +171,21 @@ def done_ids(path: Path, fmt: str) -> set[str]:
             if isinstance(record, dict) and "id" in record and "error" not in record:
                 ids.add(str(record["id"]))
     else:
-        for row in csv.DictReader(io.StringIO(text)):
+        reader = csv.DictReader(io.StringIO(text))
+        if reader.fieldnames and list(reader.fieldnames) != CSV_FIELDS:
+            raise InputError(
+                f"{path}: its columns are not the ones this qa writes (another version?); "
+                "resume into a new file"
+            )
+        for row in reader:
             if row.get("id") and not row.get("error"):
                 ids.add(row["id"])
     return ids
 
 
 CSV_FIELDS = [
-    "id", "question", "not_found", "answer", "span", "score", "title", "path", "published",
-    "paragraph", "char_start", "char_end", "citations", "error",
+    "id", "question", "not_found", "confidence", "answer", "span", "score", "title", "path",
+    "published", "url", "paragraph", "char_start", "char_end", "citations", "reason", "error",
 ]  # fmt: skip
 
 
@@ -191,6 +197,8 @@ class Writer:
             raise InputError(f"unknown format {fmt!r} (choose from {', '.join(FORMATS)})")
         self.handle = handle
         self.fmt = fmt
+        self.written = 0
+        """Records written by this writer (not counting what a resumed file already held)."""
         self._csv = csv.DictWriter(handle, CSV_FIELDS) if fmt == "csv" else None
         if header and self._csv is not None:
             self._csv.writeheader()
@@ -198,6 +206,7 @@ class Writer:
             handle.write("# Answers\n\n")
 
     def write(self, record: dict[str, Any]) -> None:
+        self.written += 1
         if self.fmt == "jsonl":
             self.handle.write(json.dumps(record, ensure_ascii=False) + "\n")
         elif self._csv is not None:
@@ -220,6 +229,12 @@ def cell_safe(value: Any) -> Any:
     return "'" + value if value.startswith(_FORMULA_START) else value
 
 
+def _csv_bool(value: Any) -> str:
+    """`true` / `false` as spreadsheets and CSV readers in other languages expect; empty for
+    a record without the field (an error record)."""
+    return "" if value is None else ("true" if value else "false")
+
+
 def _csv_row(record: dict[str, Any]) -> dict[str, Any]:
     answers = record.get("answers") or []
     top = answers[0] if answers else {}
@@ -227,17 +242,20 @@ def _csv_row(record: dict[str, Any]) -> dict[str, Any]:
     row = {
         "id": record.get("id"),
         "question": record.get("question"),
-        "not_found": record.get("not_found", ""),
+        "not_found": _csv_bool(record.get("not_found")),
+        "confidence": record.get("confidence", ""),
         "answer": top.get("text", ""),
         "span": top.get("span") or "",
         "score": top.get("score", ""),
         "title": citation.get("title", ""),
         "path": citation.get("path", ""),
         "published": citation.get("published") or "",
+        "url": citation.get("url") or "",
         "paragraph": citation.get("paragraph", ""),
         "char_start": citation.get("char_start", ""),
         "char_end": citation.get("char_end", ""),
         "citations": json.dumps(top.get("citations", []), ensure_ascii=False) if top else "",
+        "reason": record.get("reason", ""),
         "error": record.get("error", ""),
     }
     # the id is left as it is: --resume matches it against the input

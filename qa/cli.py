@@ -85,7 +85,7 @@ def _print_json(obj: Any) -> None:
 )
 @_corpus_option
 @_index_option
-@click.version_option(__version__, prog_name="qa")
+@click.version_option(__version__, "-V", "--version", prog_name="qa")
 @click.pass_context
 def cli(ctx: click.Context, corpus: Path | None, index_dir: Path | None) -> None:
     """Ask questions about a corpus of news articles; answers are quoted, with citations.
@@ -277,7 +277,7 @@ def _confirm_removal(yes: bool) -> Callable[[int, int], bool]:
 
 
 def _stored_corpus(index_dir: Path) -> Path | None:
-    from qa.store import IndexReader, index_exists
+    from qa.store import IndexReader, index_exists, resolve_stored_corpus
 
     if not index_exists(index_dir):
         return None
@@ -286,7 +286,7 @@ def _stored_corpus(index_dir: Path) -> Path | None:
             stored = reader.meta.get("corpus")
     except QAError:
         return None
-    return Path(stored) if stored else None
+    return resolve_stored_corpus(stored, index_dir) if stored else None
 
 
 def _backend_option(func: Any) -> Any:
@@ -478,7 +478,7 @@ def index_status(ctx: click.Context, index_dir: Path | None, as_json: bool) -> N
 
 
 @cli.command("add")
-@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.argument("paths", nargs=-1, required=True)
 @_corpus_option
 @_index_option
 @click.option(
@@ -493,7 +493,7 @@ def index_status(ctx: click.Context, index_dir: Path | None, as_json: bool) -> N
 @click.pass_context
 def add(
     ctx: click.Context,
-    paths: tuple[Path, ...],
+    paths: tuple[str, ...],
     corpus: Path | None,
     index_dir: Path | None,
     subdir: str,
@@ -511,6 +511,7 @@ def add(
     Example:
       qa add ~/Downloads/story.html notes/interview.md --to imported
     """
+    import re
     import shutil
 
     from qa.articles import entry_problem, iter_corpus_files, load_file
@@ -530,7 +531,16 @@ def add(
         pass
     failures = 0
     copied = 0
-    for path in paths:
+    for given in paths:
+        if re.match(r"^[a-z][a-z0-9+.-]*://", given, re.I) or given.startswith("www."):
+            click.echo(
+                f"qa: {one_line(given)}: web addresses are not fetched (qa works offline); "
+                "save the page and add the saved file",
+                err=True,
+            )
+            failures += 1
+            continue
+        path = Path(given)
         if not path.exists():
             click.echo(f"qa: {one_line(str(path))}: no such file", err=True)
             failures += 1
@@ -566,8 +576,12 @@ def add(
             shutil.copyfile(file, tmp)
             os.replace(tmp, dest)
             copied += 1
-            if not as_json:
+            if not (as_json or quiet):
                 click.echo(f"added {shown_dest} ({len(articles)} article(s))", err=True)
+    if failures and not copied:
+        if as_json:
+            _print_json({"copied": 0, "failed": failures, "index": None})
+        ctx.exit(1)  # nothing new: the index is left alone
     try:
         with ProgressView(quiet or as_json) as view:
             report = sync_index(
@@ -670,7 +684,7 @@ def render_result(result: Any, color: bool) -> str:
 
 
 @cli.command("ask")
-@click.argument("question")
+@click.argument("question", required=False)
 @_index_option
 @click.option(
     "-n",
@@ -693,7 +707,7 @@ def render_result(result: Any, color: bool) -> str:
 @click.pass_context
 def ask(
     ctx: click.Context,
-    question: str,
+    question: str | None,
     index_dir: Path | None,
     answers: int,
     passages: int,
@@ -704,13 +718,20 @@ def ask(
 ) -> None:
     """Answer one question with sentences quoted from the corpus, and their citations.
 
+    QUESTION `-` (or none, with a pipe) reads the question from standard input.
+
     \b
     Examples:
       qa ask "Who led the purge of North Korean officers?"
       qa ask "What did the central bank decide?" --since 2006-01-01 --source wikinews --json
+      echo "Who won the election?" | qa ask
     """
     from qa.engine import Engine
 
+    if question in (None, "-"):
+        if question is None and sys.stdin.isatty():
+            raise click.UsageError("give a QUESTION (or - to read it from standard input)")
+        question = sys.stdin.read()
     if not question.strip():
         raise QAError("the question is empty")
     filters = _filters(since, until, source)
@@ -722,7 +743,36 @@ def ask(
     if as_json:
         _print_json(result.as_dict())
     else:
-        click.echo(render_result(result, color=sys.stdout.isatty()))
+        tty = sys.stdout.isatty()
+        text = render_result(result, color=tty)
+        click.echo(_wrap(text) if tty else text)
+
+
+def _wrap(text: str) -> str:
+    """Lines folded to the terminal's width at spaces (never inside a word), continuation
+    lines indented like the line they continue."""
+    import re
+    import shutil
+    import textwrap
+
+    width = max(shutil.get_terminal_size((100, 24)).columns - 1, 40)
+    out = []
+    for line in text.split("\n"):
+        if len(line) <= width:
+            out.append(line)
+            continue
+        lead = re.match(r"\s*(?:\d+\.\s|\[\d+\]\s)?", line)
+        indent = " " * len(lead.group()) if lead else ""
+        out.append(
+            textwrap.fill(
+                line,
+                width=width,
+                subsequent_indent=indent,
+                break_long_words=False,
+                break_on_hyphens=False,
+            )
+        )
+    return "\n".join(out)
 
 
 @cli.command("batch")
@@ -800,9 +850,10 @@ def batch(
     path = temp or output
     handle = path.open("a" if append else "w", encoding="utf-8", newline="") if path else None
     finished = False
+    writer = Writer(handle or sys.stdout, fmt, header=not append)
     try:
-        writer = Writer(handle or sys.stdout, fmt, header=not append)
-        with ProgressView(quiet or output is None) as view:
+        # progress goes to stderr: shown on a terminal even when the answers go to stdout
+        with ProgressView(quiet or (output is None and not sys.stderr.isatty())) as view:
             answered, failed = run_batch(
                 questions,
                 lambda q: engine.ask(q, n=answers, filters=filters),
@@ -811,6 +862,14 @@ def batch(
                 progress=lambda done, total: view(Progress("questions", done, total)),
             )
         finished = True
+    except KeyboardInterrupt:
+        if output is not None and (append or not existed):
+            click.echo(
+                f"\nqa: interrupted after {writer.written} record(s) written to {output}; "
+                "run the same command with --resume to finish",
+                err=True,
+            )
+        raise
     finally:
         engine.close()
         if handle is not None:
@@ -830,7 +889,14 @@ def batch(
 
 @cli.command("eval")
 @click.argument("file", type=click.Path(path_type=Path, exists=True, dir_okay=False))
-@_index_option
+@click.option(
+    "--index",
+    "index_dir",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Index to ask (built there from a SQuAD file if empty). [default: a temporary index "
+    "built from the SQuAD file; a JSONL file needs one]",
+)
 @_backend_option
 @click.option("--sample", type=click.IntRange(1), default=None, help="Ask N random questions.")
 @click.option("--seed", type=int, default=0, show_default=True)
@@ -900,6 +966,8 @@ def eval_command(
         squad = load_squad(file)
         questions = select_questions(squad, half, sample, seed)
     workdir = Path(tempfile.mkdtemp(prefix="qa-eval-"))
+    if index_dir is None and not (quiet or as_json):
+        click.echo(f"qa: indexing {file.name}'s articles into a temporary index", err=True)
     try:
         target = index_dir or workdir / "index"
         with ProgressView(quiet or as_json) as view:

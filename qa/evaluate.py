@@ -250,6 +250,11 @@ def evaluate(
 ) -> dict[str, Any]:
     """Ask every question; return the metrics (and, when both halves were asked, the
     held-out half's own, under "heldout": the figures to quote for anything fitted)."""
+    if questions and not set(doc_ids_by_article(engine)) & {q.article for q in questions}:
+        raise InputError(
+            f"{engine.index.index_dir} holds none of this SQuAD file's articles; pass --index "
+            "with an index built from the file (or no --index for a temporary one)"
+        )
     outcomes = list(run_questions(engine, squad, questions, progress))
     metrics = summarize(outcomes, squad.version)
     halves = {article_half(squad.titles[q.article]) for q in questions}
@@ -278,6 +283,12 @@ def evaluate_news(
     def hit(q: NewsQuestion, docs: set[int], passage: Any) -> bool:
         return passage.doc_id in docs and any(contains_answer(passage.text, a) for a in q.answers)
 
+    named = [q.article for q in questions if q.article]
+    if named and not any(ref == a or ref.endswith("/" + a) for a in set(named) for ref in paths):
+        raise InputError(
+            f"{engine.index.index_dir} holds none of the articles the questions name "
+            f"(e.g. {named[0]}); pass --index with the index of their corpus"
+        )
     outcomes = []
     for number, q in enumerate(questions, 1):
         article = q.article

@@ -468,7 +468,7 @@ def sync_index(
                     conn,
                     format_version=str(FORMAT_VERSION),
                     generation=generation,
-                    corpus=str(corpus.resolve()),
+                    corpus=stored_corpus_path(corpus, index_dir),
                     updated_at=now,
                     articles=str(counts[0]),
                     chunks=str(counts[1]),
@@ -597,6 +597,22 @@ def _open_for_write(store_path: Path, full: bool) -> sqlite3.Connection:
             conn.execute("ROLLBACK")
             raise
     return conn
+
+
+def stored_corpus_path(corpus: Path, index_dir: Path) -> str:
+    """How an index records its corpus: relative to the index folder when the two share a
+    parent folder (`../corpus`, so a copied or moved project keeps pointing at its own
+    corpus), else absolute."""
+    corpus, index_dir = corpus.resolve(), index_dir.resolve()
+    if corpus.is_relative_to(index_dir.parent):
+        return os.path.relpath(corpus, index_dir)
+    return str(corpus)
+
+
+def resolve_stored_corpus(stored: str, index_dir: Path) -> Path:
+    """The corpus folder an index recorded (see `stored_corpus_path`)."""
+    path = Path(stored)
+    return path if path.is_absolute() else (index_dir / path).resolve()
 
 
 def _repair_fts(conn: sqlite3.Connection, had_fts: bool) -> None:
@@ -1114,7 +1130,11 @@ class IndexReader:
             "tokenizer_encoding": chunking.get("encoding"),
             "built_at": self.meta.get("built_at"),
             "updated_at": self.meta.get("updated_at"),
-            "corpus": self.meta.get("corpus"),
+            "corpus": (
+                str(resolve_stored_corpus(self.meta["corpus"], self.index_dir))
+                if self.meta.get("corpus")
+                else None
+            ),
             "size_bytes": size,
             "generation": self.generation,
         }

@@ -291,6 +291,8 @@ def test_batch_formats_resume_and_failures(
     rows = list(csv.DictReader(csv_out.open()))
     assert [r["id"] for r in rows] == ["q2", "q4"]
     assert "1,000" in rows[0]["answer"] and rows[0]["path"] and rows[0]["char_start"]
+    assert rows[0]["not_found"] == "false" and 0 < float(rows[0]["confidence"]) <= 1
+    assert "url" in rows[0]
 
     md_out = tmp_path / "answers.md"
     code, _, _ = run_qa(capsys, "batch", str(text), "--index", str(index), "-o", str(md_out))
@@ -305,3 +307,23 @@ def test_batch_csv_input_needs_question_column(
     bad.write_text("id,text\n1,hello\n")
     code, _, err = run_qa(capsys, "batch", str(bad), "--index", str(index))
     assert code == 1 and "needs a 'question' column" in err
+
+
+def test_ask_reads_the_question_from_stdin(
+    capsys: pytest.CaptureFixture[str], index: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import io
+
+    for args in (["-"], []):
+        monkeypatch.setattr("sys.stdin", io.StringIO(QUESTIONS[2][0] + "\n"))
+        code, out, _ = run_qa(capsys, "ask", *args, "--index", str(index), "--json")
+        assert code == 0 and json.loads(out)["question"] == QUESTIONS[2][0]
+
+
+def test_eval_against_an_index_without_the_articles_says_so(
+    capsys: pytest.CaptureFixture[str], index: Path, tmp_path: Path
+) -> None:
+    questions = tmp_path / "q.jsonl"
+    questions.write_text(json.dumps({"question": "Who?", "answers": ["x"], "article": "nope.txt"}))
+    code, _, err = run_qa(capsys, "eval", str(questions), "--index", str(index))
+    assert code == 1 and "holds none of the articles" in err

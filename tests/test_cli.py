@@ -84,3 +84,53 @@ def test_console_script_help_is_fast_and_light() -> None:
         "assert 'torch' not in sys.modules and 'faiss' not in sys.modules\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO, capture_output=True)
+
+
+def test_version_short_flag(capsys: pytest.CaptureFixture[str]) -> None:
+    from qa import __version__
+
+    code, out, _ = run_qa(capsys, "-V")
+    assert code == 0 and __version__ in out
+
+
+def test_add_says_web_addresses_are_not_fetched(
+    capsys: pytest.CaptureFixture[str], seed_corpus: Path, tmp_path: Path
+) -> None:
+    code, _, err = run_qa(capsys, "add", "https://example.com/story.html", "--corpus",
+                          str(seed_corpus), "--index", str(tmp_path / "index"), "-q")  # fmt: skip
+    assert code == 1 and "web addresses are not fetched" in err
+    assert "no such file" not in err
+
+
+def test_text_output_wraps_at_spaces(monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    from qa.cli import _wrap
+
+    monkeypatch.setattr("shutil.get_terminal_size", lambda *_: os.terminal_size((41, 24)))
+    text = "1. " + " ".join(["extraordinarily"] * 12) + " [1]"
+    wrapped = _wrap(text).split("\n")
+    assert len(wrapped) > 1 and all(len(line) <= 40 for line in wrapped)
+    assert all(word == "extraordinarily" for line in wrapped for word in line.split()[1:-1])
+    assert all(line.startswith("   ") for line in wrapped[1:])  # under the answer, not the number
+
+
+def test_a_moved_project_keeps_its_own_corpus(tmp_path: Path, bbc: Path) -> None:
+    import shutil
+
+    from qa.cli import _stored_corpus
+    from qa.store import sync_index
+    from tests.fakes import Factory
+
+    project = tmp_path / "project"
+    (project / "corpus").mkdir(parents=True)
+    shutil.copy(bbc / "tech" / "001.txt", project / "corpus" / "a.txt")
+    sync_index(project / "corpus", project / "index", Factory(), full=True)
+    copy = tmp_path / "copy"
+    shutil.copytree(project, copy)
+    # the copy's index points at the copy's corpus, not at the original's
+    assert _stored_corpus(copy / "index") == (copy / "corpus").resolve()
+    # an index kept apart from its corpus records the absolute path
+    elsewhere = tmp_path / "a" / "b" / "index"
+    sync_index(project / "corpus", elsewhere, Factory(), full=True)
+    assert _stored_corpus(elsewhere) == (project / "corpus").resolve()
