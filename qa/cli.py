@@ -887,6 +887,58 @@ def batch(
         ctx.exit(1)
 
 
+@cli.command("verify")
+@click.argument("file", type=click.Path(path_type=Path, exists=True, dir_okay=False))
+@_corpus_option
+@_index_option
+@_json_option
+@click.option("-v", "--verbose", is_flag=True, help="List verified citations too.")
+@click.pass_context
+def verify_command(
+    ctx: click.Context,
+    file: Path,
+    corpus: Path | None,
+    index_dir: Path | None,
+    as_json: bool,
+    verbose: bool,
+) -> None:
+    """Re-check every citation in an answers file against the corpus as it is now.
+
+    FILE is `qa ask --json` output, a `qa batch` output (JSONL, CSV or Markdown) or a chat
+    export. Each citation is verified (the article still holds exactly the quoted text at
+    those characters), changed or missing; the exit code is 1 unless all are verified.
+
+    \b
+    Examples:
+      qa batch questions.txt -o answers.jsonl && qa verify answers.jsonl
+      qa verify qa-conversation-20261201-101500.md --corpus corpus
+    """
+    from qa.text import one_line
+    from qa.verify import VERIFIED, verify
+
+    root = resolve_corpus(ctx, corpus, resolve_index(ctx, index_dir))
+    checks = verify(file, root)
+    counts = {status: sum(c.status == status for c in checks) for status in
+              ("verified", "changed", "missing")}  # fmt: skip
+    if as_json:
+        _print_json({"file": str(file), "corpus": str(root), **counts,
+                     "citations": [c.as_dict() for c in checks]})  # fmt: skip
+    else:
+        for check in checks:
+            if verbose or check.status != VERIFIED:
+                where = f"{check.ref} chars {check.char_start}-{check.char_end}"
+                detail = f": {check.detail}" if check.detail else ""
+                click.echo(f"{check.status:<9} {one_line(where)}{detail}")
+        click.echo(
+            f"{len(checks)} citation(s): {counts['verified']} verified, {counts['changed']} "
+            f"changed, {counts['missing']} missing"
+        )
+    if not checks:
+        raise InputError(f"{file}: no citations found (is it a qa answers file?)")
+    if counts["verified"] != len(checks):
+        ctx.exit(1)
+
+
 @cli.command("eval")
 @click.argument("file", type=click.Path(path_type=Path, exists=True, dir_okay=False))
 @click.option(

@@ -327,3 +327,34 @@ def test_eval_against_an_index_without_the_articles_says_so(
     questions.write_text(json.dumps({"question": "Who?", "answers": ["x"], "article": "nope.txt"}))
     code, _, err = run_qa(capsys, "eval", str(questions), "--index", str(index))
     assert code == 1 and "holds none of the articles" in err
+
+
+@pytest.mark.parametrize("fmt", ["json", "jsonl", "csv", "md"])
+def test_verify_checks_every_citation_against_the_corpus(
+    capsys: pytest.CaptureFixture[str], index: Path, corpus: Path, tmp_path: Path, fmt: str
+) -> None:
+    questions = tmp_path / "q.txt"
+    questions.write_text(f"{QUESTIONS[0][0]}\n{QUESTIONS[1][0]}\n")
+    answers = tmp_path / f"answers.{fmt}"
+    if fmt == "json":
+        code, out, _ = run_qa(capsys, "ask", QUESTIONS[1][0], "--index", str(index), "--json")
+        answers.write_text(out)
+    else:
+        code, _, _ = run_qa(capsys, "batch", str(questions), "--index", str(index),
+                            "-o", str(answers), "-q")  # fmt: skip
+    assert code == 0
+    code, out, _ = run_qa(capsys, "verify", str(answers), "--corpus", str(corpus), "--json")
+    report = json.loads(out)
+    assert code == 0 and report["verified"] > 0 and report["changed"] == report["missing"] == 0
+
+    # the corpus moves on: one article edited, one deleted
+    copy = tmp_path / "corpus"
+    shutil.copytree(corpus, copy)
+    cited = [c["ref"] for c in report["citations"]]
+    edited = copy / cited[0]
+    edited.write_text(edited.read_text().replace("e", "E"))
+    code, out, _ = run_qa(capsys, "verify", str(answers), "--corpus", str(copy))
+    assert code == 1 and "changed" in out and f"{cited[0]} chars" in out
+    edited.unlink()
+    code, out, _ = run_qa(capsys, "verify", str(answers), "--corpus", str(copy))
+    assert code == 1 and "missing" in out
