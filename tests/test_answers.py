@@ -358,3 +358,24 @@ def test_verify_checks_every_citation_against_the_corpus(
     edited.unlink()
     code, out, _ = run_qa(capsys, "verify", str(answers), "--corpus", str(copy))
     assert code == 1 and "missing" in out
+
+
+def test_python_api(index: Path, corpus: Path, tmp_path: Path) -> None:
+    import qa
+
+    with qa.open(index) as opened:
+        result = opened.ask(QUESTIONS[1][0])
+        assert isinstance(result, qa.Result) and isinstance(result.answers[0], qa.Answer)
+        assert isinstance(result.answers[0].citations[0], qa.Citation)
+        assert opened.ask(QUESTIONS[1][0], since="2030").not_found
+        with pytest.raises(qa.QAError, match="not a real date"):
+            opened.ask("Who?", since="2009-02-30")
+        assert opened.status()["articles"] > 0
+        assert opened.corpus == corpus.resolve()
+    # updates: a copy of the index over a corpus that gained an article
+    copy = tmp_path / "corpus"
+    shutil.copytree(corpus, copy)
+    shutil.copy(corpus / "seed.txt", copy / "seed-again.txt")
+    shutil.copytree(index, tmp_path / "index")
+    with qa.open(tmp_path / "index", corpus=copy) as opened:
+        assert opened.update().added == 1

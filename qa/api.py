@@ -1,0 +1,84 @@
+"""The Python API: `qa.open(index_dir)` returns an `Index` to ask, update and inspect.
+
+The objects it returns are the ones the command line prints: `Result`, `Answer`, `Citation`
+(`result.as_dict()` is the JSON of `qa ask --json`).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from qa.errors import QAError
+from qa.reader import Result
+from qa.retrieval import Filters, check_filters, parse_filter_date
+from qa.store import IndexReader, UpdateReport, resolve_stored_corpus, sync_index
+
+
+class Index:
+    """An open index: questions, updates from its corpus, status. Close it (or use `with`)."""
+
+    def __init__(
+        self, index_dir: str | os.PathLike[str], corpus: str | os.PathLike[str] | None = None
+    ) -> None:
+        from qa.engine import Engine
+
+        self.index_dir = Path(index_dir)
+        self._engine = Engine.open(self.index_dir)
+        stored = self._engine.index.meta.get("corpus")
+        if corpus is not None:
+            self.corpus: Path | None = Path(corpus)
+        else:
+            self.corpus = resolve_stored_corpus(stored, self.index_dir) if stored else None
+
+    def ask(
+        self,
+        question: str,
+        *,
+        n: int = 3,
+        since: str | None = None,
+        until: str | None = None,
+        source: str | None = None,
+        abstain: bool = True,
+    ) -> Result:
+        """Answer one question: up to `n` quoted sentences with citations, or not found.
+
+        `since` / `until` (`2006`, `2006-01` or `2006-01-31`) and `source` filter articles
+        as `qa ask` does."""
+        filters = check_filters(
+            Filters(
+                since=parse_filter_date(since, "since"),
+                until=parse_filter_date(until, "until"),
+                source=source or None,
+            )
+        )
+        return self._engine.ask(question, n=n, filters=filters, abstain=abstain)
+
+    def update(self, *, allow_mass_removal: bool = False) -> UpdateReport:
+        """Bring the index in line with its corpus (only new and changed articles are
+        embedded); the next question sees the update. Removing more than half of the
+        articles needs `allow_mass_removal=True`."""
+        if self.corpus is None:
+            raise QAError(f"{self.index_dir} does not record its corpus; pass corpus= to open")
+        encoder = self._engine.encoder
+        return sync_index(
+            self.corpus,
+            self.index_dir,
+            lambda _: encoder,
+            confirm_removal=lambda *_: allow_mass_removal,
+        )
+
+    def status(self) -> dict[str, Any]:
+        """What `qa index status --json` shows."""
+        with IndexReader(self.index_dir) as reader:
+            return reader.status()
+
+    def close(self) -> None:
+        self._engine.close()
+
+    def __enter__(self) -> Index:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
