@@ -274,11 +274,16 @@ def markdown_safe(text: str) -> str:
     return _MARKDOWN_SPECIAL.sub(r"\\\1", text)
 
 
-def markdown_record(record: dict[str, Any]) -> str:
+def markdown_record(record: dict[str, Any], first_citation: int = 1) -> str:
+    """One answer record as Markdown; citations are numbered from `first_citation` (a chat
+    export numbers them through the conversation, as the chat does)."""
     lines = [
         f"## {markdown_safe(str(record.get('id')))}: {markdown_safe(record.get('question') or '')}",
         "",
     ]
+    query = record.get("query")
+    if query and query != record.get("question"):
+        lines += [f"_Searched: {markdown_safe(query)}_", ""]
     if record.get("error"):
         lines.append(f"**Error:** {markdown_safe(record['error'])}")
     elif record.get("not_found"):
@@ -288,7 +293,7 @@ def markdown_record(record: dict[str, Any]) -> str:
         for number, citation in enumerate(record.get("related", []), 1):
             lines.append(f"- related [{number}] {_md_citation(citation)}")
     else:
-        number = 0
+        number = first_citation - 1
         for index, answer in enumerate(record.get("answers", []), 1):
             text = markdown_safe(answer["text"])
             if answer.get("span") and answer.get("span_start") is not None:

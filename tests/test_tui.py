@@ -329,3 +329,31 @@ def test_snapshot_build_screen(snap_compare: Any, corpus: Path, encoder: Any) ->
         await pilot.pause()
 
     assert snap_compare(app, terminal_size=SIZE, run_before=before)
+
+
+def test_export_asks_before_overwriting_and_numbers_citations_as_the_chat(
+    make_app: Callable[..., QAApp], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("QA_DATA_DIR", str(tmp_path / "data"))
+    app = make_app()
+    target = tmp_path / "chat.md"
+    target.write_text("my notes\n")
+
+    async def script(pilot: Any) -> None:
+        first = await ask(pilot, "How many officers were dishonorably discharged?")
+        second = await ask(pilot, "How many officers were dishonorably discharged?")
+        await command(pilot, f"/export {target}")
+        assert target.read_text() == "my notes\n", "an existing file is not replaced silently"
+        await command(pilot, f"/export {target}!")
+        await command(pilot, "/export")
+        # the second answer's citations continue the first's numbers, in the chat and export
+        card = second[len(first)]  # `ask` returns every answer card so far
+        number = card.first_marker
+        assert number > 1 and f"[{number}]" in plain(card)
+        assert first[0].first_marker == 1
+
+    run(app, script)
+    text = target.read_text()
+    assert text.count("[1] ") >= 1 and "my notes" not in text
+    exports = list((tmp_path / "data" / "exports").glob("qa-*.md"))
+    assert len(exports) == 1 and exports[0].read_text().startswith("# qa conversation")

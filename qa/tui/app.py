@@ -26,6 +26,7 @@ from textual.worker import Worker, WorkerState
 from qa.chat import Conversation, Turn
 from qa.errors import CommittedInterrupt, QAError
 from qa.retrieval import Filters, check_filters, parse_filter_date
+from qa.text import terminal_safe
 from qa.tui.screens import ArticleScreen, BuildScreen, HelpScreen, HistoryScreen
 from qa.tui.widgets import AnswerCard, HistoryInput, QuestionCard, SourcesPanel
 
@@ -223,7 +224,9 @@ class QAApp(App[None]):
         self.conversation.turns.append(turn)
         if self.store is not None:
             if self.conversation_id is None:
-                self.conversation_id = self.store.start(turn.question, str(self.index_dir))
+                self.conversation_id = self.store.start(
+                    turn.question, str(self.index_dir.resolve())
+                )
             self.store.add_turn(self.conversation_id, turn)
         cards = self._render_result(turn.result.as_dict())
         self.asking = False
@@ -350,6 +353,14 @@ class QAApp(App[None]):
         if conversation_id is None or self.store is None:
             return
         turns = self.store.turns(conversation_id)
+        info = next((c for c in self.store.recent() if c.id == conversation_id), None)
+        if info is not None and Path(info.index_dir).resolve() != self.index_dir.resolve():
+            self.notify(
+                f"That conversation was held over the index {terminal_safe(info.index_dir)}; "
+                f"follow-ups now search {terminal_safe(str(self.index_dir))}",
+                severity="warning",
+                markup=False,
+            )
         self.action_new_conversation()
         self.conversation.turns = list(turns)
         self.conversation_id = conversation_id
@@ -359,29 +370,58 @@ class QAApp(App[None]):
             self._render_result(turn.result.as_dict())
 
     def conversation_markdown(self) -> str:
-        from qa.batch import markdown_record
+        from qa.batch import markdown_record, markdown_safe
 
         stamp = dt.datetime.now().strftime("%Y-%m-%d %H:%M")
-        parts = [f"# qa conversation ({stamp})\n\nIndex: {self.index_dir}\n\n"]
+        header = [
+            f"# qa conversation ({stamp})",
+            "",
+            f"Index: {markdown_safe(str(self.index_dir))}",
+        ]
+        if self.filters:
+            header.append(f"Filter: {markdown_safe(self.filters.describe())}")
+        parts = ["\n".join(header) + "\n\n"]
+        first = 1
         for number, turn in enumerate(self.conversation.turns, 1):
-            parts.append(markdown_record({"id": number, **turn.result.as_dict()}))
+            record = turn.result.as_dict()
+            record["question"] = turn.question  # as typed; the searched query follows it
+            parts.append(markdown_record({"id": number, **record}, first_citation=first))
+            first += sum(len(a["citations"]) for a in record["answers"])
         return "".join(parts)
 
     def action_export(self, path: str | None = None) -> None:
         if not self.conversation.turns:
             self.notify("Nothing to export yet.", severity="warning")
             return
+        from qa.conversations import data_dir
+
         stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-        target = Path(path or f"qa-conversation-{stamp}.md").expanduser()
+        overwrite = False
+        if path and path.endswith("!"):
+            path, overwrite = path[:-1].strip(), True
+        # without a path: the exports folder beside the saved conversations, never the
+        # current folder (under scripts/run, that is the repository)
+        target = Path(path).expanduser() if path else data_dir() / "exports" / f"qa-{stamp}.md"
+        if target.exists() and not overwrite:
+            self.notify(
+                f"{terminal_safe(str(target))} exists; to replace it: /export {path}!",
+                severity="warning",
+                markup=False,
+            )
+            return
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
             tmp = target.with_name(f".{target.name}.tmp")
             tmp.write_text(self.conversation_markdown(), encoding="utf-8")
             os.replace(tmp, target)
         except OSError as exc:
-            self.notify(f"Cannot write {target}: {exc.strerror or exc}", severity="error")
+            self.notify(
+                f"Cannot write {terminal_safe(str(target))}: {exc.strerror or exc}",
+                severity="error",
+                markup=False,
+            )
             return
-        self.notify(f"Saved the conversation to {target}")
+        self.notify(f"Saved the conversation to {terminal_safe(str(target))}", markup=False)
 
     def action_copy_answer(self) -> None:
         card = self.selected

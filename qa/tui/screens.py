@@ -204,6 +204,7 @@ Commands
   /filter since:YYYY-MM-DD until:YYYY-MM-DD source:TEXT
                              only search matching articles (/filter alone clears)
   /export [PATH]             save the conversation as Markdown with every citation
+                             (default folder ~/.local/share/qa/exports; PATH! replaces)
   /history                   list and reopen earlier conversations
   /help                      this help
 
@@ -260,7 +261,8 @@ class HistoryScreen(ModalScreen[int | None]):
                         Content.assemble(
                             (c.updated_at.replace("T", " "), "dim"),
                             f"  {terminal_safe(c.title)}  ",
-                            (f"({c.turns} question{'s' if c.turns != 1 else ''})", "dim"),
+                            (f"({c.turns} question{'s' if c.turns != 1 else ''}, ", "dim"),
+                            (f"index {terminal_safe(c.index_dir)})", "dim"),
                         ),
                         id=str(c.id),
                     )

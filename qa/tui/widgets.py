@@ -95,6 +95,9 @@ class AnswerCard(Static, can_focus=True):
     ) -> None:
         self.result = result
         self.answer_index = answer_index
+        self.first_marker = first_marker
+        """Number of the answer's first citation: citations are numbered through the whole
+        conversation, the same in the transcript, the Sources panel and an export."""
         if answer_index is None:
             super().__init__(self._not_found(result), markup=False, classes="not-found")
             return
@@ -184,8 +187,10 @@ class SourcesPanel(Vertical):
             self._span = (answer["span_start"], answer["span_start"] + len(answer["span"]))
         options = self.query_one(OptionList)
         options.clear_options()
-        for number, citation in enumerate(self.citations, 1):
-            options.add_option(Option(self._prompt(number, citation, answer), id=str(number)))
+        first = card.first_marker if card is not None and answer is not None else 1
+        for offset, citation in enumerate(self.citations):
+            prompt = self._prompt(first + offset, citation, answer)
+            options.add_option(Option(prompt, id=f"citation-{offset}"))
         if self.citations:
             options.highlighted = 0
         title = "Sources" if answer else ("Related passages" if card else "Sources")
@@ -220,7 +225,7 @@ class SourcesPanel(Vertical):
 
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
         event.stop()
-        index = int(event.option.id or "1") - 1
+        index = int((event.option.id or "citation-0").rsplit("-", 1)[1])
         if 0 <= index < len(self.citations):
             self.post_message(self.Opened(self.citations[index], self._span))
 
