@@ -99,6 +99,24 @@ class Engine:
     def status(self) -> dict[str, Any]:
         return self.index.status()
 
+    def overview(self, recent: int = 3) -> dict[str, Any]:
+        """What an empty chat shows: size, date range and the latest headlines."""
+        with self._lock, self.index.snapshot():
+            conn = self.index.conn
+            count, earliest, latest = conn.execute(
+                "SELECT count(*), min(published), max(published) FROM articles"
+            ).fetchone()
+            titles = [
+                row[0]
+                for row in conn.execute(
+                    "SELECT title FROM articles WHERE title != '' GROUP BY doc_id "
+                    "ORDER BY max(coalesce(published, '')) DESC, min(ref) LIMIT ?",
+                    (recent,),
+                )
+            ]
+        return {"articles": count, "earliest": earliest, "latest": latest,
+                "recent_titles": titles}  # fmt: skip
+
     def close(self) -> None:
         self.index.close()
 

@@ -62,9 +62,9 @@ def make_app(index: Path, corpus: Path, encoder: Any, tmp_path: Path) -> Callabl
     return make
 
 
-def run(app: QAApp, script: Callable[[Any], Awaitable[None]]) -> None:
+def run(app: QAApp, script: Callable[[Any], Awaitable[None]], size: tuple[int, int] = SIZE) -> None:
     async def main() -> None:
-        async with app.run_test(size=SIZE) as pilot:
+        async with app.run_test(size=size) as pilot:
             await script(pilot)
 
     asyncio.run(main())
@@ -357,3 +357,95 @@ def test_export_asks_before_overwriting_and_numbers_citations_as_the_chat(
     assert text.count("[1] ") >= 1 and "my notes" not in text
     exports = list((tmp_path / "data" / "exports").glob("qa-*.md"))
     assert len(exports) == 1 and exports[0].read_text().startswith("# qa conversation")
+
+
+def test_help_is_generated_from_the_bindings_and_fits_80_columns() -> None:
+    from qa.tui.screens import help_text
+
+    text = help_text(QAApp.BINDINGS)
+    for key in ("F1", "Ctrl+N", "Ctrl+R", "Ctrl+S", "F5", "Ctrl+Q", "Ctrl+Y", "Ctrl+X",
+                "Ctrl+P", "Tab", "/filter", "/export", "/history"):  # fmt: skip
+        assert key in text, key
+    assert max(len(line) for line in text.splitlines()) <= 80
+
+
+def test_palette_has_the_apps_commands_and_the_theme_persists(
+    make_app: Callable[..., QAApp], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("QA_CONFIG_DIR", str(tmp_path / "config"))
+    app = make_app()
+
+    async def script(pilot: Any) -> None:
+        titles = [command.title for command in app.get_system_commands(app.screen)]
+        for title in ("Help", "New chat", "History", "Export", "Update", "Filter"):
+            assert title in titles, title
+        assert any("theme" in title.lower() for title in titles)
+        app.theme = "nord"
+        await pilot.pause()
+
+    run(app, script)
+    assert 'theme = "nord"' in (tmp_path / "config" / "config.toml").read_text()
+    again = make_app()
+
+    async def check(pilot: Any) -> None:
+        assert again.theme == "nord"
+
+    run(again, check)
+
+
+def test_80x24_sources_collapse_tab_goes_to_the_newest_answer(
+    make_app: Callable[..., QAApp],
+) -> None:
+    app = make_app()
+
+    async def script(pilot: Any) -> None:
+        await wait_for(pilot, lambda: app.engine is not None)
+        panel = app.query_one(SourcesPanel)
+        assert not panel.display, "an empty Sources panel takes no room"
+        footer_keys = [key.key for key in app.query("FooterKey")][:6]
+        assert "f1" in footer_keys, footer_keys
+        first = await ask(pilot, "How many officers were dishonorably discharged?")
+        assert panel.display
+        await ask(pilot, "What did the mayor of Quuxville say about alerts?")
+        app.query_one("#question").focus()
+        await pilot.press("tab")
+        focused = app.focused
+        assert isinstance(focused, AnswerCard)
+        assert focused.result is app.query(AnswerCard).last().result
+        assert focused is not first[0]
+
+    run(app, script, size=(80, 24))
+
+
+def test_empty_chat_shows_the_index_and_starter_questions(
+    make_app: Callable[..., QAApp],
+) -> None:
+    from qa.tui.widgets import StarterQuestion
+
+    app = make_app()
+
+    async def script(pilot: Any) -> None:
+        await wait_for(pilot, lambda: bool(app.query(StarterQuestion)))
+        note = plain(app.query(".welcome").first())
+        assert "2 articles" in note
+        starters = list(app.query(StarterQuestion))
+        assert any("N.Korea Purges" in s.question for s in starters)
+        await pilot.click(starters[0])
+        await wait_for(pilot, lambda: len(app.conversation.turns) == 1 and not app.asking)
+        assert not app.query(StarterQuestion), "the suggestions go once the chat starts"
+
+    run(app, script)
+
+
+def test_build_screen_footer_shows_only_its_keys(
+    make_app: Callable[..., QAApp], tmp_path: Path
+) -> None:
+    app = make_app(tmp_path / "no-index")
+
+    async def script(pilot: Any) -> None:
+        await wait_for(pilot, lambda: isinstance(app.screen, BuildScreen))
+        assert app.check_action("export", ()) is False
+        assert app.check_action("history", ()) is False
+        assert app.check_action("quit", ()) is True
+
+    run(app, script)

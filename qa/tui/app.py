@@ -27,8 +27,14 @@ from qa.chat import Conversation, Turn
 from qa.errors import CommittedInterrupt, QAError
 from qa.retrieval import Filters, check_filters, parse_filter_date
 from qa.text import terminal_safe
-from qa.tui.screens import ArticleScreen, BuildScreen, HelpScreen, HistoryScreen
-from qa.tui.widgets import AnswerCard, HistoryInput, QuestionCard, SourcesPanel
+from qa.tui.screens import ArticleScreen, BuildScreen, HelpScreen, HistoryScreen, help_text
+from qa.tui.widgets import (
+    AnswerCard,
+    HistoryInput,
+    QuestionCard,
+    SourcesPanel,
+    StarterQuestion,
+)
 
 
 class UpdateCancelled(Exception):
@@ -42,22 +48,44 @@ class QAApp(App[None]):
     CSS = """
     #main { height: 1fr; }
     #transcript { width: 3fr; padding: 0 1; }
+    #sources { display: none; }
+    #sources.shown { display: block; }
+    .starter { color: $text-muted; padding: 0 1 0 3; }
+    .starter:hover { color: $text; }
     #status { height: 1; padding: 0 1; color: $text-muted; }
     #update-progress { height: 1; padding: 0 1; display: none; }
     #update-progress.running { display: block; }
     HistoryInput { margin: 0 1; }
     .note { color: $text-muted; padding: 0 1 0 3; }
     """
+    # Footer order is this order: what must fit in 80 columns comes first; the rest is in the
+    # help (F1) and the command palette (Ctrl+P), both generated from these bindings.
     BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("f1", "help", "Help", tooltip="Keys and commands"),
         Binding("ctrl+n", "new_conversation", "New chat", tooltip="Start a new conversation"),
-        Binding("ctrl+y", "copy_answer", "Copy", tooltip="Copy the selected answer and sources"),
-        Binding("ctrl+s", "export", "Export", tooltip="Save the conversation as Markdown"),
         Binding("ctrl+r", "history", "History", tooltip="Reopen an earlier conversation"),
-        Binding("f5", "update_index", "Update index", tooltip="Index new/changed articles"),
-        Binding("ctrl+x", "cancel_update", "Cancel update", show=False),
-        Binding("f1", "help", "Help"),
-        Binding("ctrl+q", "quit", "Quit"),
+        Binding("ctrl+s", "export", "Export", tooltip="Save the conversation as Markdown"),
+        Binding("f5", "update_index", "Update", tooltip="Index new and changed articles"),
+        Binding("ctrl+q", "quit", "Quit", tooltip="Leave qa"),
+        Binding(
+            "ctrl+y",
+            "copy_answer",
+            "Copy answer",
+            show=False,
+            tooltip="Copy the selected answer with its sources",
+        ),
+        Binding(
+            "ctrl+x",
+            "cancel_update",
+            "Cancel update",
+            show=False,
+            tooltip="Stop a running index update",
+        ),
     ]
+    # Actions that make no sense while the build screen is up: hidden from its footer.
+    CHAT_ACTIONS = frozenset(
+        {"new_conversation", "history", "export", "update_index", "copy_answer", "cancel_update"}
+    )
 
     def __init__(
         self,
@@ -98,7 +126,12 @@ class QAApp(App[None]):
 
     def on_mount(self) -> None:
         from qa.store import index_exists
+        from qa.tui import settings
 
+        theme = settings.load().get("theme")
+        if theme in self.available_themes:
+            self.theme = theme
+        self.theme_changed_signal.subscribe(self, lambda t: settings.save(theme=t.name))
         self.query_one(HistoryInput).focus()
         if index_exists(self.index_dir):
             self.set_status("Loading the model…")
@@ -163,7 +196,77 @@ class QAApp(App[None]):
         if old is not None:
             old.close()
         self.refresh_status()
+        if not self.conversation.turns and not self.pending:
+            self._show_welcome()
         self._ask_next()
+
+    def _show_welcome(self) -> None:
+        """An empty chat shows what the index holds and a few questions it can answer."""
+        transcript = self.query_one("#transcript", VerticalScroll)
+        transcript.remove_children(".welcome")
+        overview = self.engine.overview()
+        span = ""
+        if overview["earliest"] and overview["latest"]:
+            span = f", dated {overview['earliest'][:10]} to {overview['latest'][:10]}"
+        widgets: list[Static] = [
+            Static(
+                Content(
+                    f"{overview['articles']:,} articles{span}. Ask anything about them; "
+                    "for example (click one, or type your own):"
+                ),
+                classes="note welcome",
+            )
+        ]
+        for title in overview["recent_titles"]:
+            widgets.append(StarterQuestion(f"What is the story behind “{title}”?"))
+        transcript.mount_all(widgets)
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        # the build screen offers only its own keys (and quitting)
+        return not (action in self.CHAT_ACTIONS and isinstance(self.screen, BuildScreen))
+
+    def get_system_commands(self, screen: Any) -> Any:
+        """The command palette (Ctrl+P): the app's own commands first, then Textual's (theme,
+        keys, screenshot...)."""
+        from textual.app import SystemCommand
+
+        for binding in self.BINDINGS:
+            assert isinstance(binding, Binding)
+            if binding.action in ("quit",) or not self.check_action(binding.action, ()):
+                continue
+            yield SystemCommand(
+                binding.description, binding.tooltip or binding.description,
+                lambda action=binding.action: self.run_action(action),
+            )  # fmt: skip
+        yield SystemCommand(
+            "Filter", "Only search some articles: type /filter since:… until:… source:…",
+            lambda: self._prefill("/filter "),
+        )  # fmt: skip
+        yield from super().get_system_commands(screen)
+
+    def _prefill(self, text: str) -> None:
+        box = self.query_one(HistoryInput)
+        box.value = text
+        box.cursor_position = len(text)
+        box.focus()
+
+    @on(StarterQuestion.Chosen)
+    def starter_chosen(self, event: StarterQuestion.Chosen) -> None:
+        box = self.query_one(HistoryInput)
+        box.remember(event.question)
+        box.focus()
+        self.pending.append(event.question)
+        self._ask_next()
+
+    def action_focus_answers(self) -> None:
+        """Tab from the question box: the newest answer first (the oldest is a scroll away)."""
+        cards = list(self.query(AnswerCard))
+        if not cards:
+            self.screen.focus_next()
+            return
+        newest = cards[-1].result
+        first_of_newest = next(card for card in cards if card.result is newest)
+        first_of_newest.focus()
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         if event.state != WorkerState.ERROR:
@@ -206,6 +309,7 @@ class QAApp(App[None]):
         question = self.pending.popleft()
         query = self.conversation.query_for(question)
         transcript = self.query_one("#transcript", VerticalScroll)
+        transcript.remove_children(".welcome")
         self._question_card = QuestionCard(question, query)
         transcript.mount(self._question_card)
         transcript.scroll_end(animate=False)
@@ -249,7 +353,10 @@ class QAApp(App[None]):
 
     def _select(self, card: AnswerCard) -> None:
         self.selected = card
-        self.query_one(SourcesPanel).show(card)
+        panel = self.query_one(SourcesPanel)
+        panel.show(card)
+        # the panel takes room only once there is something to show (80 columns are few)
+        panel.set_class(bool(panel.citations), "shown")
 
     @on(AnswerCard.Selected)
     def answer_selected(self, event: AnswerCard.Selected) -> None:
@@ -295,6 +402,7 @@ class QAApp(App[None]):
     # ------------------------------------------------------------------ commands
 
     def run_command(self, text: str) -> None:
+        self.query_one("#transcript", VerticalScroll).remove_children(".welcome")
         name, _, rest = text.partition(" ")
         handlers = {
             "/new": lambda: self.action_new_conversation(),
@@ -338,10 +446,13 @@ class QAApp(App[None]):
         self.markers = 0
         self.query_one("#transcript", VerticalScroll).remove_children()
         self.query_one(SourcesPanel).show(None)
+        self.query_one(SourcesPanel).remove_class("shown")
+        if self.engine is not None:
+            self._show_welcome()
         self.notify("New conversation.")
 
     def action_help(self) -> None:
-        self.push_screen(HelpScreen())
+        self.push_screen(HelpScreen(help_text(self.BINDINGS)))
 
     def action_history(self) -> None:
         if self.store is None:
@@ -365,6 +476,7 @@ class QAApp(App[None]):
         self.conversation.turns = list(turns)
         self.conversation_id = conversation_id
         transcript = self.query_one("#transcript", VerticalScroll)
+        transcript.remove_children(".welcome")
         for turn in turns:
             transcript.mount(QuestionCard(turn.question, turn.query))
             self._render_result(turn.result.as_dict())

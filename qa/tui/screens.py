@@ -9,7 +9,7 @@ from typing import Any, ClassVar
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import Horizontal, Vertical
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.content import Content
 from textual.message import Message
 from textual.screen import ModalScreen, Screen
@@ -195,42 +195,73 @@ class BuildScreen(Screen[bool]):
         self.query_one("#quit", Button).label = "Quit"
 
 
-HELP = """\
-Ask a question and press Enter. Follow-up questions ("when did he leave?") use the
-conversation; /new starts a fresh one.
+COMMANDS = (
+    ("/new", "start a new conversation"),
+    ("/filter since:DATE until:DATE source:TEXT", "only search matching articles"),
+    ("/filter", "search everything again"),
+    ("/export [PATH]", "save the chat as Markdown (default ~/.local/share/qa/exports)"),
+    ("/export PATH!", "the same, replacing an existing file"),
+    ("/history", "reopen an earlier conversation"),
+    ("/help", "this help"),
+)
+"""The chat's slash commands, for the help and the README."""
 
-Commands
-  /new                       start a new conversation
-  /filter since:YYYY-MM-DD until:YYYY-MM-DD source:TEXT
-                             only search matching articles (/filter alone clears)
-  /export [PATH]             save the conversation as Markdown with every citation
-                             (default folder ~/.local/share/qa/exports; PATH! replaces)
-  /history                   list and reopen earlier conversations
-  /help                      this help
+FIXED_KEYS = (
+    ("Enter", "ask; on an answer or source: open the article"),
+    ("Up / Down", "earlier questions"),
+    ("Tab", "to the newest answer, then its sources"),
+    ("Escape", "back"),
+    ("Ctrl+P", "command palette (every command, themes)"),
+)
 
-Keys
-  Enter          ask                     Up / Down    earlier questions
-  Tab            move to answers/sources  Ctrl+Y       copy the selected answer
-  Enter (answer or source) open the article   Escape  back
-  Ctrl+S         export (as /export)
-  F5             update the index         Ctrl+X       cancel the update
-  Ctrl+N         new conversation         Ctrl+Q       quit
 
-Answers are sentences quoted from the articles; the highlighted part answers the question.
-[n] marks the sources of each answer, shown on the right for the selected answer.
-"""
+def _key_name(key: str) -> str:
+    return "+".join(part.capitalize() if len(part) > 1 else part.upper()
+                    for part in key.split("+"))  # fmt: skip
+
+
+def help_text(bindings: Any) -> str:
+    """The help, generated from the app's bindings and commands (fits 80 columns)."""
+    lines = [
+        'Ask a question and press Enter. A follow-up ("how old is he?") uses the last',
+        "answer; /new starts afresh.",
+        "",
+        "Keys",
+    ]
+    keys = list(FIXED_KEYS)
+    for binding in bindings:
+        keys.append((_key_name(binding.key), binding.tooltip or binding.description))
+    lines += [f"  {key:<11} {what}" for key, what in keys]
+    lines += ["", "Commands"]
+    for command, what in COMMANDS:
+        lines += (
+            [f"  {command}", f"      {what}"] if len(command) > 16 else [f"  {command:<16} {what}"]
+        )
+    lines += [
+        "",
+        "Answers are sentences quoted from the articles; the highlighted part answers the",
+        "question, [n] marks its sources (shown on the right for the selected answer).",
+    ]
+    return "\n".join(lines)
 
 
 class HelpScreen(ModalScreen[None]):
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "dismiss", "Close")]
     DEFAULT_CSS = """
     HelpScreen { align: center middle; }
-    HelpScreen > Static { width: 96; height: auto; border: round $primary; padding: 1 2;
-                          background: $surface; }
+    HelpScreen > VerticalScroll { width: auto; max-width: 100%; height: auto;
+                                  max-height: 100%; border: round $primary; padding: 0 1;
+                                  background: $surface; }
+    HelpScreen Static { width: auto; }
     """
 
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        self.text = text
+
     def compose(self) -> ComposeResult:
-        yield Static(HELP, markup=False)
+        with VerticalScroll():
+            yield Static(self.text, markup=False)
 
     def on_click(self) -> None:
         self.dismiss()

@@ -175,12 +175,16 @@ class SourcesPanel(Vertical):
         citation: dict[str, Any]
         span: tuple[int, int] | None
 
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.citations: list[dict[str, Any]] = []
+
     def compose(self) -> Any:
         yield Static("Sources", id="sources-title")
         yield OptionList(id="sources-list")
 
     def show(self, card: AnswerCard | None) -> None:
-        self.citations: list[dict[str, Any]] = card.citations if card else []
+        self.citations = card.citations if card else []
         answer = card.answer if card else None
         self._span = None
         if answer and answer.get("span") and answer.get("span_start") is not None:
@@ -230,12 +234,29 @@ class SourcesPanel(Vertical):
             self.post_message(self.Opened(self.citations[index], self._span))
 
 
+class StarterQuestion(Static):
+    """A question the empty chat suggests; a click asks it."""
+
+    @dataclass
+    class Chosen(Message):
+        question: str
+
+    def __init__(self, question: str) -> None:
+        self.question = question
+        super().__init__(Content("• " + terminal_safe(question)), classes="starter welcome")
+
+    def on_click(self) -> None:
+        self.post_message(self.Chosen(self.question))
+
+
 class HistoryInput(Input):
-    """The question box: Up and Down walk through earlier questions."""
+    """The question box: Up and Down walk through earlier questions; Tab goes to the newest
+    answer."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("up", "older", "Older question", show=False),
         Binding("down", "newer", "Newer question", show=False),
+        Binding("tab", "app.focus_answers", "Answers", show=False),
     ]
 
     def __init__(self, **kwargs: Any) -> None:
