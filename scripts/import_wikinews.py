@@ -11,15 +11,106 @@ atomically, so running it twice changes nothing.
 from __future__ import annotations
 
 import argparse
+import html
 import json
 import os
+import re
 import sys
 import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
 DEFAULT_SOURCE = ROOT.parent / "shared" / "data" / "wikinews" / "wikinews.jsonl"
 DEFAULT_OUT = ROOT / "corpus" / "wikinews"
+
+# --------------------------------------------------------------------------- cleaning
+# The source bodies are one line each, wiki markup stripped by regular expressions upstream;
+# what those left behind is removed here, and the text is cut into paragraphs.
+
+_COMMENT = re.compile(r"<!--.*?(?:-->|$)", re.S)
+_BLOCK_TAG = re.compile(r"</?(?:p|br|div|li|ul|ol|table|tr|h\d)\b[^>]*>", re.I)
+_TAG = re.compile(r"</?[a-zA-Z][\w:-]*(?:\s[^<>]{0,300})?/?>")
+_TEMPLATE = re.compile(r"\{\{[^{}]*\}\}|\{\{|\}\}|\{\||\|\}")
+_LINK = re.compile(r"\[\[(?:[^|\]]*\|)?([^\]]*)\]\]")
+_EMPHASIS = re.compile(r"'{2,}")
+_HEADING = re.compile(r"(={2,6})\s*([^=]{1,120}?)\s*\1")
+# sections that list links to other stories, not part of this one: cut to the next heading
+_LINK_SECTION = re.compile(
+    r"^(?:related(?: \w+)*|see also|previous related news|sources?|external links|"
+    r"references|more images|gallery|latest in this section)$",
+    re.I,
+)
+_CATEGORY_NAMES = (
+    "Politics and conflicts|Economy and business|Crime and law|Science and technology|"
+    "Disasters and accidents|Culture and entertainment|Health|Environment|Weather|"
+    "Internet|Sports|Education|Foreign and Commonwealth Office"
+)
+_CATEGORY = re.compile(
+    rf"\bCategory:(?:{_CATEGORY_NAMES}|[^:]*?(?=\s+Category:)|[A-Z0-9][\w-]*(?:\s[A-Z][\w-]*)*)"
+)
+_INFOBOX = re.compile(r"^(?:[\w.'’-]+\s+){0,4}[\w.'’-]*infobox\s+", re.I)
+_INFOBOX_INSIDE = re.compile(r"(?:\b[\w'’-]+\s+){0,3}[\w'’-]*infobox\s+")
+_IMAGE_LEFTOVER = re.compile(r"^(?:(?:thumb|right|left|center|frame)\s+)+", re.I)
+_EMPTY_PARENS = re.compile(r"\s*\(\s*[,;]?\s*\)")
+_MARKS = re.compile(r"\s*(?:^|\s)(?:publish|Archive-unreviewed|archive)(?=\s|$)")
+
+
+def clean_body(body: str) -> list[str]:
+    """Paragraphs of one Wikinews body, without the markup the upstream extraction left."""
+    text = html.unescape(html.unescape(body)).replace("&ndasp;", "–")  # a typo in one source
+    text = _COMMENT.sub(" ", text)
+    text = _BLOCK_TAG.sub("\n\n", text)
+    text = _TAG.sub(" ", text)
+    text = _TEMPLATE.sub(" ", text)
+    text = _LINK.sub(r"\1", text)
+    text = _EMPHASIS.sub("", text)
+    text = _CATEGORY.sub(" ", text)
+    text = _IMAGE_LEFTOVER.sub("", _INFOBOX.sub("", text.strip()))
+    text = _INFOBOX_INSIDE.sub("", text)
+    text = _EMPTY_PARENS.sub("", text)
+    text = _MARKS.sub(" ", text)
+    blocks: list[str] = []
+    position = 0
+    skipping = False
+    for match in _HEADING.finditer(text):
+        if not skipping:
+            blocks.append(text[position : match.start()])
+        heading = match.group(2).strip()
+        skipping = bool(_LINK_SECTION.match(heading))
+        if not skipping:
+            blocks.append("\n\n" + heading + "\n\n")
+        position = match.end()
+    if not skipping:
+        blocks.append(text[position:])
+    text = "".join(blocks).replace("=", " ") if "==" in "".join(blocks) else "".join(blocks)
+    # list items become paragraphs of their own
+    text = re.sub(r"(?:^|\s)\*+\s+", "\n\n", text)
+    paragraphs = []
+    for block in re.split(r"\n\s*\n", text):
+        block = " ".join(block.split()).strip(" *")
+        if block:
+            paragraphs.extend(_split_long(block))
+    return paragraphs
+
+
+def _split_long(paragraph: str, sentences_a_paragraph: int = 3, min_chars: int = 320) -> list[str]:
+    """A run of text cut into paragraphs of about three sentences (the source has no breaks,
+    so every citation would otherwise be paragraph 1), at the sentence boundaries `qa` uses."""
+    from qa.chunking import split_sentences
+
+    spans = split_sentences(paragraph)
+    if len(spans) <= sentences_a_paragraph:
+        return [paragraph]
+    out, start, count = [], spans[0][0], 0
+    for index, (_, end) in enumerate(spans):
+        count += 1
+        last = index == len(spans) - 1
+        if last or (count >= sentences_a_paragraph and end - start >= min_chars):
+            out.append(paragraph[start:end].strip())
+            if not last:
+                start, count = spans[index + 1][0], 0
+    return [p for p in out if p]
 
 
 def convert(source: Path, out: Path) -> dict[str, int]:
@@ -39,7 +130,7 @@ def convert(source: Path, out: Path) -> dict[str, int]:
                 "url": record["url"],
                 "categories": record.get("categories") or [],
                 "source": "Wikinews",
-                "body": record["body"],
+                "body": "\n\n".join(clean_body(record["body"])),
             }
             by_year.setdefault(year, []).append(json.dumps(kept, ensure_ascii=False))
     out.mkdir(parents=True, exist_ok=True)

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from qa.articles import Article, decode_text, load_corpus, parse_date
-from tests.conftest import BUNDLED_SEED, SEED
+from tests.conftest import BUNDLED_SEED, REPO, SEED
 
 
 def only(root: Path) -> Article:
@@ -319,3 +319,34 @@ def test_duplicates_are_recognised(tmp_path: Path) -> None:
     result = load_corpus(tmp_path)
     assert result.unique == 2
     assert result.duplicate_groups() == [["a/one.txt", "two.txt"]]
+
+
+def test_bundled_wikinews_text_is_clean_and_in_paragraphs() -> None:
+    import re
+    import statistics
+
+    markup = re.compile(r"==|<!--|-->|</?[a-zA-Z]+[ >/]|&[a-z]+;|&#\d+;|\bCategory:|infobox|\{\{")
+    result = load_corpus(REPO / "corpus" / "wikinews")
+    assert len(result.articles) > 5000
+    dirty = [a.ref for a in result.articles if markup.search(a.title + " " + a.body)]
+    assert not dirty, dirty[:5]
+    assert statistics.median(len(a.paragraphs) for a in result.articles) >= 3
+
+
+def test_wikinews_import_cleans_what_upstream_left() -> None:
+    import sys
+
+    sys.path.insert(0, str(REPO / "scripts"))
+    from import_wikinews import clean_body
+
+    body = (
+        "United States infobox President Bush spoke &ndash; briefly. <!-- editor note --> "
+        "Senator Hagel () agreed. <div>Boxed</div> ==Delegate ministers== Smith and Jones. "
+        "== Related news == * Older story, May 2005 * Another one"
+    )
+    assert clean_body(body) == [
+        "President Bush spoke – briefly. Senator Hagel agreed.",
+        "Boxed",
+        "Delegate ministers",
+        "Smith and Jones.",
+    ]
