@@ -565,11 +565,6 @@ def parse_text(text: str, rel: str) -> Article:
 # --------------------------------------------------------------------------- markdown
 
 _FRONT_MATTER = re.compile(r"\A---[ \t]*\n(?P<yaml>.*?)\n(?:---|\.\.\.)[ \t]*(?:\n|\Z)", re.S)
-_MD_IMAGE = re.compile(r"!\[[^\]]*\]\([^)]*\)")
-_MD_LINK = re.compile(r"\[([^\]]+)\]\([^)]*\)")
-_MD_EMPHASIS = re.compile(r"(\*\*|__)(.+?)\1")
-_MD_HEADING = re.compile(r"^#{1,6}\s+")
-_MD_LIST = re.compile(r"^(?:[-*+]|\d+[.)])\s+")
 
 
 def _front_matter_loader() -> Any:
@@ -608,49 +603,43 @@ def parse_markdown(text: str, rel: str, problems: list[Problem] | None = None) -
         meta = loaded or {}
         text = text[match.end() :]
 
-    paragraphs: list[str] = []
     title = _field(meta, "title", "headline")
-    in_code = False
-    block: list[str] = []
-
-    def flush() -> None:
-        if block:
-            paragraphs.append(" ".join(block))
-            block.clear()
-
-    for raw in text.split("\n"):
-        line = raw.strip()
-        if line.startswith("```"):
-            in_code = not in_code
+    paragraphs: list[str] = []
+    tokens = _markdown_parser().parse(text)
+    for index, token in enumerate(tokens):
+        if token.type != "inline":
+            continue  # code blocks, raw HTML and rules hold no article text
+        content = _inline_text(token)
+        if not content:
             continue
-        if not line:
-            flush()
-            continue
-        if _MD_HEADING.match(line):
-            flush()
-            heading = _md_inline(_MD_HEADING.sub("", line).rstrip("#").strip())
+        if tokens[index - 1].type == "heading_open":
             if title is None and not paragraphs:
-                title = heading
-            else:
-                paragraphs.append(heading)
-            continue
-        if _MD_LIST.match(line):
-            flush()
-        if set(line) <= set("-*_ ") and len(line) >= 3:  # horizontal rule
-            flush()
-            continue
-        block.append(_md_inline(line))
-    flush()
+                title = content
+                continue
+            if not paragraphs and content == str(title):
+                continue  # the headline again under front matter that already gave it
+        paragraphs.append(content)
     if title is None:
         title = paragraphs.pop(0) if paragraphs else Path(rel).stem
     return _article_from_meta(meta, rel, None, str(title), paragraphs, problems)
 
 
-def _md_inline(line: str) -> str:
-    line = _MD_IMAGE.sub("", line)
-    line = _MD_LINK.sub(r"\1", line)
-    line = _MD_EMPHASIS.sub(r"\2", line)
-    return line.lstrip("> ").strip() if line.startswith(">") else line
+def _markdown_parser() -> Any:
+    from markdown_it import MarkdownIt  # rich's dependency: already installed
+
+    return MarkdownIt("commonmark")
+
+
+def _inline_text(token: Any) -> str:
+    """The plain text of an inline token: emphasis and link markup gone, images and inline
+    HTML dropped, line breaks as spaces."""
+    parts = []
+    for child in token.children or []:
+        if child.type in ("text", "code_inline"):
+            parts.append(child.content)
+        elif child.type in ("softbreak", "hardbreak"):
+            parts.append(" ")
+    return " ".join("".join(parts).split())
 
 
 # --------------------------------------------------------------------------- JSON
@@ -801,6 +790,34 @@ def _records(
 # --------------------------------------------------------------------------- HTML
 
 
+_HTML_BYLINE = re.compile(
+    rf"^(?i:posted|written|published|words|story|reporting)?\s*(?i:by)\s+(?P<name>{_NAME_RUN})"
+    r"(?:\s*(?:,|on|\||-|—)\s*(?P<date>.{4,40}))?$"
+)
+_HTML_COMMENTS = re.compile(
+    r"^(?:comments?\s*\(\d+\)|\d+\s+comments?|comments|leave a (?:comment|reply)|"
+    r"(?:post|add) a comment|show comments)$",
+    re.I,
+)
+
+
+def _page_headline(page: str, lines: list[str]) -> str | None:
+    """The page's visible headline: its first <h1> (else <h2>) when that is also the first
+    lines of the extracted text."""
+    try:
+        import lxml.html
+
+        tree = lxml.html.fromstring(page)
+    except Exception:  # a page lxml cannot read just has no headline
+        return None
+    for tag in ("h1", "h2"):
+        for element in tree.iter(tag):
+            heading = _clean_paragraph(element.text_content())
+            if heading and heading in lines[:3]:
+                return heading
+    return None
+
+
 def parse_html(text: str, rel: str, problems: list[Problem] | None = None) -> Article:
     """Extract title, date, byline and main text from a saved news page (trafilatura)."""
     import trafilatura  # ~0.3 s to import; only corpora with HTML pay it
@@ -820,12 +837,28 @@ def parse_html(text: str, rel: str, problems: list[Problem] | None = None) -> Ar
     if doc is None or not (getattr(doc, "text", None) or "").strip():
         raise _SkipFile("no article text found in the HTML page")
     title = _none_if_blank(getattr(doc, "title", None))
-    lines = [line for line in str(doc.text).split("\n") if line.strip()]
-    if title and lines and _clean_paragraph(lines[0]) == title:
+    lines = [_clean_paragraph(line) for line in str(doc.text).split("\n") if line.strip()]
+    headline = _page_headline(text, lines)
+    if headline is not None and (title is None or title != headline):
+        # the visible headline beats a generic <title> ("Local News", "Home")
+        title = headline
+    if title and lines and lines[0] == title:
         lines = lines[1:]
+    author = getattr(doc, "author", None)
+    date = getattr(doc, "date", None)
+    # "Posted by Jane Smith on March 3, 2021" heading the text is the byline, not the story
+    while lines and (byline := _HTML_BYLINE.match(lines[0])):
+        author = author or byline.group("name")
+        date = date or parse_date(byline.group("date"))
+        lines = lines[1:]
+    # "Comments (12)": what follows is readers' comments, not the article
+    for index, line in enumerate(lines):
+        if _HTML_COMMENTS.match(line):
+            lines = lines[:index]
+            break
     meta = {
-        "author": getattr(doc, "author", None),
-        "date": getattr(doc, "date", None),
+        "author": author,
+        "date": date,
         "url": getattr(doc, "url", None),
         "source": getattr(doc, "sitename", None),
         "categories": getattr(doc, "categories", None) or [],

@@ -150,6 +150,64 @@ def corpus_check(ctx: click.Context, corpus: Path | None, as_json: bool) -> None
             click.echo("  " + " = ".join(one_line(ref) for ref in refs))
 
 
+@corpus.command("show")
+@click.argument("path", type=click.Path(path_type=Path, exists=True, dir_okay=False))
+@_json_option
+def corpus_show(path: Path, as_json: bool) -> None:
+    """Show what qa extracts from one file: title, byline, date, source and paragraphs.
+
+    Use it to check an import (a saved web page, a Markdown file) before indexing it; the
+    paragraph numbers are the ones citations use.
+
+    \b
+    Example:
+      qa corpus show ~/Downloads/story.html
+    """
+    from qa.articles import load_file
+    from qa.text import one_line, terminal_safe
+
+    articles, problems = load_file(path, path.name, max_bytes=_max_file_bytes())
+    if as_json:
+        _print_json(
+            {
+                "file": str(path),
+                "articles": [
+                    {
+                        "ref": a.ref, "title": a.title, "byline": a.byline,
+                        "published": a.published, "source": a.source, "url": a.url,
+                        "categories": list(a.categories),
+                        "paragraphs": [a.body[s:e] for s, e in a.paragraphs],
+                    }
+                    for a in articles
+                ],
+                "problems": [{"path": p.path, "reason": p.reason, "action": p.action}
+                             for p in problems],
+            }
+        )  # fmt: skip
+    else:
+        for number, article in enumerate(articles):
+            if number:
+                click.echo("")
+            fields = [
+                ("title", article.title),
+                ("byline", article.byline),
+                ("date", article.published),
+                ("source", article.source),
+                ("url", article.url),
+                ("categories", ", ".join(article.categories)),
+            ]
+            if article.record is not None:
+                fields.insert(0, ("record", article.record))
+            for name, value in fields:
+                click.echo(f"{name:<11} {one_line(value) if value else '-'}")
+            for paragraph, (start, end) in enumerate(article.paragraphs, 1):
+                click.echo(f"[{paragraph}] {terminal_safe(article.body[start:end])}")
+        for problem in problems:
+            click.echo(f"qa: {one_line(str(problem))}", err=True)
+    if not articles:
+        raise InputError(f"{path}: no article in this file")
+
+
 # --------------------------------------------------------------------------- index
 
 

@@ -150,20 +150,30 @@ def test_markdown_with_front_matter(tmp_path: Path) -> None:
     assert article.url == "https://example.com/strike"
     assert article.source == "Example Times"
     assert article.categories == ("labour", "shipping")
+    # parsed as Markdown (markdown-it-py): the headline is not repeated as the first
+    # paragraph, list items are paragraphs without their dashes, links keep their text
     assert article.body.split("\n\n") == [
-        "Port strike ends",
         "Dock workers returned to work on Monday. The strike lasted nine days.",
-        "- Ships queued offshore.",
-        "- Prices rose.",
+        "Ships queued offshore.",
+        "Prices rose.",
     ]
     check_paragraphs(article)
 
 
 def test_markdown_without_front_matter_takes_heading_as_title(tmp_path: Path) -> None:
-    (tmp_path / "story.md").write_text("# Heading here\n\nFirst paragraph.\n")
+    (tmp_path / "story.md").write_text(
+        "# Heading here\n\nFirst paragraph with `code` and ![a chart](c.png) an image.\n\n"
+        "## Background\n\n* The co-op has 212 member boats\n\n```\nnot text\n```\n"
+        "<div>raw html</div>\n\n> A quote.\n"
+    )
     article = only(tmp_path)
     assert article.title == "Heading here"
-    assert article.body == "First paragraph."
+    assert article.body.split("\n\n") == [
+        "First paragraph with code and an image.",
+        "Background",
+        "The co-op has 212 member boats",
+        "A quote.",
+    ]
 
 
 # --------------------------------------------------------------------------- JSON / JSONL
@@ -350,3 +360,22 @@ def test_wikinews_import_cleans_what_upstream_left() -> None:
         "Delegate ministers",
         "Smith and Jones.",
     ]
+
+
+def test_html_takes_the_visible_headline_byline_and_drops_comments(tmp_path: Path) -> None:
+    (tmp_path / "page.html").write_text(
+        "<html><head><title>Local News</title></head><body>"
+        '<div class="nav"><a href="/">Home</a> | <a href="/news">News</a></div>'
+        '<div class="story"><h2>Council approves new harbour budget</h2>'
+        "<p>Posted by Jane Smith</p>"
+        "<p>The town council approved a budget of 4.2 million pounds for the harbour on "
+        "Tuesday, after a debate that lasted three hours.</p>"
+        "<p>The money will pay for new pontoons and for dredging the channel, which has "
+        "silted up since the storms of last winter.</p>"
+        "<p>Comments (12)</p><p>Great news, finally!</p></div></body></html>"
+    )
+    article = only(tmp_path)
+    assert article.title == "Council approves new harbour budget"
+    assert article.byline == "Jane Smith"
+    assert article.body.startswith("The town council approved")
+    assert "Comments" not in article.body and "Great news" not in article.body

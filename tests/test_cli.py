@@ -134,3 +134,14 @@ def test_a_moved_project_keeps_its_own_corpus(tmp_path: Path, bbc: Path) -> None
     elsewhere = tmp_path / "a" / "b" / "index"
     sync_index(project / "corpus", elsewhere, Factory(), full=True)
     assert _stored_corpus(elsewhere) == (project / "corpus").resolve()
+
+
+def test_corpus_show_prints_what_was_extracted(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    story = tmp_path / "story.md"
+    story.write_text("---\ntitle: Port strike ends\ndate: 2021-03-04\n---\nFirst.\n\n- Second\n")
+    code, out, _ = run_qa(capsys, "corpus", "show", str(story))
+    assert code == 0
+    assert "title       Port strike ends" in out and "date        2021-03-04" in out
+    assert "[1] First." in out and "[2] Second" in out
