@@ -18,17 +18,21 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from qa.retrieval import Passage, QueryTerms, load_weights
-from qa.text import normalize_answer
+from qa.text import QUESTION_WORDS, STOPWORDS, normalize_answer, stem, words
 
 if TYPE_CHECKING:
     from qa.reader_model import ReaderModel, Reading
 
-CANDIDATE_FEATURES = ("margin", "lead", "span", "null", "passage", "prank", "dense")
+CANDIDATE_FEATURES = (
+    "margin", "lead", "span", "null", "passage", "prank", "dense",
+    "q_missing", "names_missing", "numbers_missing",
+)  # fmt: skip
 """The features `candidate_features` gives and `qa/weights.json` weighs, in this order."""
 DEFAULT_READER: dict[str, Any] = {
     "weights": {"bias": -1.0, "margin": 0.5},
@@ -161,13 +165,53 @@ class Result:
 # --------------------------------------------------------------------------- scoring
 
 
+@dataclass(frozen=True)
+class QuestionCues:
+    """What a passage must mention to answer the question: its content words (stemmed), the
+    names in it and the numbers in it."""
+
+    stems: frozenset[str]
+    names: tuple[str, ...]
+    numbers: tuple[str, ...]
+
+    @classmethod
+    def of(cls, question: str) -> QuestionCues:
+        content = {stem(w) for w in words(question) if w not in STOPWORDS and len(w) > 1}
+        content -= {stem(w) for w in QUESTION_WORDS}
+        names = tuple(
+            m.group() for m in _CUE_NAME.finditer(question) if m.start() > 0
+        )  # the first word is capitalised anyway
+        return cls(frozenset(content), names, tuple(_CUE_NUMBER.findall(question)))
+
+
+_CUE_NAME = re.compile(r"\b[A-Z][\w'’-]+")
+_CUE_NUMBER = re.compile(r"\d[\d,.]*\d|\d")
+
+
+def lexical_features(cues: QuestionCues, passage_text: str) -> dict[str, float]:
+    """How much of the question the passage leaves out: the share of its content words, and
+    whether any name or number of the question is missing (a question about another year or
+    another person than the passage's is one the passage cannot answer)."""
+    passage_stems = {stem(w) for w in words(passage_text)}
+    missing = len(cues.stems - passage_stems) / len(cues.stems) if cues.stems else 0.0
+    lowered = passage_text.lower()
+    names = float(any(name.lower() not in lowered for name in cues.names))
+    numbers = float(any(number not in passage_text for number in cues.numbers))
+    return {"q_missing": missing, "names_missing": names, "numbers_missing": numbers}
+
+
 def candidate_features(
-    reading: Reading, passage: Passage, best_score: float, best_margin: float
+    reading: Reading,
+    passage: Passage,
+    best_score: float,
+    best_margin: float,
+    cues: QuestionCues | None = None,
 ) -> dict[str, float]:
     """The reader's scores for its best span in `passage` (and how its margin compares with
-    the best margin of the passages read), and the passage's own retrieval scores (relative to
-    the best passage's, so they compare across questions)."""
-    return {
+    the best margin of the passages read), the passage's own retrieval scores (relative to
+    the best passage's, so they compare across questions) and, given the question's `cues`,
+    what of the question the passage does not mention."""
+    features = {
         "margin": reading.margin,
         "lead": reading.margin - best_margin,
         "span": reading.span_score,
@@ -176,6 +220,9 @@ def candidate_features(
         "prank": 1.0 / passage.rank,
         "dense": passage.features.get("dense", 0.0),
     }
+    if cues is not None:
+        features.update(lexical_features(cues, passage.text))
+    return features
 
 
 def linear(weights: dict[str, float], features: dict[str, float]) -> float:
@@ -266,6 +313,7 @@ class Reader:
         best = top[0].score
         readings = self.model.read_passages(question, [p.text for p in top])
         best_margin = max((r.margin for r in readings if r.start is not None), default=0.0)
+        cues = QuestionCues.of(question)
         found: dict[tuple[int, int, int], Candidate] = {}
         for passage, reading in zip(top, readings):
             if reading.start is None or reading.end is None:
@@ -274,7 +322,7 @@ class Reader:
             span_end = passage.char_start + reading.end
             start, end = sentence_bounds(passage, span_start, span_end)
             text = passage.text[start - passage.char_start : end - passage.char_start]
-            features = candidate_features(reading, passage, best, best_margin)
+            features = candidate_features(reading, passage, best, best_margin, cues)
             candidate = Candidate(
                 passage, span_start, span_end, start, end, text, features,
                 logit=linear(self.weights, features),

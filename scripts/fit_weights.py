@@ -176,6 +176,7 @@ def reader_rows(engine: Engine, questions) -> list[dict]:
         golds = [text for text, _ in q.answers]
         rows.append(
             {
+                "article": q.article,
                 "impossible": q.impossible,
                 "x": np.array(
                     [[c.features[n] for n in CANDIDATE_FEATURES] for c in candidates]
@@ -223,14 +224,23 @@ def fit_reader(args, passage_weights) -> dict:
             groups.append((x, r["y"][inside]))
         return groups
 
-    def fit(k: int) -> tuple[dict[str, float], np.ndarray, np.ndarray]:
-        """Candidate weights for k passages read; each question's best logit and label."""
-        groups = read_top(k)
+    width = rows[0]["x"].shape[1] if rows else len(CANDIDATE_FEATURES)
+    names = [n for n in CANDIDATE_FEATURES[:width] if n in args.features]
+    columns = [CANDIDATE_FEATURES.index(n) for n in names]
+
+    def fit(
+        k: int, chosen: list[int] | None = None, train: np.ndarray | None = None
+    ) -> tuple[dict[str, float], np.ndarray, np.ndarray]:
+        """Candidate weights for k passages read over the `chosen` feature columns (fitted on
+        the `train` questions, default all); each question's best logit and label."""
+        chosen = columns if chosen is None else chosen
+        groups = [(x[:, chosen], y) for x, y in read_top(k)]
+        fitted = groups if train is None else [g for g, t in zip(groups, train) if t]
         w, b = fit_logistic(
-            np.vstack([x for x, _ in groups]), np.concatenate([y for _, y in groups])
+            np.vstack([x for x, _ in fitted]), np.concatenate([y for _, y in fitted])
         )
         weights = {"bias": round(b, 5)}
-        weights.update({n: round(float(v), 5) for n, v in zip(CANDIDATE_FEATURES, w)})
+        weights.update({CANDIDATE_FEATURES[c]: round(float(v), 5) for c, v in zip(chosen, w)})
         logits = np.full(len(groups), -30.0)
         right = np.zeros(len(groups), dtype=bool)
         for number, (x, y) in enumerate(groups):
@@ -240,6 +250,35 @@ def fit_reader(args, passage_weights) -> dict:
                 logits[number] = scores[best]
                 right[number] = bool(y[best])
         return weights, logits, right
+
+    if args.compare:
+        # Two folds by article inside the fit half: does a feature set help on articles its
+        # weights were not fitted on? (The held-out half stays untouched.)
+        import zlib
+
+        fold = np.array([zlib.crc32(str(r["article"]).encode()) % 2 for r in rows])
+        base = [CANDIDATE_FEATURES.index(n) for n in CANDIDATE_FEATURES[:7]]
+        for label, chosen in (("reader+retrieval", base), ("+ lexical", columns)):
+            answered = no_answer = accuracy = 0.0
+            for held in (0, 1):
+                train = fold != held
+                _, logits, right = fit(args.read_passages or 8, chosen, train)
+                a, b_platt = fit_platt(logits[train], right[train].astype(float))
+                confidence = 1 / (1 + np.exp(-(a * logits + b_platt)))
+                tau, _, _ = best_threshold(
+                    confidence[train], right[train], impossible[train], args.max_loss,
+                    np.unique(np.round(confidence[train], 4)),
+                )  # fmt: skip
+                test = ~train
+                keep = confidence >= (tau or 0.0)
+                accuracy += right[test & ~impossible].mean() / 2
+                answered += (right & keep)[test & ~impossible].mean() / 2
+                no_answer += (~keep)[test & impossible].mean() / 2
+            print(
+                f"2-fold within the fit half, {label}: answer accuracy {accuracy:.4f}, "
+                f"with abstention: answered {answered:.4f}, no-answer {no_answer:.4f}",
+                file=sys.stderr,
+            )
 
     fits = {}
     for k in K_CHOICES:
@@ -265,6 +304,7 @@ def fit_reader(args, passage_weights) -> dict:
         file=sys.stderr,
     )
     return {
+        "features": names,
         "weights": weights,
         "platt": [round(a, 5), round(b_platt, 5)],
         "read_passages": best_k,
@@ -282,6 +322,18 @@ def main() -> int:
     parser.add_argument("--index-v2", type=Path, default=tmp / "qa-squad-v2-index")
     parser.add_argument("--out", type=Path, default=ROOT / "qa" / "weights.json")
     parser.add_argument("--max-loss", type=float, default=0.04)
+    parser.add_argument(
+        "--features",
+        type=lambda text: [n.strip() for n in text.split(",") if n.strip()],
+        default=list(CANDIDATE_FEATURES),
+        help="comma-separated candidate features to weigh [default: all]",
+    )
+    parser.add_argument(
+        "--compare",
+        action="store_true",
+        help="print a two-fold comparison (inside the fit half) of the reader and retrieval "
+        "features alone against them with the chosen ones",
+    )
     parser.add_argument(
         "--read-passages",
         type=int,

@@ -251,3 +251,18 @@ def test_swapped_questions_name_what_the_passage_lacks() -> None:
         changed = set(swapped.replace("?", "").split()) - set(context.replace(".", "").split())
         assert changed - {"When", "did", "cross"}, swapped
     assert train.swap_question("What happened then?", context, ["Harold"], rng) is None
+
+
+def test_lexical_features_say_what_the_passage_leaves_out() -> None:
+    from qa.reader import QuestionCues, lexical_features
+
+    cues = QuestionCues.of("How many jobs did Littlewoods cut in 2005?")
+    assert cues.names == ("Littlewoods",) and cues.numbers == ("2005",)
+    about = "Littlewoods is to cut 3,200 jobs in 2005, the retailer said."
+    other = "GUS will pay 44 million pounds for the 33 stores in 2004."
+    assert lexical_features(cues, about) == {
+        "q_missing": 0.0, "names_missing": 0.0, "numbers_missing": 0.0,
+    }  # fmt: skip
+    far = lexical_features(cues, other)
+    assert far["names_missing"] == 1.0 and far["numbers_missing"] == 1.0
+    assert far["q_missing"] > 0.5
