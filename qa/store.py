@@ -439,6 +439,22 @@ def sync_index(
                     "Pass --yes to remove them"
                 )
 
+            if not full and existing is not None and _nothing_to_write(
+                scans, changed_paths, stored_files, index_dir, meta
+            ):
+                # A no-op update is a no-op: no new generation, no FAISS rewrite (an IVF or
+                # HNSW index would be trained again), "updated" stays when it was.
+                report.articles = int(meta.get("articles", 0))
+                report.chunks = int(meta.get("chunks", 0))
+                report.unchanged = report.articles
+                report.skipped = [
+                    {"path": p.path, "reason": p.reason, "action": p.action}
+                    for scan in scans
+                    for p in scan.problems
+                ]
+                report.seconds = round(time.perf_counter() - started, 3)
+                return report
+
             known = {} if full else _document_ids(conn)
             to_embed: dict[str, Article] = {}
             for article in new.values():
@@ -509,6 +525,32 @@ def sync_index(
             conn.close()
     report.seconds = round(time.perf_counter() - started, 3)
     return report
+
+
+def _nothing_to_write(
+    scans: list[_FileScan],
+    changed_paths: set[str],
+    stored_files: dict[str, sqlite3.Row],
+    index_dir: Path,
+    meta: dict[str, str],
+) -> bool:
+    """True when the store already says everything an update would write: no file changed
+    (not even its modification time) and the FAISS file is the store's generation."""
+    if changed_paths:
+        return False
+    if any(
+        scan.path not in stored_files or stored_files[scan.path]["mtime_ns"] != scan.mtime_ns
+        for scan in scans
+    ):
+        return False
+    try:
+        manifest = json.loads((index_dir / MANIFEST_FILE).read_text())
+    except (OSError, ValueError):
+        return False
+    return (
+        manifest.get("faiss_generation") == meta.get("generation")
+        and (index_dir / FAISS_FILE).is_file()
+    )
 
 
 @contextlib.contextmanager

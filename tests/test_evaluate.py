@@ -53,8 +53,11 @@ def test_halves_split_by_article_title() -> None:
         assert article_half(squad.titles[q.article]) == "fit"
     for q in heldout:
         assert article_half(squad.titles[q.article]) == "heldout"
-    # the same title falls in the same half whatever file it comes from
-    assert article_half("Super Bowl 50") == article_half("Super Bowl 50")
+    # the same title falls in the same half in every file and on every run (a stable hash,
+    # not Python's salted hash()): these are the halves the shipped weights were fitted on
+    assert article_half("Super Bowl 50") == "fit"
+    assert article_half("Normans") == "fit"
+    assert article_half("Coffee") == "heldout"
     assert {article_half(t) for t in ("Coffee", "Tea", "Milk", "Water", "Juice")} == {
         "fit",
         "heldout",

@@ -108,10 +108,19 @@ def test_update_with_nothing_changed_embeds_nothing(corpus: Path, tmp_path: Path
     index = tmp_path / "index"
     build(corpus, index)
     factory = Factory()
+    with IndexReader(index) as reader:
+        meta_before = dict(reader.meta)
+    faiss_before = (index / FAISS_FILE).stat().st_mtime_ns
+    manifest_before = (index / MANIFEST_FILE).read_bytes()
     report = sync_index(corpus, index, factory)
     assert factory.calls == 0, "no encoder (no model load) when nothing changed"
     assert (report.added, report.changed, report.removed, report.embedded_chunks) == (0, 0, 0, 0)
-    assert report.unchanged == 14
+    assert report.unchanged == 14 and report.articles == 14
+    # and nothing is written: same generation and "updated", FAISS and manifest untouched
+    with IndexReader(index) as reader:
+        assert reader.meta == meta_before
+    assert (index / FAISS_FILE).stat().st_mtime_ns == faiss_before
+    assert (index / MANIFEST_FILE).read_bytes() == manifest_before
 
 
 def test_update_after_add_edit_rename_delete_equals_fresh_build(
