@@ -23,6 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from qa.errors import ModelError
 from qa.retrieval import Passage, QueryTerms, load_weights
 from qa.text import QUESTION_WORDS, STOPWORDS, normalize_answer, stem, words
 
@@ -285,8 +286,11 @@ class Reader:
     ) -> None:
         self.conn = conn
         settings: dict[str, Any] = dict(DEFAULT_READER)
-        settings.update(fitted if fitted is not None else load_weights().get("reader") or {})
+        settings.update(fitted if fitted is not None else load_weights()["reader"])
         self.weights: dict[str, float] = dict(settings["weights"])
+        unknown = set(self.weights) - {"bias", *CANDIDATE_FEATURES}
+        if unknown:
+            raise ModelError(f"reader weights for unknown features {sorted(unknown)}")
         self.platt = (float(settings["platt"][0]), float(settings["platt"][1]))
         self.read_passages = int(read_passages or settings["read_passages"])
         self.abstain_below = float(

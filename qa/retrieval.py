@@ -23,7 +23,7 @@ from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from qa.errors import QAError
+from qa.errors import ModelError, QAError
 from qa.text import STOPWORDS, parse_sentence_stems, span_stems, stem, words
 
 if TYPE_CHECKING:
@@ -38,12 +38,25 @@ WEIGHTS_FILE = Path(__file__).with_name("weights.json")
 
 @lru_cache(maxsize=1)
 def load_weights() -> dict[str, Any]:
-    """The fitted weights (passage ranking, sentence scoring, abstention threshold)."""
+    """The fitted weights (passage ranking; the reader's candidate weights, calibration and
+    threshold), read strictly: a missing or damaged file, or a weight for a feature the code
+    does not compute (a misspelling would silently weigh 0), is an error naming the file."""
     try:
-        data = json.loads(WEIGHTS_FILE.read_text())
-    except (OSError, ValueError):
-        data = {}
-    return data if isinstance(data, dict) else {}
+        data = json.loads(WEIGHTS_FILE.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ModelError(
+            f"{WEIGHTS_FILE}: cannot read the fitted weights ({exc.strerror or exc}); "
+            "reinstall qa or run scripts/fit_weights.py"
+        ) from None
+    except ValueError as exc:
+        raise ModelError(f"{WEIGHTS_FILE}: not valid JSON ({exc})") from None
+    passage = data.get("passage") if isinstance(data, dict) else None
+    if not isinstance(passage, dict) or not isinstance(data.get("reader"), dict):
+        raise ModelError(f"{WEIGHTS_FILE}: needs a 'passage' and a 'reader' entry")
+    unknown = set(passage) - set(DEFAULT_PASSAGE_WEIGHTS)
+    if unknown:
+        raise ModelError(f"{WEIGHTS_FILE}: unknown passage features {sorted(unknown)}")
+    return data
 
 
 DEFAULT_PASSAGE_WEIGHTS = {
@@ -174,7 +187,7 @@ class Retriever:
         self.keyword_k = keyword_k
         self.rerank_k = rerank_k
         self.rrf_k = rrf_k
-        self.weights = weights or load_weights().get("passage") or DEFAULT_PASSAGE_WEIGHTS
+        self.weights = weights or load_weights()["passage"]
         self._df: dict[str, int] = {}
         self._lock = threading.Lock()
         self.chunk_count = max(1, int(index.meta.get("chunks", "1")))

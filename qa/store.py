@@ -439,8 +439,10 @@ def sync_index(
                     "Pass --yes to remove them"
                 )
 
-            if not full and existing is not None and _nothing_to_write(
-                scans, changed_paths, stored_files, index_dir, meta
+            if (
+                not full
+                and existing is not None
+                and _nothing_to_write(scans, changed_paths, stored_files, index_dir, meta)
             ):
                 # A no-op update is a no-op: no new generation, no FAISS rewrite (an IVF or
                 # HNSW index would be trained again), "updated" stays when it was.

@@ -266,3 +266,30 @@ def test_lexical_features_say_what_the_passage_leaves_out() -> None:
     far = lexical_features(cues, other)
     assert far["names_missing"] == 1.0 and far["numbers_missing"] == 1.0
     assert far["q_missing"] > 0.5
+
+
+def test_weights_are_read_strictly(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import json
+
+    import qa.retrieval
+    from qa.errors import ModelError
+
+    real = json.loads(qa.retrieval.WEIGHTS_FILE.read_text())
+    cases = {
+        "missing.json": None,
+        "broken.json": "{",
+        "misspelt.json": json.dumps({**real, "passage": {**real["passage"], "bm52": 1.0}}),
+    }
+    for name, text in cases.items():
+        path = tmp_path / name
+        if text is not None:
+            path.write_text(text)
+        monkeypatch.setattr(qa.retrieval, "WEIGHTS_FILE", path)
+        qa.retrieval.load_weights.cache_clear()
+        with pytest.raises(ModelError, match=name):
+            qa.retrieval.load_weights()
+    qa.retrieval.load_weights.cache_clear()
+    from qa.reader import Reader
+
+    with pytest.raises(ModelError, match="unknown features"):
+        Reader(None, fitted={**real["reader"], "weights": {"bias": 0.0, "margn": 1.0}})
