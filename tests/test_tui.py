@@ -366,7 +366,7 @@ def test_help_is_generated_from_the_bindings_and_fits_80_columns() -> None:
     for key in ("F1", "Ctrl+N", "Ctrl+R", "Ctrl+S", "F5", "Ctrl+Q", "Ctrl+Y", "Ctrl+X",
                 "Ctrl+P", "Tab", "/filter", "/export", "/history"):  # fmt: skip
         assert key in text, key
-    assert max(len(line) for line in text.splitlines()) <= 80
+    assert max(len(line) for line in text.splitlines()) <= 72  # inside its box on 80 columns
 
 
 def test_palette_has_the_apps_commands_and_the_theme_persists(

@@ -199,7 +199,7 @@ COMMANDS = (
     ("/new", "start a new conversation"),
     ("/filter since:DATE until:DATE source:TEXT", "only search matching articles"),
     ("/filter", "search everything again"),
-    ("/export [PATH]", "save the chat as Markdown (default ~/.local/share/qa/exports)"),
+    ("/export [PATH]", "save the chat as Markdown (~/.local/share/qa/exports)"),
     ("/export PATH!", "the same, replacing an existing file"),
     ("/history", "reopen an earlier conversation"),
     ("/help", "this help"),
@@ -223,8 +223,8 @@ def _key_name(key: str) -> str:
 def help_text(bindings: Any) -> str:
     """The help, generated from the app's bindings and commands (fits 80 columns)."""
     lines = [
-        'Ask a question and press Enter. A follow-up ("how old is he?") uses the last',
-        "answer; /new starts afresh.",
+        'Ask a question and press Enter. A follow-up ("how old is he?")',
+        "uses the last answer; /new starts afresh.",
         "",
         "Keys",
     ]
@@ -234,15 +234,19 @@ def help_text(bindings: Any) -> str:
     lines += [f"  {key:<11} {what}" for key, what in keys]
     lines += ["", "Commands"]
     for command, what in COMMANDS:
-        lines += (
-            [f"  {command}", f"      {what}"] if len(command) > 16 else [f"  {command:<16} {what}"]
-        )
+        line = f"  {command:<16} {what}"
+        lines += [line] if len(line) <= HELP_WIDTH else [f"  {command}", f"      {what}"]
     lines += [
         "",
-        "Answers are sentences quoted from the articles; the highlighted part answers the",
-        "question, [n] marks its sources (shown on the right for the selected answer).",
+        "Answers are sentences quoted from the articles; the highlighted part",
+        "answers the question, [n] marks its sources (on the right for the",
+        "selected answer).",
     ]
     return "\n".join(lines)
+
+
+HELP_WIDTH = 72
+"""The help's longest line: inside its box (border, padding, scroll bar) on 80 columns."""
 
 
 class HelpScreen(ModalScreen[None]):
