@@ -334,6 +334,31 @@ def _confirm_removal(yes: bool) -> Callable[[int, int], bool]:
     return confirm
 
 
+def _sync(
+    root: Path,
+    target: Path,
+    factory: Callable[[Any], Any],
+    *,
+    quiet: bool,
+    yes: bool = False,
+    **options: Any,
+) -> Any:
+    """`sync_index` as every command runs it: a progress view (unless quiet), the size limit,
+    and the question before removing most of the index."""
+    from qa.store import sync_index
+
+    with ProgressView(quiet) as view:
+        return sync_index(
+            root,
+            target,
+            factory,
+            progress=view,
+            max_bytes=_max_file_bytes(),
+            confirm_removal=_confirm_removal(yes),
+            **options,
+        )
+
+
 def _stored_corpus(index_dir: Path) -> Path | None:
     from qa.store import IndexReader, index_exists, resolve_stored_corpus
 
@@ -422,24 +447,21 @@ def index_build(
     """
     from qa.chunking import ChunkSettings
     from qa.embedding import encoder_factory
-    from qa.store import sync_index
 
     target = resolve_index(ctx, index_dir)
     root = resolve_corpus(ctx, corpus, target)
     chunking = ChunkSettings(max_tokens=chunk_tokens) if chunk_tokens else None
-    with ProgressView(quiet or as_json) as view:
-        report = sync_index(
-            root,
-            target,
-            encoder_factory(model, backend),
-            full=True,
-            chunking=chunking,
-            faiss_factory=faiss_factory,
-            progress=view,
-            max_bytes=_max_file_bytes(),
-            batch_size=batch_size,
-            confirm_removal=_confirm_removal(yes),
-        )
+    report = _sync(
+        root,
+        target,
+        encoder_factory(model, backend),
+        quiet=quiet or as_json,
+        yes=yes,
+        full=True,
+        chunking=chunking,
+        faiss_factory=faiss_factory,
+        batch_size=batch_size,
+    )
     _print_report(report, as_json, quiet)
 
 
@@ -476,23 +498,15 @@ def index_update(
     """
     from qa.chunking import ChunkSettings
     from qa.embedding import encoder_factory
-    from qa.store import sync_index
 
     target = resolve_index(ctx, index_dir)
     root = resolve_corpus(ctx, corpus, target)
     chunking = None
     if chunk_tokens:
         chunking = ChunkSettings(max_tokens=chunk_tokens)
-    with ProgressView(quiet or as_json) as view:
-        report = sync_index(
-            root,
-            target,
-            encoder_factory(None),
-            chunking=chunking,
-            progress=view,
-            max_bytes=_max_file_bytes(),
-            confirm_removal=_confirm_removal(yes),
-        )
+    report = _sync(
+        root, target, encoder_factory(None), quiet=quiet or as_json, yes=yes, chunking=chunking
+    )
     _print_report(report, as_json, quiet)
 
 
@@ -575,7 +589,7 @@ def add(
     from qa.articles import entry_problem, iter_corpus_files, load_file
     from qa.embedding import encoder_factory
     from qa.errors import IndexBusyError
-    from qa.store import sync_index, write_lock
+    from qa.store import write_lock
     from qa.text import one_line
 
     index_target = resolve_index(ctx, index_dir)
@@ -641,15 +655,7 @@ def add(
             _print_json({"copied": 0, "failed": failures, "index": None})
         ctx.exit(1)  # nothing new: the index is left alone
     try:
-        with ProgressView(quiet or as_json) as view:
-            report = sync_index(
-                root,
-                index_target,
-                encoder_factory(None),
-                progress=view,
-                max_bytes=_max_file_bytes(),
-                confirm_removal=_confirm_removal(False),
-            )
+        report = _sync(root, index_target, encoder_factory(None), quiet=quiet or as_json)
     except IndexBusyError as exc:
         if copied:
             raise IndexBusyError(

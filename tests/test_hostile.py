@@ -530,11 +530,17 @@ def test_15_duplicate_ids_are_reported(tmp_path: Path) -> None:
     assert [q.error for q in questions] == [None, "duplicate id 'a' in the input", None]
 
 
+@pytest.fixture
+def story(corpus: Path, tmp_path: Path) -> Path:
+    """An article outside the corpus, to `qa add`."""
+    path = tmp_path / "story.txt"
+    shutil.copy(corpus / "seed.txt", path)
+    return path
+
+
 def test_16_add_refuses_targets_outside_the_corpus(
-    corpus: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    corpus: Path, tmp_path: Path, story: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    story = tmp_path / "story.txt"
-    shutil.copy(corpus / "seed.txt", story)
     index = tmp_path / "index"
     for target in ("../outside", str(tmp_path / "abs"), "sub/../../x"):
         code, _, err = run_qa(capsys, "add", str(story), "--to", target,
@@ -545,10 +551,8 @@ def test_16_add_refuses_targets_outside_the_corpus(
 
 
 def test_16_add_checks_the_lock_before_copying(
-    corpus: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    corpus: Path, tmp_path: Path, story: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    story = tmp_path / "story.txt"
-    shutil.copy(corpus / "seed.txt", story)
     index = tmp_path / "index"
     with write_lock(index):
         code, _, err = run_qa(capsys, "add", str(story), "--corpus", str(corpus),
