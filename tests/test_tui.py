@@ -297,6 +297,8 @@ def test_core_modules_do_not_import_textual() -> None:
 def _fixed_status(app: QAApp) -> None:
     app._index_line = lambda: "2 articles · 4 chunks · all-MiniLM-L6-v2"  # type: ignore[method-assign]
     app.refresh_status()
+    # a blinking cursor would make the picture depend on the moment it is taken
+    app.query_one("#question").cursor_blink = False
 
 
 def test_snapshot_chat(snap_compare: Any, make_app: Callable[..., QAApp]) -> None:
