@@ -37,9 +37,9 @@ def open(
 def __getattr__(name: str) -> Any:
     # the answer contract and the API class, imported when first used
     if name in ("Answer", "Citation", "Result"):
-        from qa import reader
+        from qa import answers
 
-        return getattr(reader, name)
+        return getattr(answers, name)
     if name == "Index":
         from qa.api import Index
 

@@ -10,8 +10,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from qa.answers import Result
 from qa.errors import QAError
-from qa.reader import Result
 from qa.retrieval import Filters, check_filters, parse_filter_date
 from qa.store import IndexReader, UpdateReport, resolve_stored_corpus, sync_index
 

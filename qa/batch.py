@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
+from qa.answers import citation_date, confidence_words
 from qa.errors import InputError
-from qa.reader import confidence_words
 from qa.text import terminal_safe
 
 FORMATS = ("jsonl", "csv", "md")
@@ -314,7 +314,7 @@ def markdown_record(record: dict[str, Any], first_citation: int = 1) -> str:
 
 
 def _md_citation(citation: dict[str, Any]) -> str:
-    date = markdown_safe((citation.get("published") or "undated")[:10])
+    date = markdown_safe(citation_date(citation))
     where = markdown_safe(f"{citation['path']}:{citation['paragraph']}")
     url = str(citation.get("url") or "")
     # only web addresses become links (never javascript: or data:), and only clean ones

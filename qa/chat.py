@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from qa.reader import Result
+from qa.answers import Result
 from qa.text import QUESTION_WORDS, STOPWORDS, words
 
 PERSONAL = frozenset("he she him his her hers himself herself".split())

@@ -707,13 +707,11 @@ def _filters(since: str | None, until: str | None, source: str | None) -> Any:
 
 def render_result(result: Any, color: bool) -> str:
     """A `Result` as readable text; article text is made inert for the terminal."""
-    from qa.reader import confidence_words
+    from qa.answers import citation_label, confidence_words
     from qa.text import terminal_safe
 
     def cite(number: int, citation: Any) -> str:
-        date = (citation.published or "undated")[:10]
-        where = f"{citation.path}:{citation.paragraph}"
-        return f"   [{number}] {terminal_safe(citation.title)} — {date} — {terminal_safe(where)}"
+        return f"   [{number}] {terminal_safe(citation_label(citation))}"
 
     lines = []
     if result.query != result.question:

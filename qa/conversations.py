@@ -15,8 +15,8 @@ import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
+from qa.answers import Result
 from qa.chat import Turn
-from qa.reader import Result
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS conversations (

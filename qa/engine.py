@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from qa.reader import Reader, Result
+from qa.answers import Result
+from qa.reader import Reader
 from qa.retrieval import Filters, Passage, QueryTerms, Retriever
 from qa.store import IndexReader, check_encoder
 

@@ -20,9 +20,10 @@ import json
 import math
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from qa.answers import Answer, Citation, Result
 from qa.errors import ModelError
 from qa.retrieval import Passage, QueryTerms, load_weights
 from qa.text import QUESTION_WORDS, STOPWORDS, normalize_answer, stem, words
@@ -42,127 +43,6 @@ DEFAULT_READER: dict[str, Any] = {
     "read_passages": 5,
 }
 """Used only when `qa/weights.json` has no fitted "reader" entry (a fresh retrain)."""
-CONFIDENCE_WORDS = ((0.8, "high"), (0.5, "medium"), (0.0, "low"))
-
-
-def confidence_words(probability: float) -> str:
-    """ "high confidence (87 %)": the calibrated probability in words a person reads."""
-    word = next(word for bound, word in CONFIDENCE_WORDS if probability >= bound)
-    return f"{word} confidence ({round(100 * probability)} %)"
-
-
-@dataclass(frozen=True)
-class Citation:
-    """Where a quote comes from: `body[char_start:char_end] == quote` in that article."""
-
-    article_id: str
-    title: str
-    path: str
-    published: str | None
-    url: str | None
-    paragraph: int
-    char_start: int
-    char_end: int
-    quote: str
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Citation:
-        return cls(**{name: data.get(name) for name in cls.__dataclass_fields__})  # type: ignore[arg-type]
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "article_id": self.article_id,
-            "title": self.title,
-            "path": self.path,
-            "published": self.published,
-            "url": self.url,
-            "paragraph": self.paragraph,
-            "char_start": self.char_start,
-            "char_end": self.char_end,
-            "quote": self.quote,
-        }
-
-
-@dataclass(frozen=True)
-class Answer:
-    """One answer: a sentence quoted from the corpus, an optional short span inside it."""
-
-    text: str
-    span: str | None
-    span_start: int | None
-    """Offset of the span inside `text` (None without a span)."""
-    score: float
-    """Calibrated probability that this answer is right (0..1)."""
-    citations: tuple[Citation, ...]
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Answer:
-        return cls(
-            text=data["text"],
-            span=data.get("span"),
-            span_start=data.get("span_start"),
-            score=float(data.get("score", 0.0)),
-            citations=tuple(Citation.from_dict(c) for c in data.get("citations", [])),
-        )
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "text": self.text,
-            "span": self.span,
-            "span_start": self.span_start,
-            "score": round(self.score, 4),
-            "citations": [c.as_dict() for c in self.citations],
-        }
-
-
-@dataclass(frozen=True)
-class Result:
-    """The answer to one question, as every front end shows it."""
-
-    question: str
-    query: str
-    """The self-contained query that was searched (differs for follow-up questions)."""
-    not_found: bool
-    answers: tuple[Answer, ...]
-    related: tuple[Citation, ...] = ()
-    passages: tuple[Passage, ...] = field(default=(), compare=False, repr=False)
-    confidence: float = 0.0
-    """Probability that the best answer is right (the corpus answers the question and this
-    sentence is the answer); below the threshold: not found."""
-    reason: str | None = None
-    """Why nothing was found when it is not the corpus's silence: "no article matches the
-    filter source:x"."""
-
-    @property
-    def not_found_message(self) -> str:
-        """What a front end says for a not-found result."""
-        return f"Not found: {self.reason}." if self.reason else "Not found in the corpus."
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Result:
-        """The inverse of `as_dict` (passages are not kept)."""
-        return cls(
-            question=data["question"],
-            query=data.get("query") or data["question"],
-            not_found=bool(data.get("not_found")),
-            answers=tuple(Answer.from_dict(a) for a in data.get("answers", [])),
-            related=tuple(Citation.from_dict(c) for c in data.get("related", [])),
-            confidence=float(data.get("confidence", 0.0)),
-            reason=data.get("reason"),
-        )
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "question": self.question,
-            "query": self.query,
-            "not_found": self.not_found,
-            "confidence": round(self.confidence, 4),
-            "answers": [a.as_dict() for a in self.answers],
-            "related": [c.as_dict() for c in self.related],
-            **({"reason": self.reason} if self.reason else {}),
-        }
-
-
 # --------------------------------------------------------------------------- scoring
 
 

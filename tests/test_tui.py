@@ -404,13 +404,16 @@ def test_80x24_sources_collapse_tab_goes_to_the_newest_answer(
         await wait_for(pilot, lambda: app.engine is not None)
         panel = app.query_one(SourcesPanel)
         assert not panel.display, "an empty Sources panel takes no room"
+        await wait_for(pilot, lambda: bool(app.query("FooterKey")))
         footer_keys = [key.key for key in app.query("FooterKey")][:6]
         assert "f1" in footer_keys, footer_keys
         first = await ask(pilot, "How many officers were dishonorably discharged?")
         assert panel.display
         await ask(pilot, "What did the mayor of Quuxville say about alerts?")
         app.query_one("#question").focus()
+        await pilot.pause()
         await pilot.press("tab")
+        await wait_for(pilot, lambda: isinstance(app.focused, AnswerCard))
         focused = app.focused
         assert isinstance(focused, AnswerCard)
         assert focused.result is app.query(AnswerCard).last().result

@@ -23,6 +23,7 @@ from textual.content import Content
 from textual.widgets import Footer, Header, ProgressBar, Static
 from textual.worker import Worker, WorkerState
 
+from qa.answers import citation_label
 from qa.chat import Conversation, Turn
 from qa.errors import CommittedInterrupt, QAError
 from qa.retrieval import Filters, check_filters, parse_filter_date
@@ -542,13 +543,9 @@ class QAApp(App[None]):
             return
         answer = card.answer
         lines = [answer["text"]]
-        for number, citation in enumerate(answer["citations"], 1):
-            date = (citation.get("published") or "undated")[:10]
+        for number, citation in enumerate(answer["citations"], card.first_marker):
             url = f" {citation['url']}" if citation.get("url") else ""
-            lines.append(
-                f"[{number}] {citation['title']} — {date} — "
-                f"{citation['path']}:{citation['paragraph']}{url}"
-            )
+            lines.append(f"[{number}] {citation_label(citation)}{url}")
         self.copy_to_clipboard("\n".join(lines))
         self.notify("Answer and sources copied.")
 

@@ -13,7 +13,7 @@ from textual.message import Message
 from textual.widgets import Input, OptionList, Static
 from textual.widgets.option_list import Option
 
-from qa.reader import confidence_words
+from qa.answers import citation_date, confidence_words
 from qa.text import terminal_safe
 
 
@@ -23,7 +23,7 @@ def safe(text: str) -> Content:
 
 
 def date_of(citation: dict[str, Any]) -> str:
-    return (citation.get("published") or "undated")[:10]
+    return citation_date(citation)
 
 
 def answer_content(answer: dict[str, Any], first_marker: int) -> Content:
