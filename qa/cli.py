@@ -583,10 +583,7 @@ def add(
     Example:
       qa add ~/Downloads/story.html notes/interview.md --to imported
     """
-    import re
-    import shutil
-
-    from qa.articles import entry_problem, iter_corpus_files, load_file
+    from qa.adding import copy_into_corpus, corpus_folder
     from qa.embedding import encoder_factory
     from qa.errors import IndexBusyError
     from qa.store import write_lock
@@ -594,62 +591,26 @@ def add(
 
     index_target = resolve_index(ctx, index_dir)
     root = resolve_corpus(ctx, corpus, index_target)
-    target_dir = root / subdir
-    if Path(subdir).is_absolute() or not target_dir.resolve().is_relative_to(root.resolve()):
-        raise click.UsageError(f"--to {one_line(subdir)}: not a folder inside the corpus {root}")
+    try:
+        target_dir = corpus_folder(root, subdir)
+    except InputError as exc:
+        raise click.UsageError(one_line(str(exc))) from None
     # Copying files in while another process writes the index would leave them copied but
     # not indexed: find out first (the lock is taken again by the update below).
     with write_lock(index_target):
         pass
     failures = 0
     copied = 0
-    for given in paths:
-        if re.match(r"^[a-z][a-z0-9+.-]*://", given, re.I) or given.startswith("www."):
-            click.echo(
-                f"qa: {one_line(given)}: web addresses are not fetched (qa works offline); "
-                "save the page and add the saved file",
-                err=True,
-            )
-            failures += 1
-            continue
-        path = Path(given)
-        if not path.exists():
-            click.echo(f"qa: {one_line(str(path))}: no such file", err=True)
-            failures += 1
-            continue
-        files = [path] if path.is_file() else list(iter_corpus_files(path))
-        for file in files:
-            shown = one_line(str(file))
-            name = file.name if path.is_file() else file.relative_to(path).as_posix()
-            refusal = None if path.is_file() else entry_problem(file, path)
-            if refusal is not None:
-                click.echo(f"qa: {shown}: {refusal} (skipped)", err=True)
-                failures += 1
-                continue
-            articles, problems = load_file(file, name, max_bytes=_max_file_bytes())
-            for problem in problems:
-                click.echo(f"qa: {shown}: {one_line(problem.reason)} ({problem.action})", err=True)
-            if not articles:
-                failures += 1
-                continue
-            dest = target_dir / name
-            shown_dest = one_line(str(dest))
-            if dest.exists():
-                if dest.read_bytes() == file.read_bytes():
-                    click.echo(f"qa: {shown}: already in the corpus as {shown_dest}", err=True)
-                    continue
-                click.echo(
-                    f"qa: {shown}: {shown_dest} exists with other content; not copied", err=True
-                )
-                failures += 1
-                continue
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            tmp = dest.with_name(f".{dest.name}.tmp")
-            shutil.copyfile(file, tmp)
-            os.replace(tmp, dest)
+    for added in copy_into_corpus(paths, target_dir, _max_file_bytes()):
+        shown = one_line(added.source)
+        if added.status == "copied":
             copied += 1
             if not (as_json or quiet):
-                click.echo(f"added {shown_dest} ({len(articles)} article(s))", err=True)
+                click.echo(f"added {one_line(str(added.dest))} ({added.articles} article(s))",
+                           err=True)  # fmt: skip
+            continue
+        failures += added.status == "failed"
+        click.echo(f"qa: {shown}: {one_line(added.reason)}", err=True)
     if failures and not copied:
         if as_json:
             _print_json({"copied": 0, "failed": failures, "index": None})
@@ -1056,59 +1017,14 @@ def eval_command(
       qa eval ../shared/data/squad/dev-v1.1.json.zip --index /tmp/squad-index --json
       qa eval tests/data/bbc_paraphrased.jsonl --index /tmp/bbc-index
     """
-    import shutil
-    import tempfile
+    from qa.evaluate import evaluate_file
 
-    from qa.embedding import encoder_factory
-    from qa.engine import Engine
-    from qa.evaluate import (
-        evaluate,
-        evaluate_news,
-        index_squad,
-        load_news_questions,
-        load_squad,
-        select_questions,
-    )
-    from qa.store import Progress, index_exists
-
-    news = file.suffix.lower() == ".jsonl"
-    if news:
-        if index_dir is None or not index_exists(index_dir):
-            raise InputError(f"{file}: a JSONL question file needs --index DIR with an index")
-        news_questions = load_news_questions(file)
-    else:
-        squad = load_squad(file)
-        questions = select_questions(squad, half, sample, seed)
-    workdir = Path(tempfile.mkdtemp(prefix="qa-eval-"))
     if index_dir is None and not (quiet or as_json):
         click.echo(f"qa: indexing {file.name}'s articles into a temporary index", err=True)
-    try:
-        target = index_dir or workdir / "index"
-        with ProgressView(quiet or as_json) as view:
-            if not news and not index_exists(target):
-                index_squad(squad, target, encoder_factory(None, backend), progress=view)
-            engine = Engine.open(target)
-            try:
-                engine.warm_up()
-
-                def progress(done: int, total: int) -> None:
-                    view(Progress("questions", done, total))
-
-                if news:
-                    metrics = evaluate_news(engine, news_questions, progress=progress)
-                else:
-                    metrics = evaluate(engine, squad, questions, progress=progress)
-            finally:
-                engine.close()
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
-    metrics = {
-        "file": str(file),
-        "half": "all" if news else half,
-        "backend": engine.index.settings.backend,
-        "read_passages": engine.reader.read_passages,
-        **metrics,
-    }
+    with ProgressView(quiet or as_json) as view:
+        metrics = evaluate_file(
+            file, index_dir, backend=backend, half=half, sample=sample, seed=seed, progress=view
+        )
     if as_json:
         _print_json(metrics)
         return

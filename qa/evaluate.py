@@ -447,3 +447,59 @@ def summarize(outcomes: list[Outcome], version: str | SquadSet = "") -> dict[str
         }
     )
     return metrics
+
+
+def evaluate_file(
+    file: Path,
+    index_dir: Path | None,
+    *,
+    backend: str | None = None,
+    half: str = "all",
+    sample: int | None = None,
+    seed: int = 0,
+    progress: Callable[[Any], None] | None = None,
+) -> dict[str, Any]:
+    """`qa eval`: ask the questions of a SQuAD file (its articles indexed into `index_dir`,
+    or a temporary index when None) or of a JSONL file (over the existing `index_dir`) and
+    return the metrics. `progress` receives `qa.store.Progress` reports."""
+    import shutil
+    import tempfile
+
+    from qa.embedding import encoder_factory
+    from qa.engine import Engine
+    from qa.store import Progress, index_exists
+
+    news = file.suffix.lower() == ".jsonl"
+    if news:
+        if index_dir is None or not index_exists(index_dir):
+            raise InputError(f"{file}: a JSONL question file needs --index DIR with an index")
+        news_questions = load_news_questions(file)
+    else:
+        squad = load_squad(file)
+        questions = select_questions(squad, half, sample, seed)
+
+    def asked(done: int, total: int) -> None:
+        if progress is not None:
+            progress(Progress("questions", done, total))
+
+    workdir = Path(tempfile.mkdtemp(prefix="qa-eval-"))
+    try:
+        target = index_dir or workdir / "index"
+        if not news and not index_exists(target):
+            index_squad(squad, target, encoder_factory(None, backend), progress=progress)
+        engine = Engine.open(target)
+        try:
+            engine.warm_up()
+            if news:
+                metrics = evaluate_news(engine, news_questions, progress=asked)
+            else:
+                metrics = evaluate(engine, squad, questions, progress=asked)
+            settings = {
+                "backend": engine.index.settings.backend,
+                "read_passages": engine.reader.read_passages,
+            }
+        finally:
+            engine.close()
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    return {"file": str(file), "half": "all" if news else half, **settings, **metrics}
