@@ -163,6 +163,7 @@ def best_threshold(
 
 
 K_CHOICES = (1, 2, 3, 4, 5, 6, 8)
+LEXICAL = ("q_missing", "names_missing", "numbers_missing")
 
 
 def reader_rows(engine: Engine, questions) -> list[dict]:
@@ -257,8 +258,9 @@ def fit_reader(args, passage_weights) -> dict:
         import zlib
 
         fold = np.array([zlib.crc32(str(r["article"]).encode()) % 2 for r in rows])
-        base = [CANDIDATE_FEATURES.index(n) for n in CANDIDATE_FEATURES[:7]]
-        for label, chosen in (("reader+retrieval", base), ("+ lexical", columns)):
+        base = [CANDIDATE_FEATURES.index(n) for n in CANDIDATE_FEATURES if n not in LEXICAL]
+        full = list(range(width))
+        for label, chosen in (("reader+retrieval", base), ("+ lexical", full)):
             answered = no_answer = accuracy = 0.0
             for held in (0, 1):
                 train = fold != held
@@ -321,12 +323,16 @@ def main() -> int:
     parser.add_argument("--index-v1", type=Path, default=tmp / "qa-squad-v1-index")
     parser.add_argument("--index-v2", type=Path, default=tmp / "qa-squad-v2-index")
     parser.add_argument("--out", type=Path, default=ROOT / "qa" / "weights.json")
-    parser.add_argument("--max-loss", type=float, default=0.04)
+    # 0.02: news readers ask questions the corpus answers far more often than SQuAD 2.0's
+    # half-unanswerable mix; a wrong "not found" costs them more than SQuAD's trade suggests
+    parser.add_argument("--max-loss", type=float, default=0.02)
     parser.add_argument(
         "--features",
         type=lambda text: [n.strip() for n in text.split(",") if n.strip()],
-        default=list(CANDIDATE_FEATURES),
-        help="comma-separated candidate features to weigh [default: all]",
+        # the lexical cues (q_missing, names_missing, numbers_missing) did not help on held-out
+        # articles of the fit half (--compare), so they are not weighed by default
+        default=[n for n in CANDIDATE_FEATURES if n not in LEXICAL],
+        help="comma-separated candidate features to weigh [default: reader and retrieval]",
     )
     parser.add_argument(
         "--compare",
