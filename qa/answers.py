@@ -107,7 +107,7 @@ class Result:
     @property
     def not_found_message(self) -> str:
         """What a front end says for a not-found result."""
-        return f"Not found: {self.reason}." if self.reason else "Not found in the corpus."
+        return not_found_message(self.reason)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Result:
@@ -132,6 +132,12 @@ class Result:
             "related": [c.as_dict() for c in self.related],
             **({"reason": self.reason} if self.reason else {}),
         }
+
+
+def not_found_message(reason: str | None) -> str:
+    """ "Not found in the corpus.", or why not when it is not the corpus's silence (raw
+    text: escape it for the output it goes to)."""
+    return f"Not found: {reason}." if reason else "Not found in the corpus."
 
 
 def citation_date(citation: dict[str, Any] | Citation) -> str:

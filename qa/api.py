@@ -12,7 +12,7 @@ from typing import Any
 
 from qa.answers import Result
 from qa.errors import QAError
-from qa.retrieval import Filters, check_filters, parse_filter_date
+from qa.retrieval import parse_filters
 from qa.store import IndexReader, UpdateReport, resolve_stored_corpus, sync_index
 
 
@@ -46,13 +46,7 @@ class Index:
 
         `since` / `until` (`2006`, `2006-01` or `2006-01-31`) and `source` filter articles
         as `qa ask` does."""
-        filters = check_filters(
-            Filters(
-                since=parse_filter_date(since, "since"),
-                until=parse_filter_date(until, "until"),
-                source=source or None,
-            )
-        )
+        filters = parse_filters(since, until, source)
         return self._engine.ask(question, n=n, filters=filters, abstain=abstain)
 
     def update(self, *, allow_mass_removal: bool = False) -> UpdateReport:

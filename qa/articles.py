@@ -28,6 +28,7 @@ import stat
 import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -101,6 +102,9 @@ class Problem:
 
     def __str__(self) -> str:
         return f"{self.path}: {self.reason} ({self.action})"
+
+    def as_dict(self) -> dict[str, str]:
+        return {"path": self.path, "reason": self.reason, "action": self.action}
 
 
 @dataclass
@@ -567,6 +571,7 @@ def parse_text(text: str, rel: str) -> Article:
 _FRONT_MATTER = re.compile(r"\A---[ \t]*\n(?P<yaml>.*?)\n(?:---|\.\.\.)[ \t]*(?:\n|\Z)", re.S)
 
 
+@lru_cache(maxsize=1)
 def _front_matter_loader() -> Any:
     """A safe YAML loader that leaves dates as text, for `parse_date` to read.
 
@@ -624,6 +629,7 @@ def parse_markdown(text: str, rel: str, problems: list[Problem] | None = None) -
     return _article_from_meta(meta, rel, None, str(title), paragraphs, problems)
 
 
+@lru_cache(maxsize=1)
 def _markdown_parser() -> Any:
     from markdown_it import MarkdownIt  # rich's dependency: already installed
 

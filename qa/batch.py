@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from qa.answers import citation_date, confidence_words
+from qa.answers import citation_date, confidence_words, not_found_message
 from qa.errors import InputError
 from qa.text import terminal_safe
 
@@ -287,9 +287,7 @@ def markdown_record(record: dict[str, Any], first_citation: int = 1) -> str:
     if record.get("error"):
         lines.append(f"**Error:** {markdown_safe(record['error'])}")
     elif record.get("not_found"):
-        reason = record.get("reason")
-        shown = f"Not found: {markdown_safe(reason)}." if reason else "Not found in the corpus."
-        lines.append(f"_{shown}_")
+        lines.append(f"_{markdown_safe(not_found_message(record.get('reason')))}_")
         for number, citation in enumerate(record.get("related", []), 1):
             lines.append(f"- related [{number}] {_md_citation(citation)}")
     else:

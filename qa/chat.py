@@ -58,12 +58,18 @@ class Reading:
     query: str
 
 
+def _is_content(word: str) -> bool:
+    """A word that says what a question is about (not a function or question word)."""
+    return (
+        word not in STOPWORDS
+        and word not in QUESTION_WORDS
+        and word not in _GENERIC
+        and len(word) > 1
+    )
+
+
 def _own_terms(question: str) -> list[str]:
-    return [
-        w
-        for w in words(question)
-        if w not in STOPWORDS and w not in QUESTION_WORDS and w not in _GENERIC and len(w) > 1
-    ]
+    return [w for w in words(question) if _is_content(w)]
 
 
 def _pronouns(question: str) -> list[tuple[str, bool]]:
@@ -72,18 +78,12 @@ def _pronouns(question: str) -> list[tuple[str, bool]]:
     tokens = words(question)
     found = []
     seen_content = False
-    for index, token in enumerate(tokens):
+    for token in tokens:
         if token in PERSONAL or token in NEUTER or token in _DEMONSTRATIVE:
             # "the firm that makes ...": a relative "that" after a noun points nowhere back
-            relative = token == "that" and seen_content and index > 0
-            if not relative:
+            if not (token == "that" and seen_content):
                 found.append((token, seen_content))
-        elif (
-            token not in STOPWORDS
-            and token not in QUESTION_WORDS
-            and token not in _GENERIC
-            and len(token) > 1
-        ):
+        elif _is_content(token):
             seen_content = True
     return found
 

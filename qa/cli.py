@@ -127,9 +127,7 @@ def corpus_check(ctx: click.Context, corpus: Path | None, as_json: bool) -> None
         "unique": result.unique,
         "duplicates": len(result.articles) - result.unique,
         "duplicate_groups": groups,
-        "problems": [
-            {"path": p.path, "reason": p.reason, "action": p.action} for p in result.problems
-        ],
+        "problems": [p.as_dict() for p in result.problems],
     }
     if as_json:
         _print_json(report)
@@ -180,8 +178,7 @@ def corpus_show(path: Path, as_json: bool) -> None:
                     }
                     for a in articles
                 ],
-                "problems": [{"path": p.path, "reason": p.reason, "action": p.action}
-                             for p in problems],
+                "problems": [p.as_dict() for p in problems],
             }
         )  # fmt: skip
     else:
@@ -655,15 +652,9 @@ def _filter_options(func: F) -> F:
 
 
 def _filters(since: str | None, until: str | None, source: str | None) -> Any:
-    from qa.retrieval import Filters, check_filters, parse_filter_date
+    from qa.retrieval import parse_filters
 
-    return check_filters(
-        Filters(
-            since=parse_filter_date(since, "--since"),
-            until=parse_filter_date(until, "--until"),
-            source=source or None,
-        )
-    )
+    return parse_filters(since, until, source, option_prefix="--")
 
 
 def render_result(result: Any, color: bool) -> str:
@@ -937,12 +928,11 @@ def verify_command(
       qa verify qa-conversation-20261201-101500.md --corpus corpus
     """
     from qa.text import one_line
-    from qa.verify import VERIFIED, verify
+    from qa.verify import STATUSES, VERIFIED, verify
 
     root = resolve_corpus(ctx, corpus, resolve_index(ctx, index_dir))
     checks = verify(file, root)
-    counts = {status: sum(c.status == status for c in checks) for status in
-              ("verified", "changed", "missing")}  # fmt: skip
+    counts = {status: sum(c.status == status for c in checks) for status in STATUSES}
     if as_json:
         _print_json({"file": str(file), "corpus": str(root), **counts,
                      "citations": [c.as_dict() for c in checks]})  # fmt: skip

@@ -111,8 +111,16 @@ def parse_filter_date(value: str | None, name: str) -> str | None:
     return value
 
 
-def check_filters(filters: Filters) -> Filters:
-    """Refuse a date range that ends before it starts."""
+def parse_filters(
+    since: str | None, until: str | None, source: str | None, option_prefix: str = ""
+) -> Filters:
+    """`Filters` from what a user typed, checked: real dates, and a range that does not end
+    before it starts. `option_prefix` ("--" on the command line) names the option in errors."""
+    filters = Filters(
+        since=parse_filter_date(since, f"{option_prefix}since"),
+        until=parse_filter_date(until, f"{option_prefix}until"),
+        source=source or None,
+    )
     if filters.since and filters.until and filters.since[: len(filters.until)] > filters.until:
         raise QAError(f"since:{filters.since} is after until:{filters.until}")
     return filters

@@ -179,10 +179,11 @@ def write_lock(index_dir: Path) -> Iterator[None]:
 # --------------------------------------------------------------------------- connections
 
 
-def _connect(path: Path, readonly: bool = False) -> sqlite3.Connection:
+def _connect(path: Path, readonly: bool = False, immutable: bool = False) -> sqlite3.Connection:
     if readonly:
+        flags = "mode=ro&immutable=1" if immutable else "mode=ro"
         conn = sqlite3.connect(
-            f"file:{path}?mode=ro", uri=True, check_same_thread=False, isolation_level=None
+            f"file:{path}?{flags}", uri=True, check_same_thread=False, isolation_level=None
         )
     else:
         conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
@@ -208,11 +209,7 @@ def _connect_reader(path: Path) -> sqlite3.Connection:
         message = str(exc).lower()
         if "readonly" not in message and "unable to open" not in message:
             raise
-    conn = sqlite3.connect(
-        f"file:{path}?mode=ro&immutable=1", uri=True, check_same_thread=False, isolation_level=None
-    )
-    conn.row_factory = sqlite3.Row
-    return conn
+    return _connect(path, readonly=True, immutable=True)
 
 
 def _meta(conn: sqlite3.Connection) -> dict[str, str]:
@@ -449,11 +446,7 @@ def sync_index(
                 report.articles = int(meta.get("articles", 0))
                 report.chunks = int(meta.get("chunks", 0))
                 report.unchanged = report.articles
-                report.skipped = [
-                    {"path": p.path, "reason": p.reason, "action": p.action}
-                    for scan in scans
-                    for p in scan.problems
-                ]
+                report.skipped = _skipped(scans)
                 report.seconds = round(time.perf_counter() - started, 3)
                 return report
 
@@ -508,11 +501,7 @@ def sync_index(
             report.unchanged = total_current - report.added - report.changed - report.renamed
             report.embedded_documents = len(embedded)
             report.embedded_chunks = sum(len(item[1]) for item in embedded.values())
-            report.skipped = [
-                {"path": p.path, "reason": p.reason, "action": p.action}
-                for scan in scans
-                for p in scan.problems
-            ]
+            report.skipped = _skipped(scans)
             try:
                 progress(Progress("write", 1, 1))
                 _write_faiss(conn, index_dir, settings, progress)
@@ -527,6 +516,11 @@ def sync_index(
             conn.close()
     report.seconds = round(time.perf_counter() - started, 3)
     return report
+
+
+def _skipped(scans: list[_FileScan]) -> list[dict[str, str]]:
+    """The file problems of a scan, as `UpdateReport.skipped` lists them."""
+    return [p.as_dict() for scan in scans for p in scan.problems]
 
 
 def _nothing_to_write(
@@ -915,7 +909,7 @@ def _write(
                 scan.size,
                 scan.mtime_ns,
                 scan.sha256,
-                json.dumps([asdict(p) for p in scan.problems]),
+                json.dumps([p.as_dict() for p in scan.problems]),
             ),
         )
 

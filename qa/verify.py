@@ -24,6 +24,7 @@ from qa.articles import Article, load_file
 from qa.errors import InputError
 
 VERIFIED, CHANGED, MISSING = "verified", "changed", "missing"
+STATUSES = (VERIFIED, CHANGED, MISSING)
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,7 @@ from textual.worker import Worker, WorkerState
 from qa.answers import citation_label
 from qa.chat import Conversation, Turn
 from qa.errors import CommittedInterrupt, QAError
-from qa.retrieval import Filters, check_filters, parse_filter_date
+from qa.retrieval import Filters, parse_filters
 from qa.text import terminal_safe
 from qa.tui.screens import ArticleScreen, BuildScreen, HelpScreen, HistoryScreen, help_text
 from qa.tui.widgets import (
@@ -256,8 +256,7 @@ class QAApp(App[None]):
         box = self.query_one(HistoryInput)
         box.remember(event.question)
         box.focus()
-        self.pending.append(event.question)
-        self._ask_next()
+        self._enqueue(event.question)
 
     def action_focus_answers(self) -> None:
         """Tab from the question box: the newest answer first (the oldest is a scroll away)."""
@@ -297,7 +296,11 @@ class QAApp(App[None]):
         if text.startswith("/"):
             self.run_command(text)
             return
-        self.pending.append(text)
+        self._enqueue(text)
+
+    def _enqueue(self, question: str) -> None:
+        """Queue a question: asked now, or as soon as the model is ready."""
+        self.pending.append(question)
         if self.engine is None:
             self.set_status(
                 "The model is loading; your question will be answered when it is ready."
@@ -428,12 +431,8 @@ class QAApp(App[None]):
                 return
             values[key] = value
         try:
-            self.filters = check_filters(
-                Filters(
-                    since=parse_filter_date(values.get("since"), "since"),
-                    until=parse_filter_date(values.get("until"), "until"),
-                    source=values.get("source"),
-                )
+            self.filters = parse_filters(
+                values.get("since"), values.get("until"), values.get("source")
             )
         except QAError as exc:
             self.notify(str(exc), severity="error")

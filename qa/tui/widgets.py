@@ -13,7 +13,7 @@ from textual.message import Message
 from textual.widgets import Input, OptionList, Static
 from textual.widgets.option_list import Option
 
-from qa.answers import citation_date, confidence_words
+from qa.answers import citation_date, confidence_words, not_found_message
 from qa.text import terminal_safe
 
 
@@ -116,8 +116,7 @@ class AnswerCard(Static, can_focus=True):
 
     @staticmethod
     def _not_found(result: dict[str, Any]) -> Content:
-        reason = result.get("reason")
-        message = f"Not found: {reason}." if reason else "Not found in the corpus."
+        message = not_found_message(result.get("reason"))
         lines = [Content.styled(terminal_safe(message), "bold")]
         if result.get("related"):
             lines.append(Content.styled("Related passages (select to see them):", "dim"))
