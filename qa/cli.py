@@ -381,6 +381,40 @@ def _backend_option(func: Any) -> Any:
     )(func)
 
 
+def _engine_options(func: Any) -> Any:
+    func = click.option(
+        "--ray-workers",
+        type=click.IntRange(1, 100_000),
+        default=None,
+        help="Embedding actors on the cluster. [default: one per CPU of the cluster]",
+    )(func)
+    func = click.option(
+        "--ray-address",
+        default=None,
+        metavar="auto|HOST:PORT",
+        help="The Ray cluster to join (with --engine ray). [default: start a local Ray]",
+    )(func)
+    return click.option(
+        "--engine",
+        type=click.Choice(["local", "ray"]),
+        default="local",
+        show_default=True,
+        help="Where chunks are embedded: in this process, or on a Ray cluster "
+        "(pip install 'qa[cluster]'; README: Running on a cluster).",
+    )(func)
+
+
+def _embedder(engine: str, ray_address: str | None, ray_workers: int | None) -> Any:
+    if engine == "local":
+        if ray_address or ray_workers:
+            raise click.UsageError("--ray-address and --ray-workers go with --engine ray")
+        return None
+    from qa.cluster import RayEmbedder, import_ray
+
+    import_ray()  # a clear error now, before the corpus is scanned
+    return RayEmbedder(address=ray_address, workers=ray_workers)
+
+
 @cli.group()
 def index() -> None:
     """Build, update and inspect the search index."""
@@ -414,6 +448,7 @@ def index() -> None:
     default=None,
     help="Texts per model call. [default: the backend's best on this machine's measurements]",
 )
+@_engine_options
 @_yes_option
 @_json_option
 @click.option("-q", "--quiet", is_flag=True, help="No progress output.")
@@ -427,6 +462,9 @@ def index_build(
     chunk_tokens: int | None,
     faiss_factory: str | None,
     batch_size: int | None,
+    engine: str,
+    ray_address: str | None,
+    ray_workers: int | None,
     yes: bool,
     as_json: bool,
     quiet: bool,
@@ -441,6 +479,7 @@ def index_build(
       qa index build --corpus ../shared/data/bbc --index /tmp/bbc-index
       qa index build --chunk-tokens 128 --faiss HNSW32
       qa index build --backend torch
+      qa index build --engine ray --ray-address auto
     """
     from qa.chunking import ChunkSettings
     from qa.embedding import encoder_factory
@@ -458,6 +497,7 @@ def index_build(
         chunking=chunking,
         faiss_factory=faiss_factory,
         batch_size=batch_size,
+        embedder=_embedder(engine, ray_address, ray_workers),
     )
     _print_report(report, as_json, quiet)
 
@@ -471,6 +511,7 @@ def index_build(
     default=None,
     help="Refuse to run unless the index uses this chunk size.",
 )
+@_engine_options
 @_yes_option
 @_json_option
 @click.option("-q", "--quiet", is_flag=True, help="Print only when something changed.")
@@ -480,6 +521,9 @@ def index_update(
     corpus: Path | None,
     index_dir: Path | None,
     chunk_tokens: int | None,
+    engine: str,
+    ray_address: str | None,
+    ray_workers: int | None,
     yes: bool,
     as_json: bool,
     quiet: bool,
@@ -502,7 +546,13 @@ def index_update(
     if chunk_tokens:
         chunking = ChunkSettings(max_tokens=chunk_tokens)
     report = _sync(
-        root, target, encoder_factory(None), quiet=quiet or as_json, yes=yes, chunking=chunking
+        root,
+        target,
+        encoder_factory(None),
+        quiet=quiet or as_json,
+        yes=yes,
+        chunking=chunking,
+        embedder=_embedder(engine, ray_address, ray_workers),
     )
     _print_report(report, as_json, quiet)
 

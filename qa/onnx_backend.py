@@ -296,6 +296,10 @@ class OnnxMiniLM:
 
 
 def _cores() -> int:
+    # a Ray worker (num_cpus=1) or a batch system says how many threads one process may use
+    value = os.environ.get("OMP_NUM_THREADS", "")
+    if value.isdigit() and int(value) > 0:
+        return int(value)
     try:
         return max(1, len(os.sched_getaffinity(0)))
     except (AttributeError, OSError):

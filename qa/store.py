@@ -10,8 +10,10 @@
   built from; a missing, stale or corrupt FAISS file is rebuilt from the stored vectors.
 - `.lock` keeps a second writer out.
 
-Embedding happens before the write transaction opens, so an interruption at any point leaves
-the previous index as it was.
+Every build or update is one write transaction, embedding included (a slice of chunks at a
+time, so memory does not grow with the corpus): an error or interruption at any point before
+COMMIT rolls it back and leaves the previous index as it was, and readers see that state
+until the commit.
 """
 
 from __future__ import annotations
@@ -21,14 +23,15 @@ import datetime as dt
 import fcntl
 import hashlib
 import json
+import math
 import os
 import sqlite3
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from qa.articles import (
     DEFAULT_MAX_BYTES,
@@ -53,14 +56,25 @@ from qa.text import sentence_stems
 if TYPE_CHECKING:
     import numpy as np
 
-    from qa.embedding import Encoder
+    from qa.embedding import Encoder, ProgressCallback
 
 FORMAT_VERSION = 2
 STORE_FILE = "store.sqlite"
 FAISS_FILE = "vectors.faiss"
 MANIFEST_FILE = "manifest.json"
 LOCK_FILE = ".lock"
-DEFAULT_FAISS = "Flat"
+AUTO_FAISS = "auto"
+DEFAULT_FAISS = AUTO_FAISS
+"""Chosen by size (`faiss_factory_for`); `--faiss FACTORY` picks one."""
+FLAT_LIMIT = 200_000
+"""Chunks below which "auto" is exact search: at 200,000 a Flat search takes about 15 ms."""
+NPROBE = 64
+"""Inverted lists an "auto" IVF index searches."""
+TRAIN_SAMPLE = 100_000
+QUICK_CHECK_LIMIT = 1 << 30
+VECTOR_BATCH = 50_000
+SLICE_CHUNKS = 50_000
+"""Chunks embedded and written at a time, inside the one write transaction."""
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -236,6 +250,20 @@ def _atomic_write(path: Path, data: bytes) -> None:
 # --------------------------------------------------------------------------- settings
 
 
+class Embedder(Protocol):
+    """Embeds chunk texts somewhere other than in this process (`qa.cluster.RayEmbedder`):
+    vectors in input order and, where the encoder gives them, the vectors of each text's
+    sentence `spans`."""
+
+    def embed(
+        self,
+        encoder: Encoder,
+        texts: Sequence[str],
+        spans: Sequence[list[tuple[int, int]]],
+        progress: ProgressCallback,
+    ) -> tuple[np.ndarray, list[np.ndarray] | None]: ...
+
+
 @dataclass(frozen=True)
 class IndexSettings:
     """What vectors in one index must share; a mismatch means `build`, never a mix."""
@@ -373,6 +401,7 @@ def sync_index(
     max_bytes: int = DEFAULT_MAX_BYTES,
     batch_size: int | None = None,
     confirm_removal: Callable[[int, int], bool] | None = None,
+    embedder: Embedder | None = None,
 ) -> UpdateReport:
     """Bring the index at `index_dir` in line with `corpus`.
 
@@ -386,6 +415,8 @@ def sync_index(
     Removing more than half of the articles of an index (an emptied folder, a mistyped
     `--corpus`) needs `confirm_removal(removed, total)` to return True; without it, or when it
     returns False, `MassRemovalError` is raised and nothing is changed.
+
+    `embedder` (e.g. `qa.cluster.RayEmbedder`) embeds the chunks elsewhere; None: here.
     """
     started = time.perf_counter()
     progress = progress or _no_progress
@@ -450,7 +481,7 @@ def sync_index(
                 report.seconds = round(time.perf_counter() - started, 3)
                 return report
 
-            known = {} if full else _document_ids(conn)
+            known = {} if full else _document_ids(conn, {a.sha256 for a in new.values()})
             to_embed: dict[str, Article] = {}
             for article in new.values():
                 if article.sha256 not in known and article.sha256 not in to_embed:
@@ -458,17 +489,21 @@ def sync_index(
 
             if to_embed and encoder is None:
                 encoder = encoder_factory(settings)
-            embedded = _chunk_and_embed(
-                list(to_embed.values()), encoder, settings, progress, batch_size
-            )
+            chunked = _chunk_articles(list(to_embed.values()), encoder, settings, progress)
 
-            progress(Progress("write", 0, 1))
+            # One transaction for the whole update, embedding included: chunks are embedded
+            # and written a slice at a time (memory follows the slice), and anything that
+            # fails or is interrupted before COMMIT rolls everything back. Readers (WAL) see
+            # the previous state throughout.
             conn.execute("BEGIN IMMEDIATE")
             try:
                 if full:
                     for table in ("files", "articles", "chunks", "chunks_fts", "documents"):
                         conn.execute(f"DELETE FROM {table}")
-                _write(conn, scans, gone, old, new, embedded)
+                embedded = _embed_slices(chunked, encoder, settings, progress, batch_size, embedder)
+                changes = _write(conn, scans, gone, old, new, embedded, track=not full)
+                progress(Progress("write", 0, 1))
+                previous_generation = None if full else meta.get("generation")
                 generation = f"{uuid.uuid4().hex[:12]}"
                 counts = conn.execute(
                     "SELECT (SELECT count(*) FROM articles), (SELECT count(*) FROM chunks),"
@@ -499,12 +534,12 @@ def sync_index(
                 _count_articles(conn, s.path) for s in scans if s.articles is None
             )
             report.unchanged = total_current - report.added - report.changed - report.renamed
-            report.embedded_documents = len(embedded)
-            report.embedded_chunks = sum(len(item[1]) for item in embedded.values())
+            report.embedded_documents = len(chunked)
+            report.embedded_chunks = sum(len(chunks) for _, chunks in chunked)
             report.skipped = _skipped(scans)
             try:
                 progress(Progress("write", 1, 1))
-                _write_faiss(conn, index_dir, settings, progress)
+                _write_faiss(conn, index_dir, settings, progress, changes, previous_generation)
             except BaseException as exc:
                 report.seconds = round(time.perf_counter() - started, 3)
                 raise CommittedInterrupt(
@@ -590,7 +625,11 @@ def _open_for_write(store_path: Path, full: bool) -> sqlite3.Connection:
         try:
             conn = _connect(store_path)
             version = conn.execute("SELECT value FROM meta WHERE key = 'format_version'").fetchone()
-            damage = conn.execute("PRAGMA quick_check").fetchone()[0]
+            # quick_check reads the whole file: 0.05 s for the 80 MB BBC index, minutes for
+            # a million articles. Above QUICK_CHECK_LIMIT damage is found by the queries
+            # that meet it (and reported the same way, by _damage_reported).
+            small = store_path.stat().st_size <= QUICK_CHECK_LIMIT
+            damage = conn.execute("PRAGMA quick_check").fetchone()[0] if small else "ok"
             if damage != "ok":
                 # A build needs nothing from the old store: a damaged one is started afresh
                 # rather than failing half-way through deleting its rows. An update refuses.
@@ -752,62 +791,110 @@ def check_encoder(settings: IndexSettings, encoder: Encoder) -> None:
         )
 
 
-def _document_ids(conn: sqlite3.Connection) -> dict[str, int]:
-    return {row[0]: row[1] for row in conn.execute("SELECT sha256, id FROM documents")}
+def _document_ids(conn: sqlite3.Connection, hashes: set[str]) -> dict[str, int]:
+    """The stored documents among `hashes` (sha256 -> id)."""
+    found: dict[str, int] = {}
+    ordered = sorted(hashes)
+    for start in range(0, len(ordered), 500):
+        part = ordered[start : start + 500]
+        for sha, doc_id in conn.execute(
+            f"SELECT sha256, id FROM documents WHERE sha256 IN ({','.join('?' * len(part))})",
+            part,
+        ):
+            found[sha] = doc_id
+    return found
 
 
 def _count_articles(conn: sqlite3.Connection, path: str) -> int:
     return int(conn.execute("SELECT count(*) FROM articles WHERE path = ?", (path,)).fetchone()[0])
 
 
-def _chunk_and_embed(
-    articles: list[Article],
+Embedded = tuple[Article, list[Chunk], "np.ndarray", list["bytes | None"]]
+"""One article's chunks with their vectors and float16 sentence-vector blobs."""
+
+
+def _chunk_articles(
+    articles: list[Article], encoder: Encoder | None, settings: IndexSettings, progress: ProgressFn
+) -> list[tuple[Article, list[Chunk]]]:
+    if not articles:
+        return []
+    assert encoder is not None
+    check_encoder(settings, encoder)
+    chunker = Chunker(settings.chunking, encoder.count_word_pieces)
+    chunked = []
+    for number, article in enumerate(articles, 1):
+        chunked.append((article, chunker.chunk(article.id, article.title, article.body)))
+        if number % 100 == 0 or number == len(articles):
+            progress(Progress("chunk", number, len(articles)))
+    return chunked
+
+
+def _embed_slices(
+    chunked: list[tuple[Article, list[Chunk]]],
     encoder: Encoder | None,
     settings: IndexSettings,
     progress: ProgressFn,
     batch_size: int | None,
-) -> dict[str, tuple[Article, list[Chunk], np.ndarray, list[bytes | None]]]:
-    import numpy as np
-
-    if not articles:
-        return {}
+    embedder: Embedder | None = None,
+) -> Iterator[Embedded]:
+    """The chunks' vectors, `SLICE_CHUNKS` chunks at a time: memory follows the slice, not
+    the corpus (a million articles hold 11 GB of sentence vectors)."""
+    if not chunked:
+        return
     assert encoder is not None
-    check_encoder(settings, encoder)
-    chunker = Chunker(settings.chunking, encoder.count_word_pieces)
-    per_article: list[list[Chunk]] = []
-    for number, article in enumerate(articles, 1):
-        per_article.append(chunker.chunk(article.id, article.title, article.body))
-        if number % 100 == 0 or number == len(articles):
-            progress(Progress("chunk", number, len(articles)))
-    texts = [
-        embed_text(article.title, chunk.text)
-        for article, chunks in zip(articles, per_article)
-        for chunk in chunks
-    ]
-    progress(Progress("model", 0, 1))
-    encoder.load()
-    progress(Progress("model", 1, 1))
+    total = sum(len(chunks) for _, chunks in chunked)
     done = 0
 
     def advance(n: int) -> None:
         nonlocal done
         done += n
-        progress(Progress("embed", done, len(texts)))
+        progress(Progress("embed", done, total))
 
-    progress(Progress("embed", 0, len(texts)))
+    if embedder is None:
+        progress(Progress("model", 0, 1))
+        encoder.load()
+        progress(Progress("model", 1, 1))
+    progress(Progress("embed", 0, total))
+    start = 0
+    while start < len(chunked):
+        stop, size = start, 0
+        while stop < len(chunked) and (size < SLICE_CHUNKS or stop == start):
+            size += len(chunked[stop][1])
+            stop += 1
+        yield from _embed(chunked[start:stop], encoder, settings, advance, batch_size, embedder)
+        start = stop
+
+
+def _embed(
+    chunked: list[tuple[Article, list[Chunk]]],
+    encoder: Encoder,
+    settings: IndexSettings,
+    advance: Callable[[int], None],
+    batch_size: int | None,
+    embedder: Embedder | None,
+) -> Iterator[Embedded]:
+    import numpy as np
+
+    texts = [
+        embed_text(article.title, chunk.text) for article, chunks in chunked for chunk in chunks
+    ]
     sentence_vectors: list[np.ndarray] | None = None
     with_spans = getattr(encoder, "encode_with_spans", None)
-    if with_spans is not None:
+    spans: list[list[tuple[int, int]]] = []
+    if with_spans is not None or embedder is not None:
         # Sentence vectors from the same forward pass (see qa.minilm): offsets of each
         # sentence inside the embedded text "title. chunk".
-        spans = []
-        for article, chunks in zip(articles, per_article):
+        for article, chunks in chunked:
             for chunk in chunks:
                 shift = len(embed_text(article.title, chunk.text)) - len(chunk.text)
                 spans.append(
                     [(s - chunk.char_start + shift, e - chunk.char_start + shift)
                      for s, e in chunk.sentences]
                 )  # fmt: skip
+    if embedder is not None:
+        # on a cluster (qa.cluster): the workers load the model, the driver never does
+        vectors, sentence_vectors = embedder.embed(encoder, texts, spans, advance)
+    elif with_spans is not None:
         vectors, sentence_vectors = with_spans(
             texts, spans, batch_size=batch_size, progress=advance
         )
@@ -815,23 +902,21 @@ def _chunk_and_embed(
         vectors = encoder.encode(texts, batch_size=batch_size, progress=advance)
     if vectors.shape != (len(texts), settings.dimension):
         raise QAError(f"encoder returned {vectors.shape} vectors for {len(texts)} chunks")
-    result: dict[str, tuple[Article, list[Chunk], np.ndarray, list[bytes | None]]] = {}
     position = 0
-    for article, chunks in zip(articles, per_article):
+    for article, chunks in chunked:
         blobs: list[bytes | None] = [
             sentence_vectors[position + i].astype(np.float16).tobytes()
             if sentence_vectors is not None
             else None
             for i in range(len(chunks))
         ]
-        result[article.sha256] = (
+        yield (
             article,
             chunks,
             np.ascontiguousarray(vectors[position : position + len(chunks)], dtype=np.float32),
             blobs,
         )
         position += len(chunks)
-    return result
 
 
 def _write(
@@ -840,16 +925,27 @@ def _write(
     gone: set[str],
     old: dict[str, tuple[str, str]],
     new: dict[str, Article],
-    embedded: dict[str, tuple[Article, list[Chunk], np.ndarray, list[bytes | None]]],
-) -> None:
-    # Articles of changed or removed files go; the new versions come back below.
+    embedded: Iterable[Embedded],
+    *,
+    track: bool = True,
+) -> VectorChanges:
+    """Write one update's rows (inside the caller's transaction); what changed in the
+    vectors is returned for FAISS. Costs follow the size of the change, not of the index."""
+    changes = VectorChanges()
+    # Articles of changed or removed files go; the new versions come back below. Their
+    # documents may then be orphans (checked at the end).
+    maybe_orphans: set[int] = set()
     for ref in old:
+        row = conn.execute("SELECT doc_id FROM articles WHERE ref = ?", (ref,)).fetchone()
+        if row is not None:
+            maybe_orphans.add(int(row[0]))
         conn.execute("DELETE FROM articles WHERE ref = ?", (ref,))
     for path in gone:
         conn.execute("DELETE FROM files WHERE path = ?", (path,))
 
-    doc_ids = _document_ids(conn)
-    for sha, (article, chunks, vectors, sentence_blobs) in embedded.items():
+    doc_ids = _document_ids(conn, {article.sha256 for article in new.values()})
+    for article, chunks, vectors, sentence_blobs in embedded:
+        sha = article.sha256
         cursor = conn.execute(
             "INSERT INTO documents(sha256, title, body, paragraphs) VALUES(?, ?, ?, ?)",
             (sha, article.title, article.body, json.dumps(article.paragraphs)),
@@ -876,6 +972,9 @@ def _write(
                 "INSERT INTO chunks_fts(rowid, title, text) VALUES(?, ?, ?)",
                 (cursor.lastrowid, article.title, chunk.text),
             )
+            if track:  # a build makes FAISS from the store instead
+                changes.added_ids.append(int(cursor.lastrowid or 0))
+                changes.added.append(vector)
 
     conn.executemany(
         "INSERT INTO articles(id, ref, path, record, doc_id, title, byline, published, url, "
@@ -913,80 +1012,217 @@ def _write(
             ),
         )
 
-    # Documents no article points at any more leave SQLite, FTS and (via rebuild) FAISS.
+    # Documents no article points at any more leave SQLite, FTS and FAISS.
     orphans = [
-        row[0]
-        for row in conn.execute(
-            "SELECT id FROM documents WHERE id NOT IN (SELECT DISTINCT doc_id FROM articles)"
-        )
+        doc_id
+        for doc_id in sorted(maybe_orphans)
+        if conn.execute("SELECT 1 FROM articles WHERE doc_id = ? LIMIT 1", (doc_id,)).fetchone()
+        is None
     ]
     for doc_id in orphans:
+        changes.removed.extend(
+            row[0] for row in conn.execute("SELECT id FROM chunks WHERE doc_id = ?", (doc_id,))
+        )
         conn.execute(
             "DELETE FROM chunks_fts WHERE rowid IN (SELECT id FROM chunks WHERE doc_id = ?)",
             (doc_id,),
         )
         conn.execute("DELETE FROM chunks WHERE doc_id = ?", (doc_id,))
         conn.execute("DELETE FROM documents WHERE id = ?", (doc_id,))
+    return changes
 
 
 # --------------------------------------------------------------------------- FAISS
 
 
-def _load_vectors(conn: sqlite3.Connection, dimension: int) -> tuple[np.ndarray, np.ndarray]:
+def faiss_factory_for(factory: str, count: int) -> str:
+    """The FAISS structure for `count` vectors: `factory` itself, or for "auto" exact search
+    (Flat) below `FLAT_LIMIT` and above it an inverted file with 8-bit scalar-quantised
+    vectors (a quarter of Flat's memory: 3 M chunks in 1.2 GB instead of 4.6 GB), about
+    2 * sqrt(count) lists, `NPROBE` of them searched."""
+    if factory != AUTO_FAISS:
+        return factory
+    if count < FLAT_LIMIT:
+        return "Flat"
+    lists = 1 << max(8, min(16, round(math.log2(2 * math.sqrt(count)))))
+    return f"IVF{lists},SQ8"
+
+
+def _vector_batches(
+    conn: sqlite3.Connection, dimension: int, batch: int = VECTOR_BATCH
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """(ids, vectors) of the stored chunks in id order, `batch` rows at a time: the vectors
+    never all sit in Python objects at once."""
     import numpy as np
 
-    rows = conn.execute("SELECT id, vector FROM chunks ORDER BY id").fetchall()
-    ids = np.fromiter((row[0] for row in rows), dtype=np.int64, count=len(rows))
-    vectors = np.frombuffer(b"".join(row[1] for row in rows), dtype=np.float32)
-    return ids, vectors.reshape(len(rows), dimension)
+    last = -1
+    while True:
+        rows = conn.execute(
+            "SELECT id, vector FROM chunks WHERE id > ? ORDER BY id LIMIT ?", (last, batch)
+        ).fetchall()
+        if not rows:
+            return
+        ids = np.fromiter((row[0] for row in rows), dtype=np.int64, count=len(rows))
+        vectors = np.frombuffer(b"".join(row[1] for row in rows), dtype=np.float32)
+        yield ids, vectors.reshape(len(rows), dimension)
+        last = int(ids[-1])
+
+
+def _training_sample(conn: sqlite3.Connection, dimension: int, size: int) -> np.ndarray:
+    """`size` stored vectors drawn at random (fixed seed) to train an IVF or SQ index."""
+    import numpy as np
+
+    ids = np.fromiter((row[0] for row in conn.execute("SELECT id FROM chunks")), dtype=np.int64)
+    if len(ids) > size:
+        ids = np.sort(np.random.default_rng(0).choice(ids, size, replace=False))
+    parts = []
+    for start in range(0, len(ids), 500):
+        part = [int(i) for i in ids[start : start + 500]]
+        rows = conn.execute(
+            f"SELECT vector FROM chunks WHERE id IN ({','.join('?' * len(part))})", part
+        ).fetchall()
+        parts.append(np.frombuffer(b"".join(row[0] for row in rows), dtype=np.float32))
+    return np.concatenate(parts).reshape(-1, dimension) if parts else np.empty((0, dimension))
+
+
+def _empty_faiss(factory: str, dimension: int) -> Any:
+    import faiss
+
+    try:
+        inner = faiss.index_factory(dimension, factory, faiss.METRIC_INNER_PRODUCT)
+    except RuntimeError as exc:
+        raise QAError(f"bad FAISS factory string {factory!r}: {str(exc).splitlines()[0]}") from exc
+    return inner
+
+
+def _train(inner: Any, factory: str, vectors: np.ndarray) -> None:
+    import faiss
+
+    if inner.is_trained:
+        return
+    if len(vectors) == 0:
+        raise QAError(f"FAISS {factory!r} needs training vectors and the index is empty")
+    ivf = faiss.try_extract_index_ivf(inner)
+    if ivf is not None:
+        ivf.cp.niter = 10  # k-means on 2 cores: 10 rounds instead of 25, same search quality
+        ivf.nprobe = min(NPROBE, ivf.nlist)  # saved with the index
+    try:
+        inner.train(vectors)
+    except RuntimeError as exc:
+        raise QAError(
+            f"FAISS {factory!r} cannot be trained on {len(vectors)} vectors "
+            f"({str(exc).splitlines()[0]}); use fewer lists or the default"
+        ) from exc
 
 
 def build_faiss(ids: np.ndarray, vectors: np.ndarray, factory: str) -> Any:
     """An `IndexIDMap2` over `factory` (inner product) holding `vectors` under `ids`."""
     import faiss
 
-    dimension = vectors.shape[1]
-    try:
-        inner = faiss.index_factory(dimension, factory, faiss.METRIC_INNER_PRODUCT)
-    except RuntimeError as exc:
-        raise QAError(f"bad FAISS factory string {factory!r}: {str(exc).splitlines()[0]}") from exc
-    if not inner.is_trained:
-        if len(vectors) == 0:
-            raise QAError(f"FAISS {factory!r} needs training vectors and the index is empty")
-        try:
-            inner.train(vectors)
-        except RuntimeError as exc:
-            raise QAError(
-                f"FAISS {factory!r} cannot be trained on {len(vectors)} vectors "
-                f"({str(exc).splitlines()[0]}); use fewer lists or the default Flat"
-            ) from exc
+    inner = _empty_faiss(faiss_factory_for(factory, len(vectors)), vectors.shape[1])
+    _train(inner, factory, vectors)
     index = faiss.IndexIDMap2(inner)
     if len(vectors):
         index.add_with_ids(vectors, ids)
     return index
 
 
+def build_faiss_from_store(conn: sqlite3.Connection, settings: IndexSettings) -> tuple[Any, str]:
+    """`build_faiss` over every stored vector, read in batches and trained on a sample; and
+    the factory string it was built with."""
+    import faiss
+
+    count = int(conn.execute("SELECT count(*) FROM chunks").fetchone()[0])
+    factory = faiss_factory_for(settings.faiss, count)
+    inner = _empty_faiss(factory, settings.dimension)
+    if not inner.is_trained:
+        ivf = faiss.try_extract_index_ivf(inner)
+        size = max(TRAIN_SAMPLE, 40 * ivf.nlist) if ivf is not None else TRAIN_SAMPLE
+        _train(inner, factory, _training_sample(conn, settings.dimension, size))
+    index = faiss.IndexIDMap2(inner)
+    for ids, vectors in _vector_batches(conn, settings.dimension):
+        index.add_with_ids(vectors, ids)
+    return index, factory
+
+
+@dataclass
+class VectorChanges:
+    """What one update did to the stored vectors, so FAISS can follow without a rebuild."""
+
+    removed: list[int] = field(default_factory=list)
+    added_ids: list[int] = field(default_factory=list)
+    added: list[np.ndarray] = field(default_factory=list)
+
+
 def _write_faiss(
-    conn: sqlite3.Connection, index_dir: Path, settings: IndexSettings, progress: ProgressFn
+    conn: sqlite3.Connection,
+    index_dir: Path,
+    settings: IndexSettings,
+    progress: ProgressFn,
+    changes: VectorChanges | None = None,
+    previous_generation: str | None = None,
 ) -> Any:
+    """The FAISS file for the committed store: the previous file with `changes` applied
+    when it is that of `previous_generation` and its structure allows removals (Flat, IVF),
+    else built again from every stored vector."""
     progress(Progress("faiss", 0, 1))
     meta = _meta(conn)
-    ids, vectors = _load_vectors(conn, settings.dimension)
-    index = build_faiss(ids, vectors, settings.faiss)
-    _save_faiss(index_dir, index, meta)
+    updated = None
+    if changes is not None and previous_generation:
+        updated = _apply_changes(index_dir, settings, meta, changes, previous_generation)
+    index, factory = updated or build_faiss_from_store(conn, settings)
+    _save_faiss(index_dir, index, meta, factory)
     progress(Progress("faiss", 1, 1))
     return index
 
 
-def _save_faiss(index_dir: Path, index: Any, meta: dict[str, str]) -> None:
+def _apply_changes(
+    index_dir: Path,
+    settings: IndexSettings,
+    meta: dict[str, str],
+    changes: VectorChanges,
+    previous_generation: str,
+) -> tuple[Any, str] | None:
+    import faiss
+    import numpy as np
+
+    try:
+        manifest = json.loads((index_dir / MANIFEST_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+    factory = manifest.get("faiss_factory") or settings.faiss
+    chunks = int(meta.get("chunks", 0))
+    if (
+        manifest.get("faiss_generation") != previous_generation
+        or "HNSW" in factory  # no removals: rebuilt
+        or faiss_factory_for(settings.faiss, chunks) != factory  # grown past Flat
+    ):
+        return None
+    try:
+        index = faiss.read_index(str(index_dir / FAISS_FILE))
+    except RuntimeError:
+        return None
+    if changes.removed:
+        index.remove_ids(np.asarray(changes.removed, dtype=np.int64))  # type: ignore[arg-type]
+    if changes.added:
+        index.add_with_ids(
+            np.vstack(changes.added).astype(np.float32, copy=False),
+            np.asarray(changes.added_ids, dtype=np.int64),
+        )
+    return (index, factory) if index.ntotal == chunks else None
+
+
+def _save_faiss(index_dir: Path, index: Any, meta: dict[str, str], factory: str) -> None:
     """The FAISS file, then the manifest that says which generation it was built from."""
     import faiss
 
     _atomic_write(index_dir / FAISS_FILE, faiss.serialize_index(index).tobytes())
-    _write_manifest(index_dir, meta, int(index.ntotal))
+    _write_manifest(index_dir, meta, int(index.ntotal), factory)
 
 
-def _write_manifest(index_dir: Path, meta: dict[str, str], faiss_count: int) -> None:
+def _write_manifest(
+    index_dir: Path, meta: dict[str, str], faiss_count: int, faiss_factory: str | None = None
+) -> None:
     manifest = {
         "format_version": FORMAT_VERSION,
         "generation": meta.get("generation"),
@@ -999,6 +1235,7 @@ def _write_manifest(index_dir: Path, meta: dict[str, str], faiss_count: int) -> 
         "tokenizer_encoding": json.loads(meta.get("chunking", "{}")).get("encoding"),
         "chunking": json.loads(meta.get("chunking", "{}")),
         "faiss": meta.get("faiss"),
+        "faiss_factory": faiss_factory,
         "corpus": meta.get("corpus"),
         "built_at": meta.get("built_at"),
         "updated_at": meta.get("updated_at"),
@@ -1141,14 +1378,13 @@ class IndexReader:
             return index
         except (OSError, ValueError, RuntimeError):
             pass
-        ids, vectors = _load_vectors(self.conn, self.settings.dimension)
-        index = build_faiss(ids, vectors, self.settings.faiss)
+        index, factory = build_faiss_from_store(self.conn, self.settings)
         self.faiss_rebuilt = True
         # Save the repair for the next reader, unless a writer is busy (it will write one).
         with contextlib.suppress(IndexBusyError, OSError), write_lock(self.index_dir):
             current = _meta(self.conn).get("generation")
             if current == self.generation:
-                _save_faiss(self.index_dir, index, self.meta)
+                _save_faiss(self.index_dir, index, self.meta, factory)
         return index
 
     def status(self) -> dict[str, Any]:
@@ -1163,7 +1399,7 @@ class IndexReader:
             "weights_sha256": self.settings.weights_sha256,
             "backend": self.settings.backend,
             "dimension": self.settings.dimension,
-            "faiss": f"IndexIDMap2({self.settings.faiss}, inner product)",
+            "faiss": f"IndexIDMap2({self._faiss_factory()}, inner product)",
             "chunk_tokens": chunking.get("max_tokens"),
             "tokenizer_encoding": chunking.get("encoding"),
             "built_at": self.meta.get("built_at"),
@@ -1176,6 +1412,17 @@ class IndexReader:
             "size_bytes": size,
             "generation": self.generation,
         }
+
+    def _faiss_factory(self) -> str:
+        """The structure in the FAISS file (what "auto" chose), from the manifest."""
+        try:
+            manifest = json.loads((self.index_dir / MANIFEST_FILE).read_text())
+        except (OSError, ValueError):
+            manifest = {}
+        chosen = manifest.get("faiss_factory")
+        if not chosen:
+            chosen = faiss_factory_for(self.settings.faiss, int(self.meta.get("chunks", 0)))
+        return chosen if chosen == self.settings.faiss else f"{chosen}, {self.settings.faiss}"
 
     def search_dense(self, vector: np.ndarray, k: int) -> list[tuple[int, float]]:
         """(chunk id, inner product) of the k nearest chunks."""

@@ -189,8 +189,8 @@ def test_failure_half_way_through_update_leaves_previous_index(
 
     real_write = qa.store._write
 
-    def explode(conn: sqlite3.Connection, *args: object) -> None:
-        real_write(conn, *args)  # type: ignore[arg-type]
+    def explode(conn: sqlite3.Connection, *args: object, **kwargs: object) -> None:
+        real_write(conn, *args, **kwargs)  # type: ignore[arg-type]
         raise KeyboardInterrupt
 
     monkeypatch.setattr(qa.store, "_write", explode)
@@ -354,3 +354,73 @@ def test_sentence_stems_are_stored_and_filled_into_older_indexes(
             reader.conn.execute("SELECT count(*) FROM chunks WHERE stems IS NULL").fetchone()[0]
             == 0
         )
+
+
+def test_auto_faiss_is_flat_when_small_and_ivf_sq8_when_large() -> None:
+    from qa.store import FLAT_LIMIT, faiss_factory_for
+
+    assert faiss_factory_for("auto", 10) == "Flat"
+    assert faiss_factory_for("auto", FLAT_LIMIT - 1) == "Flat"
+    assert faiss_factory_for("auto", FLAT_LIMIT) == "IVF1024,SQ8"
+    assert faiss_factory_for("auto", 3_000_000) == "IVF4096,SQ8"
+    assert faiss_factory_for("HNSW32", 3_000_000) == "HNSW32"  # --faiss overrides
+
+
+def test_update_changes_faiss_in_place(
+    corpus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An update removes and adds vectors in the FAISS file it finds (no rebuild from every
+    stored vector), and ends where a fresh build does."""
+    import qa.store
+
+    index = tmp_path / "index"
+    build(corpus, index, faiss_factory="IVF4,Flat")
+
+    def no_rebuild(*_: object) -> None:
+        raise AssertionError("FAISS was rebuilt from the store")
+
+    monkeypatch.setattr(qa.store, "build_faiss_from_store", no_rebuild)
+    (corpus / "bbc" / "tech-002.txt").unlink()
+    (corpus / "new.txt").write_text("Broadband news\n\nBroadband internet subscribers doubled.\n")
+    report = sync_index(corpus, index, Factory())
+    assert (report.added, report.removed) == (1, 1)
+    monkeypatch.undo()
+
+    fresh = tmp_path / "fresh"
+    build(corpus, fresh, faiss_factory="IVF4,Flat")
+    with IndexReader(index) as updated, IndexReader(fresh) as built:
+        assert updated.faiss.ntotal == built.faiss.ntotal == updated.status()["chunks"]
+        assert not updated.faiss_rebuilt
+        vector = HashEncoder().encode(["broadband internet subscribers doubled"])[0]
+        new_id = updated.conn.execute(
+            "SELECT c.id FROM chunks c JOIN articles a ON a.doc_id = c.doc_id "
+            "WHERE a.ref = 'new.txt'"
+        ).fetchone()[0]
+        assert updated.search_dense(vector, 1)[0][0] == new_id
+        stored = {row[0] for row in updated.conn.execute("SELECT id FROM chunks")}
+        assert {i for i, _ in updated.search_dense(vector, 100)} <= stored
+        assert "IVF4,Flat" in updated.status()["faiss"]
+
+
+def test_hnsw_is_rebuilt_on_update(corpus: Path, tmp_path: Path) -> None:
+    index = tmp_path / "index"
+    build(corpus, index, faiss_factory="HNSW32")
+    (corpus / "bbc" / "tech-002.txt").unlink()
+    sync_index(corpus, index, Factory())
+    with IndexReader(index) as reader:
+        assert reader.faiss.ntotal == reader.status()["chunks"]
+        assert not reader.faiss_rebuilt
+
+
+def test_a_build_in_many_slices_equals_one_in_a_single_slice(
+    corpus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import qa.store
+
+    whole = tmp_path / "whole"
+    build(corpus, whole)
+    monkeypatch.setattr(qa.store, "SLICE_CHUNKS", 3)
+    sliced = tmp_path / "sliced"
+    factory = build(corpus, sliced)
+    assert factory.encoder.calls > 3  # it did embed slice by slice
+    assert snapshot(sliced) == snapshot(whole)
