@@ -424,3 +424,32 @@ def test_a_build_in_many_slices_equals_one_in_a_single_slice(
     factory = build(corpus, sliced)
     assert factory.encoder.calls > 3  # it did embed slice by slice
     assert snapshot(sliced) == snapshot(whole)
+
+
+def test_keyword_search_of_a_big_index_looks_for_the_rarest_words(
+    corpus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Above EXACT_KEYWORD_LIMIT chunks, the common words of a question are left out of the
+    keyword search, rarest first within a budget of matching chunks, never all of them."""
+    import qa.retrieval
+    from qa.retrieval import Retriever
+
+    index = tmp_path / "index"
+    build(corpus, index)
+    question = "profits of the company said broadband subscribers"
+    with IndexReader(index) as reader:
+        retriever = Retriever(reader, HashEncoder())
+        terms = retriever.query_terms(question)
+        everything = retriever.keyword_words(terms)
+        assert sorted(everything) == sorted(set(terms.words))  # small: every word
+        frequency = {w: retriever.document_frequency(w) for w in everything}
+        assert len(set(frequency.values())) > 2
+
+        monkeypatch.setattr(qa.retrieval, "EXACT_KEYWORD_LIMIT", 0)
+        monkeypatch.setattr(qa.retrieval, "KEYWORD_POSTINGS", 4)
+        kept = retriever.keyword_words(terms)
+        assert kept and len(kept) < len(everything)
+        assert sum(frequency[w] for w in kept) <= 4 or len(kept) == 1
+        left_out = set(everything) - set(kept)
+        assert max(frequency[w] for w in kept) <= min(frequency[w] for w in left_out)
+        assert retriever.keyword(terms, 5)  # and it still finds chunks
