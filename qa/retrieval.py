@@ -288,7 +288,8 @@ class Retriever:
         words = list(dict.fromkeys(terms.words))
         if self.chunk_count <= EXACT_KEYWORD_LIMIT:
             return words
-        kept, postings = [], 0
+        kept: list[str] = []
+        postings = 0
         for word in sorted(words, key=self.document_frequency):
             df = self.document_frequency(word)
             if kept and postings + df > KEYWORD_POSTINGS:
