@@ -12,8 +12,8 @@ from typing import Any
 
 from qa.answers import Result
 from qa.errors import QAError
+from qa.index import IndexReader, UpdateReport, resolve_stored_corpus, sync_index
 from qa.retrieval import parse_filters
-from qa.store import IndexReader, UpdateReport, resolve_stored_corpus, sync_index
 
 
 class Index:

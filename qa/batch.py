@@ -115,7 +115,7 @@ def _read_csv(text: str, path: Path) -> list[BatchQuestion]:
 def check_output(output: Path, question_file: Path, index_dirs: list[Path]) -> None:
     """Refuse an output path that would destroy an input: the question file itself, or any
     file of an index (the store, the FAISS file, the manifest)."""
-    from qa.store import STORE_FILE
+    from qa.index import STORE_FILE
 
     target = output.resolve()
     if output.exists() and question_file.exists() and output.samefile(question_file):

@@ -256,7 +256,7 @@ class ProgressView:
             return
         now = time.monotonic()
         started = self._started.setdefault(report.stage, now)
-        from qa.store import STAGES
+        from qa.labels import STAGES
 
         label, unit = STAGES.get(report.stage, (report.stage, ""))
         elapsed = now - started
@@ -342,7 +342,7 @@ def _sync(
 ) -> Any:
     """`sync_index` as every command runs it: a progress view (unless quiet), the size limit,
     and the question before removing most of the index."""
-    from qa.store import sync_index
+    from qa.index import sync_index
 
     with ProgressView(quiet) as view:
         return sync_index(
@@ -357,7 +357,7 @@ def _sync(
 
 
 def _stored_corpus(index_dir: Path) -> Path | None:
-    from qa.store import IndexReader, index_exists, resolve_stored_corpus
+    from qa.index import IndexReader, index_exists, resolve_stored_corpus
 
     if not index_exists(index_dir):
         return None
@@ -577,7 +577,7 @@ def index_status(ctx: click.Context, index_dir: Path | None, as_json: bool) -> N
     Example:
       qa index status --json
     """
-    from qa.store import IndexReader
+    from qa.index import IndexReader
 
     with IndexReader(resolve_index(ctx, index_dir)) as reader:
         status = reader.status()
@@ -633,7 +633,7 @@ def add(
     from qa.adding import copy_into_corpus, corpus_folder
     from qa.embedding import encoder_factory
     from qa.errors import IndexBusyError
-    from qa.store import write_lock
+    from qa.index import write_lock
     from qa.text import one_line
 
     index_target = resolve_index(ctx, index_dir)
@@ -888,7 +888,7 @@ def batch(
     """
     from qa.batch import Writer, check_output, done_ids, drop_torn_tail, read_questions, run_batch
     from qa.engine import Engine
-    from qa.store import Progress
+    from qa.index import Progress
 
     if fmt is None:
         suffix = output.suffix.lower().lstrip(".") if output else ""

@@ -10,14 +10,13 @@ lazily, so a front end can show itself first and call `engine.warm_up()` in a wo
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from qa.answers import Result
+from qa.index import IndexReader, StoredArticle, check_encoder
 from qa.reader import Reader
 from qa.retrieval import Filters, Passage, QueryTerms, Retriever
-from qa.store import IndexReader, check_encoder
 
 if TYPE_CHECKING:
     from qa.embedding import Encoder
@@ -31,7 +30,7 @@ class Engine:
         self.index = index
         self.encoder = encoder
         self.retriever = Retriever(index, encoder)
-        self.reader = Reader(index.conn)
+        self.reader = Reader(index)
         self._lock = threading.Lock()
 
     @classmethod
@@ -90,12 +89,7 @@ class Engine:
     def article(self, article_id: str) -> StoredArticle | None:
         """An indexed article with its full body (for showing a citation in context)."""
         with self._lock, self.index.snapshot():
-            row = self.index.conn.execute(
-                "SELECT a.id, a.title, a.ref, a.published, a.url, a.byline, a.source, d.body "
-                "FROM articles a JOIN documents d ON d.id = a.doc_id WHERE a.id = ?",
-                (article_id,),
-            ).fetchone()
-        return StoredArticle(*row) if row else None
+            return self.index.article(article_id)
 
     def status(self) -> dict[str, Any]:
         return self.index.status()
@@ -103,32 +97,7 @@ class Engine:
     def overview(self, recent: int = 3) -> dict[str, Any]:
         """What an empty chat shows: size, date range and the latest headlines."""
         with self._lock, self.index.snapshot():
-            conn = self.index.conn
-            count, earliest, latest = conn.execute(
-                "SELECT count(*), min(published), max(published) FROM articles"
-            ).fetchone()
-            titles = [
-                row[0]
-                for row in conn.execute(
-                    "SELECT title FROM articles WHERE title != '' GROUP BY doc_id "
-                    "ORDER BY max(coalesce(published, '')) DESC, min(ref) LIMIT ?",
-                    (recent,),
-                )
-            ]
-        return {"articles": count, "earliest": earliest, "latest": latest,
-                "recent_titles": titles}  # fmt: skip
+            return self.index.overview(recent)
 
     def close(self) -> None:
         self.index.close()
-
-
-@dataclass(frozen=True)
-class StoredArticle:
-    id: str
-    title: str
-    path: str
-    published: str | None
-    url: str | None
-    byline: str | None
-    source: str | None
-    body: str

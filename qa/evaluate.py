@@ -115,7 +115,7 @@ def index_squad(
     folder only while it is indexed)."""
     import tempfile
 
-    from qa.store import sync_index
+    from qa.index import sync_index
 
     with tempfile.TemporaryDirectory(prefix="qa-squad-corpus-") as tmp:
         write_corpus(squad, Path(tmp))
@@ -276,9 +276,7 @@ def evaluate_news(
 ) -> dict[str, Any]:
     """Ask every question of a JSONL file; a passage is a hit when it comes from the named
     article and holds a gold answer."""
-    paths = {
-        row[0]: row[1] for row in engine.index.conn.execute("SELECT ref, doc_id FROM articles")
-    }
+    paths = engine.index.doc_ids_by_ref()
 
     def hit(q: NewsQuestion, docs: set[int], passage: Any) -> bool:
         return passage.doc_id in docs and any(contains_answer(passage.text, a) for a in q.answers)
@@ -305,11 +303,11 @@ def evaluate_news(
 
 def doc_ids_by_article(engine: Any) -> dict[int, int]:
     """SQuAD article index -> document id in the index."""
-    mapping = {}
-    for row in engine.index.conn.execute("SELECT record, doc_id FROM articles"):
-        if row[0] and row[0].startswith("a") and row[0][1:].isdigit():
-            mapping[int(row[0][1:])] = row[1]
-    return mapping
+    return {
+        int(record[1:]): doc_id
+        for record, doc_id in engine.index.doc_ids_by_record().items()
+        if record.startswith("a") and record[1:].isdigit()
+    }
 
 
 def ask_one(
@@ -461,13 +459,13 @@ def evaluate_file(
 ) -> dict[str, Any]:
     """`qa eval`: ask the questions of a SQuAD file (its articles indexed into `index_dir`,
     or a temporary index when None) or of a JSONL file (over the existing `index_dir`) and
-    return the metrics. `progress` receives `qa.store.Progress` reports."""
+    return the metrics. `progress` receives `qa.index.Progress` reports."""
     import shutil
     import tempfile
 
     from qa.embedding import encoder_factory
     from qa.engine import Engine
-    from qa.store import Progress, index_exists
+    from qa.index import Progress, index_exists
 
     news = file.suffix.lower() == ".jsonl"
     if news:

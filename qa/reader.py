@@ -16,7 +16,6 @@ is one answer with several citations.
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from collections.abc import Sequence
@@ -29,6 +28,7 @@ from qa.retrieval import Passage, QueryTerms, load_weights
 from qa.text import QUESTION_WORDS, STOPWORDS, normalize_answer, stem, words
 
 if TYPE_CHECKING:
+    from qa.index import DocumentRow, IndexReader
     from qa.reader_model import ReaderModel, Reading
 
 CANDIDATE_FEATURES = (
@@ -157,14 +157,14 @@ class Reader:
 
     def __init__(
         self,
-        conn: Any,
+        index: IndexReader | None,
         *,
         model: ReaderModel | None = None,
         read_passages: int | None = None,
         fitted: dict[str, Any] | None = None,
         abstain_below: float | None = None,
     ) -> None:
-        self.conn = conn
+        self.index = index
         settings: dict[str, Any] = dict(DEFAULT_READER)
         settings.update(fitted if fitted is not None else load_weights()["reader"])
         self.weights: dict[str, float] = dict(settings["weights"])
@@ -280,47 +280,32 @@ class Reader:
             )
         return Result(question, query, False, tuple(answers), (), tuple(passages), confidence)
 
-    def _documents(self, doc_ids: set[int]) -> dict[int, tuple[str, list[list[int]], list[Any]]]:
-        if not doc_ids:
-            return {}
-        marks = ",".join("?" * len(doc_ids))
-        docs: dict[int, tuple[str, list[list[int]], list[Any]]] = {}
-        for row in self.conn.execute(
-            f"SELECT id, body, paragraphs FROM documents WHERE id IN ({marks})", list(doc_ids)
-        ):
-            docs[row[0]] = (row[1], json.loads(row[2]), [])
-        for row in self.conn.execute(
-            f"SELECT doc_id, id, title, ref, published, url FROM articles WHERE doc_id IN ({marks})"
-            " ORDER BY ref",
-            list(doc_ids),
-        ):
-            docs[row[0]][2].append(row)
-        return docs
+    def _documents(self, doc_ids: set[int]) -> dict[int, DocumentRow]:
+        assert self.index is not None, "a Reader without an index only scores"
+        return self.index.documents(doc_ids)
 
     @staticmethod
     def _citations(
-        documents: dict[int, tuple[str, list[list[int]], list[Any]]],
-        doc_id: int,
-        start: int,
-        end: int,
+        documents: dict[int, DocumentRow], doc_id: int, start: int, end: int
     ) -> list[Citation]:
-        body, paragraphs, articles = documents[doc_id]
+        document = documents[doc_id]
+        paragraphs = document.paragraphs
         paragraph = next(
             (i for i, (_, p_end) in enumerate(paragraphs, 1) if start < p_end), len(paragraphs)
         )
         return [
             Citation(
-                article_id=row[1],
-                title=row[2],
-                path=row[3],
-                published=row[4],
-                url=row[5],
+                article_id=article.id,
+                title=article.title,
+                path=article.ref,
+                published=article.published,
+                url=article.url,
                 paragraph=paragraph,
                 char_start=start,
                 char_end=end,
-                quote=body[start:end],
+                quote=document.body[start:end],
             )
-            for row in articles
+            for article in document.articles
         ]
 
     def _related(self, passages: Sequence[Passage]) -> tuple[Citation, ...]:

@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     import numpy as np
 
     from qa.embedding import Encoder
-    from qa.store import IndexReader
+    from qa.index import ChunkRow, IndexReader
 
 Span = tuple[int, int]
 WEIGHTS_FILE = Path(__file__).with_name("weights.json")
@@ -225,12 +225,7 @@ class Retriever:
                 # counted up to DF_CAP: past it a word is common anyway (idf near its
                 # floor), and counting all of a common word's chunks in a big index costs
                 # more than the search (never reached below 50,000 chunks)
-                row = self.index.conn.execute(
-                    "SELECT count(*) FROM (SELECT 1 FROM chunks_fts WHERE chunks_fts MATCH ? "
-                    "LIMIT ?)",
-                    (f'"{word}"', DF_CAP),
-                ).fetchone()
-                self._df[word] = int(row[0])
+                self._df[word] = self.index.document_frequency(word, DF_CAP)
             return self._df[word]
 
     # ------------------------------------------------------------------ search
@@ -242,26 +237,9 @@ class Retriever:
         """Chunk ids allowed by the filters, or None when there are no filters."""
         if not filters:
             return None
-        clauses: list[str] = []
-        params: list[Any] = []
-        if filters.since:
-            clauses.append("a.published IS NOT NULL AND substr(a.published, 1, 10) >= ?")
-            params.append(filters.since)
-        if filters.until:
-            clauses.append("a.published IS NOT NULL AND substr(a.published, 1, ?) <= ?")
-            params.extend([len(filters.until), filters.until])
-        if filters.source:
-            clauses.append(
-                "(lower(coalesce(a.source, '')) LIKE ? OR lower(a.path) LIKE ? "
-                "OR lower(coalesce(a.url, '')) LIKE ?)"
-            )
-            pattern = f"%{filters.source.lower()}%"
-            params.extend([pattern, pattern, pattern])
-        sql = (
-            "SELECT DISTINCT c.id FROM chunks c JOIN articles a ON a.doc_id = c.doc_id WHERE "
-            + " AND ".join(clauses)
+        return self.index.chunk_ids_where(
+            since=filters.since, until=filters.until, source=filters.source
         )
-        return [row[0] for row in self.index.conn.execute(sql, params)]
 
     def dense(
         self, vector: np.ndarray, k: int, allowed: Sequence[int] | None = None
@@ -304,19 +282,7 @@ class Retriever:
         """(chunk id, BM25 score; higher is better) for chunks matching any question term."""
         if not terms.words or (allowed is not None and not allowed):
             return []
-        match = " OR ".join(f'"{w}"' for w in self.keyword_words(terms))
-        # ordered by the weighted score itself (FTS5's `rank` would be the unweighted bm25)
-        sql = (
-            "SELECT rowid, bm25(chunks_fts, 0.3, 1.0) AS score FROM chunks_fts "
-            "WHERE chunks_fts MATCH ?"
-        )
-        params: list[Any] = [match]
-        if allowed is not None:
-            sql += f" AND rowid IN ({','.join('?' * len(allowed))})"
-            params.extend(allowed)
-        sql += " ORDER BY score LIMIT ?"
-        params.append(k)
-        return [(int(r[0]), -float(r[1])) for r in self.index.conn.execute(sql, params)]
+        return self.index.keyword_search(self.keyword_words(terms), k, allowed)
 
     def search(
         self,
@@ -346,80 +312,78 @@ class Retriever:
         candidates = sorted(fused, key=lambda c: -fused[c])[: max(self.rerank_k, k)]
         dense_scores = dict(dense)
         bm25 = dict(keyword)
-        stems = "c.stems" if self.index.has_stems else "NULL"
-        rows = {
-            row[0]: row
-            for row in self.index.conn.execute(
-                "SELECT c.id, c.doc_id, c.char_start, c.char_end, c.sentences, c.vector, "
-                f"f.text, f.title, c.sentence_vectors, {stems} FROM chunks c "
-                "JOIN chunks_fts f ON f.rowid = c.id "
-                f"WHERE c.id IN ({','.join('?' * len(candidates))})",
-                candidates,
-            )
-        }
+        rows = self.index.chunks(candidates)
         query = np.asarray(vector, dtype=np.float32)
         missing = [c for c in candidates if c not in dense_scores and c in rows]
         if missing:
-            stacked = np.vstack([np.frombuffer(rows[c][5], dtype=np.float32) for c in missing])
+            stacked = np.vstack([np.frombuffer(rows[c].vector, dtype=np.float32) for c in missing])
             for chunk_id, score in zip(missing, stacked @ query):
                 dense_scores[chunk_id] = float(score)
         best_bm25 = max(bm25.values(), default=1.0) or 1.0
         best_rrf = max(fused.values())
         title_share: dict[str, float] = {}
         doc_best: dict[int, float] = {}
-        scored = []
+        scored: list[_Scored] = []
         for chunk_id in candidates:
             row = rows.get(chunk_id)
             if row is None:
                 continue
-            start = row[2]
-            sentences = tuple(tuple(s) for s in json.loads(row[4]))
             sentence_scores: tuple[float, ...] = ()
-            if row[8]:
-                matrix = np.frombuffer(row[8], dtype=np.float16).reshape(len(sentences), -1)
+            if row.sentence_vectors:
+                matrix = np.frombuffer(row.sentence_vectors, dtype=np.float16).reshape(
+                    len(row.sentences), -1
+                )
                 sentence_scores = tuple(float(x) for x in matrix.astype(np.float32) @ query)
-            title = row[7]
-            if title not in title_share:
-                title_share[title] = terms.share({stem(w) for w in words(title)})
+            if row.title not in title_share:
+                title_share[row.title] = terms.share({stem(w) for w in words(row.title)})
+            start = row.char_start
             features = {
                 "dense": dense_scores.get(chunk_id, 0.0),
-                "title": title_share[title],
+                "title": title_share[row.title],
                 "sentence_dense": max(sentence_scores, default=dense_scores.get(chunk_id, 0.0)),
                 "bm25": bm25.get(chunk_id, 0.0) / best_bm25,
                 "rrf": fused[chunk_id] / best_rrf,
                 **overlap_features(
                     terms,
-                    parse_sentence_stems(row[9])
-                    if row[9] is not None
-                    else span_stems(row[6], [(s - start, e - start) for s, e in sentences]),
+                    parse_sentence_stems(row.stems)
+                    if row.stems is not None
+                    else span_stems(row.text, [(s - start, e - start) for s, e in row.sentences]),
                 ),
             }
-            doc_best[row[1]] = max(doc_best.get(row[1], -1.0), features["sentence_dense"])
-            scored.append([0.0, chunk_id, row, sentences, features, sentence_scores])
+            doc_best[row.doc_id] = max(doc_best.get(row.doc_id, -1.0), features["sentence_dense"])
+            scored.append(_Scored(row, features, sentence_scores))
         for item in scored:
             # how well the passage's document as a whole matches: the right article's other
             # passages are likelier than passages of articles that match nowhere else
-            item[4]["doc_best"] = doc_best[item[2][1]]
-            item[0] = sum(self.weights.get(name, 0.0) * value for name, value in item[4].items())
-        scored.sort(key=lambda item: -item[0])
+            item.features["doc_best"] = doc_best[item.row.doc_id]
+            item.score = sum(self.weights.get(name, 0.0) * v for name, v in item.features.items())
+        scored.sort(key=lambda item: -item.score)
         return [
             Passage(
-                chunk_id=chunk_id,
-                doc_id=row[1],
+                chunk_id=item.row.id,
+                doc_id=item.row.doc_id,
                 rank=rank,
-                score=score,
-                char_start=row[2],
-                char_end=row[3],
-                text=row[6],
-                title=row[7],
-                sentences=sentences,
-                features=features,
-                sentence_scores=sentence_scores,
+                score=item.score,
+                char_start=item.row.char_start,
+                char_end=item.row.char_end,
+                text=item.row.text,
+                title=item.row.title,
+                sentences=item.row.sentences,
+                features=item.features,
+                sentence_scores=item.sentence_scores,
             )
-            for rank, (score, chunk_id, row, sentences, features, sentence_scores) in enumerate(
-                scored[:k], 1
-            )
+            for rank, item in enumerate(scored[:k], 1)
         ]
+
+
+@dataclass
+class _Scored:
+    """A candidate chunk while it is being re-ranked."""
+
+    row: ChunkRow
+    features: dict[str, float]
+    sentence_scores: tuple[float, ...]
+    score: float = 0.0
 
 
 def overlap_features(terms: QueryTerms, sentences: Sequence[Collection[str]]) -> dict[str, float]:

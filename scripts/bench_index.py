@@ -32,7 +32,7 @@ sys.path.insert(0, str(ROOT))
 
 from qa.chunking import embed_text  # noqa: E402
 from qa.embedding import BACKENDS, DEFAULT_BACKEND, load_encoder  # noqa: E402
-from qa.store import IndexReader, sync_index  # noqa: E402
+from qa.index import IndexReader, sync_index  # noqa: E402
 
 DEFAULT_CORPUS = ROOT.parent / "shared" / "data" / "bbc"
 

@@ -55,7 +55,7 @@ from qa.evaluate import (  # noqa: E402
     select_questions,
     write_corpus,
 )
-from qa.store import sync_index  # noqa: E402
+from qa.index import sync_index  # noqa: E402
 
 DEFAULT_CORPUS = ROOT.parent / "shared" / "data" / "bbc"
 DEFAULT_SQUAD = ROOT.parent / "shared" / "data" / "squad" / "dev-v1.1.json.zip"

@@ -31,7 +31,7 @@ from qa.articles import load_corpus  # noqa: E402
 from qa.embedding import load_encoder  # noqa: E402
 from qa.engine import Engine  # noqa: E402
 from qa.evaluate import percentile  # noqa: E402
-from qa.store import index_exists, sync_index  # noqa: E402
+from qa.index import index_exists, sync_index  # noqa: E402
 
 DEFAULT_CORPUS = ROOT.parent / "shared" / "data" / "bbc"
 TEMPLATES = [

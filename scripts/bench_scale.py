@@ -141,7 +141,7 @@ def peak_rss_mb() -> float:
 
 
 def step_sync(corpus: Path, index: Path, full: bool) -> dict[str, Any]:
-    from qa.store import Progress, sync_index
+    from qa.index import Progress, sync_index
 
     stages: dict[str, float] = {}
     last = [time.perf_counter(), ""]

@@ -46,9 +46,9 @@ from qa.evaluate import (  # noqa: E402
     load_squad,
     select_questions,
 )
+from qa.index import index_exists  # noqa: E402
 from qa.reader import CANDIDATE_FEATURES, DEFAULT_READER, Reader  # noqa: E402
 from qa.retrieval import DEFAULT_PASSAGE_WEIGHTS, Retriever  # noqa: E402
-from qa.store import index_exists  # noqa: E402
 from qa.text import contains_answer  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data" / "squad"
@@ -198,7 +198,7 @@ def fit_reader(args, passage_weights) -> dict:
     fit_v2 = select_questions(v2, "fit")
     engine = Engine.open(args.index_v2)
     engine.retriever = Retriever(engine.index, engine.encoder, weights=passage_weights)
-    engine.reader = Reader(engine.index.conn, fitted=DEFAULT_READER, read_passages=max(K_CHOICES))
+    engine.reader = Reader(engine.index, fitted=DEFAULT_READER, read_passages=max(K_CHOICES))
     if args.rows and args.rows.exists():
         with args.rows.open("rb") as handle:
             rows = pickle.load(handle)  # a file this script wrote (--rows)

@@ -71,7 +71,7 @@ def log(message: str) -> None:
 
 
 def ensure_train_index(squad: Any, index: Path) -> None:
-    from qa.store import index_exists
+    from qa.index import index_exists
 
     if not index_exists(index):
         log(f"indexing the {len(squad.titles)} train articles into {index} ...")

@@ -13,8 +13,8 @@ from qa.answers import Answer, Result
 from qa.articles import Article, load_corpus
 from qa.chat import Conversation, Reading, Turn, kind, readings, rewrite
 from qa.engine import Engine
+from qa.index import sync_index
 from qa.retrieval import Filters
-from qa.store import sync_index
 from tests.conftest import BUNDLED_SEED, run_qa
 
 pytestmark = pytest.mark.model

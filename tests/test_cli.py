@@ -119,7 +119,7 @@ def test_a_moved_project_keeps_its_own_corpus(tmp_path: Path, bbc: Path) -> None
     import shutil
 
     from qa.cli import _stored_corpus
-    from qa.store import sync_index
+    from qa.index import sync_index
     from tests.fakes import Factory
 
     project = tmp_path / "project"

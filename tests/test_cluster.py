@@ -14,7 +14,7 @@ import pytest
 
 import tests.fakes
 from qa.errors import QAError
-from qa.store import IndexReader, sync_index
+from qa.index import IndexReader, sync_index
 from tests.conftest import run_qa
 from tests.fakes import Factory, HashEncoder
 

@@ -87,7 +87,7 @@ from qa.errors import (  # noqa: E402
     IndexMismatchError,
     MassRemovalError,
 )
-from qa.store import STORE_FILE, IndexReader, check_encoder, sync_index, write_lock  # noqa: E402
+from qa.index import STORE_FILE, IndexReader, check_encoder, sync_index, write_lock  # noqa: E402
 from tests.conftest import BUNDLED_SEED, run_qa  # noqa: E402
 from tests.fakes import Factory, HashEncoder  # noqa: E402
 
@@ -316,7 +316,7 @@ def test_7_a_lost_keyword_index_is_rebuilt_by_update(corpus: Path, tmp_path: Pat
 
 def test_8_other_weights_say_what_differs() -> None:
     from qa.chunking import ChunkSettings
-    from qa.store import IndexSettings
+    from qa.index import IndexSettings
 
     settings = IndexSettings(
         model="m", weights_sha256="a" * 64, backend="fake", dimension=64,
@@ -383,7 +383,7 @@ def test_11_temporary_files_of_dead_writers_are_cleaned(corpus: Path, tmp_path: 
 def test_12_interrupt_after_the_commit_says_it_was_committed(
     corpus: Path, tmp_path: Path, bbc: Path
 ) -> None:
-    from qa.store import Progress
+    from qa.index import Progress
 
     index = tmp_path / "index"
     sync_index(corpus, index, Factory(), full=True)

@@ -11,7 +11,7 @@ import pytest
 
 from qa.embedding import DEFAULT_MODEL, SentenceTransformerEncoder
 from qa.errors import ModelError
-from qa.store import IndexReader
+from qa.index import IndexReader
 from tests.conftest import run_qa
 
 pytestmark = pytest.mark.model

@@ -147,7 +147,7 @@ def test_answering_from_an_onnx_index_does_not_import_torch(
     seed_corpus: Path, tmp_path: Path
 ) -> None:
     from qa.embedding import encoder_factory
-    from qa.store import sync_index
+    from qa.index import sync_index
 
     index = tmp_path / "index"
     sync_index(seed_corpus, index, encoder_factory(None, "onnx-int8"), full=True)

@@ -15,6 +15,7 @@ import pytest
 from qa.articles import load_corpus
 from qa.engine import Engine
 from qa.errors import ModelError
+from qa.index import sync_index
 from qa.reader_model import (
     MODEL_DIR,
     MODEL_NAME,
@@ -23,7 +24,6 @@ from qa.reader_model import (
     ReaderModel,
     best_span,
 )
-from qa.store import sync_index
 from tests.conftest import REPO
 
 QUESTIONS = REPO / "tests" / "data" / "bbc_paraphrased.jsonl"

@@ -12,7 +12,7 @@ import pytest
 
 from qa.chunking import ChunkSettings, embed_text
 from qa.errors import IndexBusyError, IndexMismatchError, IndexMissingError
-from qa.store import FAISS_FILE, MANIFEST_FILE, IndexReader, sync_index, write_lock
+from qa.index import FAISS_FILE, MANIFEST_FILE, IndexReader, sync_index, write_lock
 from tests.conftest import BUNDLED_SEED
 from tests.fakes import Factory, HashEncoder
 
@@ -185,19 +185,19 @@ def test_failure_half_way_through_update_leaves_previous_index(
     assert snapshot(index) == before
 
     # 2. the write transaction dies half-way (after documents and chunks went in)
-    import qa.store
+    import qa.index.build
 
-    real_write = qa.store._write
+    real_write = qa.index.build._write
 
     def explode(conn: sqlite3.Connection, *args: object, **kwargs: object) -> None:
         real_write(conn, *args, **kwargs)  # type: ignore[arg-type]
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(qa.store, "_write", explode)
+    monkeypatch.setattr(qa.index.build, "_write", explode)
     with pytest.raises(KeyboardInterrupt):
         sync_index(corpus, index, Factory())
     assert snapshot(index) == before
-    monkeypatch.setattr(qa.store, "_write", real_write)
+    monkeypatch.setattr(qa.index.build, "_write", real_write)
 
     # and the next update finishes the job
     report = sync_index(corpus, index, Factory())
@@ -357,7 +357,7 @@ def test_sentence_stems_are_stored_and_filled_into_older_indexes(
 
 
 def test_auto_faiss_is_flat_when_small_and_ivf_sq8_when_large() -> None:
-    from qa.store import FLAT_LIMIT, faiss_factory_for
+    from qa.index.vectors import FLAT_LIMIT, faiss_factory_for
 
     assert faiss_factory_for("auto", 10) == "Flat"
     assert faiss_factory_for("auto", FLAT_LIMIT - 1) == "Flat"
@@ -371,7 +371,7 @@ def test_update_changes_faiss_in_place(
 ) -> None:
     """An update removes and adds vectors in the FAISS file it finds (no rebuild from every
     stored vector), and ends where a fresh build does."""
-    import qa.store
+    import qa.index.vectors
 
     index = tmp_path / "index"
     build(corpus, index, faiss_factory="IVF4,Flat")
@@ -379,7 +379,7 @@ def test_update_changes_faiss_in_place(
     def no_rebuild(*_: object) -> None:
         raise AssertionError("FAISS was rebuilt from the store")
 
-    monkeypatch.setattr(qa.store, "build_faiss_from_store", no_rebuild)
+    monkeypatch.setattr(qa.index.vectors, "build_faiss_from_store", no_rebuild)
     (corpus / "bbc" / "tech-002.txt").unlink()
     (corpus / "new.txt").write_text("Broadband news\n\nBroadband internet subscribers doubled.\n")
     report = sync_index(corpus, index, Factory())
@@ -415,11 +415,11 @@ def test_hnsw_is_rebuilt_on_update(corpus: Path, tmp_path: Path) -> None:
 def test_a_build_in_many_slices_equals_one_in_a_single_slice(
     corpus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import qa.store
+    import qa.index.embed
 
     whole = tmp_path / "whole"
     build(corpus, whole)
-    monkeypatch.setattr(qa.store, "SLICE_CHUNKS", 3)
+    monkeypatch.setattr(qa.index.embed, "SLICE_CHUNKS", 3)
     sliced = tmp_path / "sliced"
     factory = build(corpus, sliced)
     assert factory.encoder.calls > 3  # it did embed slice by slice

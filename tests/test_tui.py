@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from qa.conversations import ConversationStore
-from qa.store import sync_index
+from qa.index import sync_index
 from qa.tui.app import QAApp
 from qa.tui.screens import ArticleScreen, BuildScreen
 from qa.tui.widgets import AnswerCard, QuestionCard, SourcesPanel
@@ -280,7 +280,7 @@ def test_history_reopens_a_conversation(make_app: Callable[..., QAApp]) -> None:
 
 def test_core_modules_do_not_import_textual() -> None:
     modules = [
-        "qa", "qa.articles", "qa.chunking", "qa.embedding", "qa.store", "qa.retrieval",
+        "qa", "qa.articles", "qa.chunking", "qa.embedding", "qa.index", "qa.retrieval",
         "qa.reader", "qa.chat", "qa.engine", "qa.batch", "qa.evaluate", "qa.conversations",
         "qa.cli", "qa.text", "qa.minilm",
     ]  # fmt: skip

@@ -1,6 +1,6 @@
 """The chat in the terminal: ask, follow up, inspect the evidence.
 
-The app only calls the core (`qa.engine`, `qa.chat`, `qa.conversations`, `qa.store`): it
+The app only calls the core (`qa.engine`, `qa.chat`, `qa.conversations`, `qa.index`): it
 never touches FAISS or SQLite itself. Slow work runs in thread workers: loading the model,
 answering, building and updating the index; the first frame appears at once, and a question
 typed before the model is ready is answered as soon as it is.
@@ -126,7 +126,7 @@ class QAApp(App[None]):
         yield Footer()
 
     def on_mount(self) -> None:
-        from qa.store import index_exists
+        from qa.index import index_exists
         from qa.tui import settings
 
         theme = settings.load().get("theme")
@@ -170,7 +170,7 @@ class QAApp(App[None]):
 
     def _build(self, progress: Any) -> Any:
         from qa.embedding import encoder_factory
-        from qa.store import sync_index
+        from qa.index import sync_index
 
         return sync_index(
             self.corpus_dir, self.index_dir, encoder_factory(None), full=True, progress=progress
@@ -569,7 +569,7 @@ class QAApp(App[None]):
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="update")
     def update_index(self) -> None:
-        from qa.store import sync_index
+        from qa.index import sync_index
 
         def progress(report: Any) -> None:
             if self._cancel_update.is_set():
@@ -591,7 +591,7 @@ class QAApp(App[None]):
         self.call_from_thread(self._update_done, report)
 
     def _update_progress(self, stage: str, done: int, total: int) -> None:
-        from qa.store import STAGES
+        from qa.labels import STAGES
 
         self.query_one("#update-progress", ProgressBar).update(total=total, progress=done)
         label = STAGES.get(stage, (stage, ""))[0]

@@ -177,7 +177,7 @@ class BuildScreen(Screen[bool]):
             self.app.call_from_thread(self._finished, report, None)
 
     def on_build_screen_progressed(self, event: BuildScreen.Progressed) -> None:
-        from qa.store import STAGES
+        from qa.labels import STAGES
 
         label = STAGES.get(event.stage, (event.stage, ""))[0]
         self.query_one("#build-status", Static).update(f"{label}: {event.done:,} / {event.total:,}")

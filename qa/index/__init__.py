@@ -1,0 +1,57 @@
+"""The index on disk: build, update, open and status.
+
+- `schema`: the folder's files, the SQLite schema, connections, settings, the write lock.
+- `scan`: the corpus against the stored files.
+- `embed`: chunking and embedding (here or on a cluster), a slice at a time.
+- `build`: `sync_index`, one transaction a build or update; a no-op update writes nothing.
+- `vectors`: `vectors.faiss` (chosen by size) and `manifest.json`, derived from the store.
+- `reader`: `IndexReader`, a read-only view for retrieval and reading.
+"""
+
+from __future__ import annotations
+
+from qa.index.build import UpdateReport, sync_index
+from qa.index.embed import Embedder, check_encoder
+from qa.index.progress import Progress, ProgressFn
+from qa.index.reader import (
+    ArticleRow,
+    ChunkRow,
+    DocumentRow,
+    IndexReader,
+    StoredArticle,
+    index_exists,
+)
+from qa.index.schema import (
+    FAISS_FILE,
+    MANIFEST_FILE,
+    STORE_FILE,
+    IndexSettings,
+    resolve_stored_corpus,
+    stored_corpus_path,
+    write_lock,
+)
+from qa.index.vectors import build_faiss, faiss_factory_for
+
+__all__ = [
+    "ArticleRow",
+    "ChunkRow",
+    "DocumentRow",
+    "StoredArticle",
+    "FAISS_FILE",
+    "MANIFEST_FILE",
+    "STORE_FILE",
+    "Embedder",
+    "IndexReader",
+    "IndexSettings",
+    "Progress",
+    "ProgressFn",
+    "UpdateReport",
+    "build_faiss",
+    "check_encoder",
+    "faiss_factory_for",
+    "index_exists",
+    "resolve_stored_corpus",
+    "stored_corpus_path",
+    "sync_index",
+    "write_lock",
+]

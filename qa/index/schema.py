@@ -1,0 +1,330 @@
+"""The index folder's files and the SQLite store's schema: connecting (readers and the one
+writer), the meta table, the settings every vector shares, opening for a write (with repair
+and migration), the write lock, atomic file writes.
+
+- `store.sqlite` is the source of truth: files seen, unique article texts ("documents"),
+  articles (one per path or record, pointing at a document, so syndicated copies are stored
+  and embedded once), chunks with offsets and their vectors, and an FTS5 table for BM25.
+  Every build or update is one transaction, in WAL mode so readers keep the last committed
+  state while a writer works.
+- `.lock` keeps a second writer out.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import sqlite3
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from qa.chunking import ChunkSettings
+from qa.errors import (
+    IndexBusyError,
+    IndexCorruptError,
+    IndexMismatchError,
+)
+from qa.text import sentence_stems
+
+if TYPE_CHECKING:
+    pass
+
+
+FORMAT_VERSION = 2
+
+
+STORE_FILE = "store.sqlite"
+
+
+FAISS_FILE = "vectors.faiss"
+
+
+MANIFEST_FILE = "manifest.json"
+
+
+LOCK_FILE = ".lock"
+
+
+AUTO_FAISS = "auto"
+
+
+DEFAULT_FAISS = AUTO_FAISS
+"""Chosen by size (`faiss_factory_for`); `--faiss FACTORY` picks one."""
+
+
+QUICK_CHECK_LIMIT = 1 << 30
+
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS files (
+    path TEXT PRIMARY KEY, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL,
+    sha256 TEXT NOT NULL, problems TEXT NOT NULL DEFAULT '[]'
+);
+CREATE TABLE IF NOT EXISTS documents (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, sha256 TEXT NOT NULL UNIQUE,
+    title TEXT NOT NULL, body TEXT NOT NULL, paragraphs TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS articles (
+    id TEXT PRIMARY KEY, ref TEXT NOT NULL UNIQUE, path TEXT NOT NULL, record TEXT,
+    doc_id INTEGER NOT NULL REFERENCES documents(id), title TEXT NOT NULL, byline TEXT,
+    published TEXT, url TEXT, source TEXT, categories TEXT NOT NULL DEFAULT '[]'
+);
+CREATE INDEX IF NOT EXISTS articles_path ON articles(path);
+CREATE INDEX IF NOT EXISTS articles_doc ON articles(doc_id);
+CREATE TABLE IF NOT EXISTS chunks (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, doc_id INTEGER NOT NULL REFERENCES documents(id),
+    ordinal INTEGER NOT NULL, char_start INTEGER NOT NULL, char_end INTEGER NOT NULL,
+    token_count INTEGER NOT NULL, sentences TEXT NOT NULL, vector BLOB NOT NULL,
+    sentence_vectors BLOB, stems TEXT
+);
+CREATE INDEX IF NOT EXISTS chunks_doc ON chunks(doc_id);
+CREATE VIRTUAL TABLE IF NOT EXISTS chunks_fts USING fts5(
+    title, text, tokenize = 'porter unicode61 remove_diacritics 2'
+);
+"""
+
+
+@contextlib.contextmanager
+def write_lock(index_dir: Path) -> Iterator[None]:
+    """Exclusive writer lock; released by the OS if the process dies."""
+    index_dir.mkdir(parents=True, exist_ok=True)
+    path = index_dir / LOCK_FILE
+    handle = path.open("a+")
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            raise IndexBusyError(
+                f"{index_dir} is being written by {holder}; wait for it to finish and try again"
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"qa (pid {os.getpid()})")
+        handle.flush()
+        yield
+    finally:
+        handle.close()
+
+
+def connect(path: Path, readonly: bool = False, immutable: bool = False) -> sqlite3.Connection:
+    if readonly:
+        flags = "mode=ro&immutable=1" if immutable else "mode=ro"
+        conn = sqlite3.connect(
+            f"file:{path}?{flags}", uri=True, check_same_thread=False, isolation_level=None
+        )
+    else:
+        conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+    conn.row_factory = sqlite3.Row
+    conn.execute("PRAGMA busy_timeout=10000")
+    return conn
+
+
+def connect_reader(path: Path) -> sqlite3.Connection:
+    """A read-only connection, also to an index in a read-only folder or on read-only media.
+
+    A WAL database normally needs its `-shm` file created even for reading; where that is
+    impossible (nobody can write there, so nobody can change the store either) the store
+    is opened as immutable.
+    """
+    try:
+        conn = connect(path, readonly=True)
+        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        return conn
+    except sqlite3.OperationalError as exc:
+        message = str(exc).lower()
+        if "readonly" not in message and "unable to open" not in message:
+            raise
+    return connect(path, readonly=True, immutable=True)
+
+
+def read_meta(conn: sqlite3.Connection) -> dict[str, str]:
+    return {row["key"]: row["value"] for row in conn.execute("SELECT key, value FROM meta")}
+
+
+def set_meta(conn: sqlite3.Connection, **values: Any) -> None:
+    conn.executemany(
+        "INSERT INTO meta(key, value) VALUES(?, ?) "
+        "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+        [(k, v if isinstance(v, str) else json.dumps(v)) for k, v in values.items()],
+    )
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with tmp.open("wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+
+
+@dataclass(frozen=True)
+class IndexSettings:
+    """What vectors in one index must share; a mismatch means `build`, never a mix."""
+
+    model: str
+    weights_sha256: str | None
+    backend: str
+    dimension: int
+    chunking: ChunkSettings
+    faiss: str = DEFAULT_FAISS
+
+    def as_meta(self) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "weights_sha256": self.weights_sha256 or "",
+            "backend": self.backend,
+            "dimension": str(self.dimension),
+            "chunking": self.chunking.as_dict(),
+            "faiss": self.faiss,
+        }
+
+    @classmethod
+    def from_meta(cls, meta: dict[str, str]) -> IndexSettings:
+        try:
+            return cls(
+                model=meta["model"],
+                weights_sha256=meta.get("weights_sha256") or None,
+                backend=meta.get("backend", "torch"),
+                dimension=int(meta["dimension"]),
+                chunking=ChunkSettings(**json.loads(meta["chunking"])),
+                faiss=meta.get("faiss", DEFAULT_FAISS),
+            )
+        except (KeyError, ValueError, TypeError) as exc:
+            raise IndexCorruptError(
+                f"index settings are unreadable ({exc}); run qa index build"
+            ) from exc
+
+
+def open_for_write(store_path: Path, full: bool) -> sqlite3.Connection:
+    if store_path.exists():
+        try:
+            conn = connect(store_path)
+            version = conn.execute("SELECT value FROM meta WHERE key = 'format_version'").fetchone()
+            # quick_check reads the whole file: 0.05 s for the 80 MB BBC index, minutes for
+            # a million articles. Above QUICK_CHECK_LIMIT damage is found by the queries
+            # that meet it (and reported the same way, by _damage_reported).
+            small = store_path.stat().st_size <= QUICK_CHECK_LIMIT
+            damage = conn.execute("PRAGMA quick_check").fetchone()[0] if small else "ok"
+            if damage != "ok":
+                # A build needs nothing from the old store: a damaged one is started afresh
+                # rather than failing half-way through deleting its rows. An update refuses.
+                # (0.05 s on the 80 MB BBC index: cheap next to what a missed damage costs.)
+                raise sqlite3.DatabaseError(f"quick_check: {damage}")
+        except sqlite3.DatabaseError as exc:
+            if not full:
+                raise IndexCorruptError(
+                    f"{store_path} cannot be read ({exc}); rebuild it from the corpus with: "
+                    f"qa index build --index {store_path.parent}"
+                ) from exc
+            with contextlib.suppress(Exception):
+                conn.close()
+            _remove_store(store_path)
+            conn = connect(store_path)
+            version = None
+        else:
+            if version is not None and version[0] != str(FORMAT_VERSION):
+                conn.close()
+                if not full:
+                    raise IndexMismatchError(
+                        f"{store_path} has index format {version[0]}, this qa writes "
+                        f"{FORMAT_VERSION}; run qa index build"
+                    )
+                _remove_store(store_path)
+                conn = connect(store_path)
+    else:
+        conn = connect(store_path)
+    had_fts = (
+        conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'chunks_fts'").fetchone() is not None
+    )
+    conn.executescript(SCHEMA)
+    _repair_fts(conn, had_fts)
+    if "stems" not in columns(conn, "chunks"):
+        # an index from before the column: add and fill it once, in one transaction
+        with transaction(conn):
+            conn.execute("ALTER TABLE chunks ADD COLUMN stems TEXT")
+            _fill_stems(conn)
+    return conn
+
+
+def _fill_stems(conn: sqlite3.Connection) -> None:
+    """Sentence stems for the chunks of an index written before chunks stored them."""
+    rows = conn.execute(
+        "SELECT c.id, c.sentences, d.body FROM chunks c JOIN documents d ON d.id = c.doc_id "
+        "WHERE c.stems IS NULL"
+    ).fetchall()
+    conn.executemany(
+        "UPDATE chunks SET stems = ? WHERE id = ?",
+        [
+            (sentence_stems(body, [tuple(s) for s in json.loads(sentences)]), chunk_id)
+            for chunk_id, sentences, body in rows
+        ],
+    )
+
+
+def _repair_fts(conn: sqlite3.Connection, had_fts: bool) -> None:
+    """The keyword index is derived from the stored chunks: refill it when it was lost (a
+    dropped table comes back empty from SCHEMA) or holds another number of rows."""
+    chunks = conn.execute("SELECT count(*) FROM chunks").fetchone()[0]
+    if had_fts and conn.execute("SELECT count(*) FROM chunks_fts").fetchone()[0] == chunks:
+        return
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        conn.execute("DELETE FROM chunks_fts")
+        conn.execute(
+            "INSERT INTO chunks_fts(rowid, title, text) SELECT c.id, d.title, "
+            "substr(d.body, c.char_start + 1, c.char_end - c.char_start) "
+            "FROM chunks c JOIN documents d ON d.id = c.doc_id"
+        )
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+
+
+def columns(conn: sqlite3.Connection, table: str) -> set[str]:
+    return {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+
+
+def _remove_store(store_path: Path) -> None:
+    for suffix in ("", "-wal", "-shm"):
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(f"{store_path}{suffix}")
+
+
+def stored_corpus_path(corpus: Path, index_dir: Path) -> str:
+    """How an index records its corpus: relative to the index folder when the two share a
+    parent folder (`../corpus`, so a copied or moved project keeps pointing at its own
+    corpus), else absolute."""
+    corpus, index_dir = corpus.resolve(), index_dir.resolve()
+    if corpus.is_relative_to(index_dir.parent):
+        return os.path.relpath(corpus, index_dir)
+    return str(corpus)
+
+
+def resolve_stored_corpus(stored: str, index_dir: Path) -> Path:
+    """The corpus folder an index recorded (see `stored_corpus_path`)."""
+    path = Path(stored)
+    return path if path.is_absolute() else (index_dir / path).resolve()
+
+
+@contextlib.contextmanager
+def transaction(conn: sqlite3.Connection) -> Iterator[None]:
+    """One write transaction: committed when the block ends, rolled back when anything
+    (an error, Ctrl-C) leaves it early."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
