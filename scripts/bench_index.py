@@ -28,7 +28,6 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
 from qa.chunking import embed_text  # noqa: E402
 from qa.embedding import BACKENDS, DEFAULT_BACKEND, load_encoder  # noqa: E402

@@ -25,7 +25,6 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
 from qa.articles import load_corpus  # noqa: E402
 from qa.embedding import load_encoder  # noqa: E402

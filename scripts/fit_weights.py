@@ -35,7 +35,6 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
 from qa.embedding import encoder_factory  # noqa: E402
 from qa.engine import Engine  # noqa: E402

@@ -20,7 +20,6 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 DEFAULT_SOURCE = ROOT.parent / "shared" / "data" / "wikinews" / "wikinews.jsonl"
 DEFAULT_OUT = ROOT / "corpus" / "wikinews"
 

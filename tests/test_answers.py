@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -68,7 +69,7 @@ def index(corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def engine(index: Path) -> Engine:
+def engine(index: Path) -> Iterator[Engine]:
     engine = Engine.open(index)
     yield engine
     engine.close()
@@ -89,6 +90,7 @@ def check_citations(result: Result, articles: dict[str, Article]) -> None:
             paragraph = articles[citation.article_id].paragraph_at(citation.char_start)
             assert citation.paragraph == paragraph
         if answer.span is not None:
+            assert answer.span_start is not None
             assert answer.text[answer.span_start : answer.span_start + len(answer.span)] == (
                 answer.span
             )

@@ -29,7 +29,7 @@ def check_chunks(chunker: Chunker, article_id: str, title: str, body: str) -> li
         for start, end in chunk.sentences:
             assert chunk.char_start <= start < end <= chunk.char_end
     # every character of text is in some chunk
-    covered = set()
+    covered: set[int] = set()
     for chunk in chunks:
         covered.update(range(chunk.char_start, chunk.char_end))
     assert all(i in covered for i, ch in enumerate(body) if not ch.isspace())

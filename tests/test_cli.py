@@ -105,7 +105,7 @@ def test_add_says_web_addresses_are_not_fetched(
 def test_text_output_wraps_at_spaces(monkeypatch: pytest.MonkeyPatch) -> None:
     import os
 
-    from qa.cli import _wrap
+    from qa.cli.asking import _wrap
 
     monkeypatch.setattr("shutil.get_terminal_size", lambda *_: os.terminal_size((41, 24)))
     text = "1. " + " ".join(["extraordinarily"] * 12) + " [1]"
@@ -118,7 +118,7 @@ def test_text_output_wraps_at_spaces(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_a_moved_project_keeps_its_own_corpus(tmp_path: Path, bbc: Path) -> None:
     import shutil
 
-    from qa.cli import _stored_corpus
+    from qa.cli.options import _stored_corpus
     from qa.index import sync_index
     from tests.fakes import Factory
 

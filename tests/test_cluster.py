@@ -78,9 +78,10 @@ def test_ray_build_equals_an_in_process_build(
     for key, (start, end, vector, sentences) in expected.items():
         assert got[key][:2] == (start, end)
         assert float(vector @ got[key][2]) >= 0.999
-        assert sentences is not None and got[key][3] is not None
+        other = got[key][3]
+        assert sentences is not None and other is not None
         ours = np.frombuffer(sentences, dtype=np.float16).reshape(-1, vector.size)
-        theirs = np.frombuffer(got[key][3], dtype=np.float16).reshape(-1, vector.size)
+        theirs = np.frombuffer(other, dtype=np.float16).reshape(-1, vector.size)
         cosines = (ours.astype(np.float32) * theirs.astype(np.float32)).sum(axis=1)
         assert cosines.min() >= 0.995  # float16 storage
 

@@ -8,9 +8,10 @@ import subprocess
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
+from textual.widgets import Input
 
 from qa.conversations import ConversationStore
 from qa.index import sync_index
@@ -117,7 +118,7 @@ def test_ask_and_follow_up(make_app: Callable[..., QAApp]) -> None:
         # history: Up brings back the last question
         await pilot.click("#question")
         await pilot.press("up")
-        assert app.query_one("#question").value == "How many were discharged?"
+        assert app.query_one("#question", Input).value == "How many were discharged?"
 
     run(app, script)
     saved = app.store.recent()
@@ -143,7 +144,7 @@ def test_question_typed_before_the_model_is_ready_is_answered(
 
     async def script(pilot: Any) -> None:
         assert app.engine is None, "the first frame is up while the model loads"
-        box = app.query_one("#question")
+        box = app.query_one("#question", Input)
         box.value = "How many officers were dishonorably discharged?"
         await pilot.press("enter")
         await pilot.pause()
@@ -182,7 +183,7 @@ def test_open_citation_highlights_the_cited_characters(make_app: Callable[..., Q
         app.query(AnswerCard).first().focus()
         await pilot.press("h", "i")
         assert app.focused is app.query_one("#question")
-        assert app.query_one("#question").value == "hi"
+        assert app.query_one("#question", Input).value == "hi"
 
     run(app, script)
 
@@ -239,8 +240,8 @@ def test_article_text_with_markup_and_escapes_renders_literally(
         app.query_one("#sources-list").focus()
         await pilot.press("enter")
         await pilot.pause()
-        assert "\\x1b[31mred" in app.screen.highlighted
-        assert citation["quote"].replace("\x1b", "\\x1b") == app.screen.highlighted
+        assert "\\x1b[31mred" in cast(Any, app.screen).highlighted
+        assert citation["quote"].replace("\x1b", "\\x1b") == cast(Any, app.screen).highlighted
 
     run(app, script)
 
@@ -298,7 +299,7 @@ def _fixed_status(app: QAApp) -> None:
     app._index_line = lambda: "2 articles · 4 chunks · all-MiniLM-L6-v2"  # type: ignore[method-assign]
     app.refresh_status()
     # a blinking cursor would make the picture depend on the moment it is taken
-    app.query_one("#question").cursor_blink = False
+    app.query_one("#question", Input).cursor_blink = False
 
 
 def test_snapshot_chat(snap_compare: Any, make_app: Callable[..., QAApp]) -> None:
@@ -405,7 +406,7 @@ def test_80x24_sources_collapse_tab_goes_to_the_newest_answer(
         panel = app.query_one(SourcesPanel)
         assert not panel.display, "an empty Sources panel takes no room"
         await wait_for(pilot, lambda: bool(app.query("FooterKey")))
-        footer_keys = [key.key for key in app.query("FooterKey")][:6]
+        footer_keys = [cast(Any, key).key for key in app.query("FooterKey")][:6]
         assert "f1" in footer_keys, footer_keys
         first = await ask(pilot, "How many officers were dishonorably discharged?")
         assert panel.display

@@ -1,0 +1,41 @@
+"""The `qa` command line: one boundary where domain errors become one-line messages.
+
+Every command imports what it needs inside its function, so `qa --help` stays fast. The
+commands live in `corpus`, `indexing` and `asking`; `options` holds what they share.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from qa.cli import asking, corpus, indexing  # noqa: F401 - registers the commands
+from qa.cli.options import cli
+from qa.errors import QAError
+
+__all__ = ["cli", "main"]
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console-script entry point: QAError -> `qa: error: ...` and exit 1, never a traceback."""
+    try:
+        code = cli.main(args=argv, prog_name="qa", standalone_mode=False)
+    except click.ClickException as exc:
+        exc.show()
+        code = exc.exit_code
+    except (click.exceptions.Abort, KeyboardInterrupt):
+        click.echo("\nqa: interrupted; nothing was changed by the unfinished step", err=True)
+        code = 130
+    except QAError as exc:
+        click.echo(f"qa: error: {exc}", err=True)
+        code = exc.exit_code
+    except BrokenPipeError:
+        # `qa ask ... | head`: the reader went away; that is not an error worth a traceback.
+        sys.stderr.close()
+        code = 0
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+if __name__ == "__main__":
+    main()

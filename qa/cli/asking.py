@@ -1,0 +1,431 @@
+"""`qa ask`, `qa batch`, `qa verify`, `qa eval` and `qa tui`."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from qa.cli.options import (
+    ProgressView,
+    _backend_option,
+    _corpus_option,
+    _filter_options,
+    _filters,
+    _index_option,
+    _json_option,
+    _print_json,
+    cli,
+    resolve_corpus,
+    resolve_index,
+)
+from qa.errors import InputError, QAError
+
+
+def render_result(result: Any, color: bool) -> str:
+    """A `Result` as readable text; article text is made inert for the terminal."""
+    from qa.answers import citation_label, confidence_words
+    from qa.text import terminal_safe
+
+    def cite(number: int, citation: Any) -> str:
+        return f"   [{number}] {terminal_safe(citation_label(citation))}"
+
+    lines = []
+    if result.query != result.question:
+        lines.append(f"(searched: {terminal_safe(result.query)})")
+    if result.not_found:
+        lines.append(result.not_found_message)
+        if result.related:
+            lines.append("Related passages:")
+            for number, citation in enumerate(result.related, 1):
+                lines.append(cite(number, citation))
+                excerpt = " ".join(citation.quote.split())
+                excerpt = excerpt[:240] + ("…" if len(excerpt) > 240 else "")
+                lines.append(f"       {terminal_safe(excerpt)}")
+        return "\n".join(lines)
+    number = 0
+    for index, answer in enumerate(result.answers, 1):
+        text = answer.text
+        if answer.span is not None and answer.span_start is not None:
+            before = terminal_safe(text[: answer.span_start])
+            span = terminal_safe(answer.span)
+            after = terminal_safe(text[answer.span_start + len(answer.span) :])
+            shown = click.style(span, bold=True, underline=True) if color else f"**{span}**"
+            body = before + shown + after
+        else:
+            body = terminal_safe(text)
+        markers = " ".join(f"[{number + i}]" for i in range(1, len(answer.citations) + 1))
+        lines.append(f"{index}. {body} {markers}  ({confidence_words(answer.score)})")
+        for citation in answer.citations:
+            number += 1
+            lines.append(cite(number, citation))
+    return "\n".join(lines)
+
+
+@cli.command("ask")
+@click.argument("question", required=False)
+@_index_option
+@click.option(
+    "-n",
+    "answers",
+    type=click.IntRange(1, 20),
+    default=3,
+    show_default=True,
+    help="Distinct answers to show at most.",
+)
+@click.option(
+    "-k",
+    "passages",
+    type=click.IntRange(1, 200),
+    default=20,
+    show_default=True,
+    help="Passages to retrieve.",
+)
+@_filter_options
+@_json_option
+@click.pass_context
+def ask(
+    ctx: click.Context,
+    question: str | None,
+    index_dir: Path | None,
+    answers: int,
+    passages: int,
+    since: str | None,
+    until: str | None,
+    source: str | None,
+    as_json: bool,
+) -> None:
+    """Answer one question with sentences quoted from the corpus, and their citations.
+
+    QUESTION `-` (or none, with a pipe) reads the question from standard input.
+
+    \b
+    Examples:
+      qa ask "Who led the purge of North Korean officers?"
+      qa ask "What did the central bank decide?" --since 2006-01-01 --source wikinews --json
+      echo "Who won the election?" | qa ask
+    """
+    from qa.engine import Engine
+
+    if question in (None, "-"):
+        if question is None and sys.stdin.isatty():
+            raise click.UsageError("give a QUESTION (or - to read it from standard input)")
+        question = sys.stdin.read()
+    if not question.strip():
+        raise QAError("the question is empty")
+    filters = _filters(since, until, source)
+    engine = Engine.open(resolve_index(ctx, index_dir))
+    try:
+        result = engine.ask(question, n=answers, k=passages, filters=filters)
+    finally:
+        engine.close()
+    if as_json:
+        _print_json(result.as_dict())
+    else:
+        tty = sys.stdout.isatty()
+        text = render_result(result, color=tty)
+        click.echo(_wrap(text) if tty else text)
+
+
+def _wrap(text: str) -> str:
+    """Lines folded to the terminal's width at spaces (never inside a word), continuation
+    lines indented like the line they continue."""
+    import re
+    import shutil
+    import textwrap
+
+    width = max(shutil.get_terminal_size((100, 24)).columns - 1, 40)
+    out = []
+    for line in text.split("\n"):
+        if len(line) <= width:
+            out.append(line)
+            continue
+        lead = re.match(r"\s*(?:\d+\.\s|\[\d+\]\s)?", line)
+        indent = " " * len(lead.group()) if lead else ""
+        out.append(
+            textwrap.fill(
+                line,
+                width=width,
+                subsequent_indent=indent,
+                break_long_words=False,
+                break_on_hyphens=False,
+            )
+        )
+    return "\n".join(out)
+
+
+@cli.command("batch")
+@click.argument("file", type=click.Path(path_type=Path, exists=True, dir_okay=False))
+@_index_option
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Output file. [default: standard output]",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["jsonl", "csv", "md"]),
+    default=None,
+    help="Output format. [default: from the output's extension, else jsonl]",
+)
+@click.option("--resume", is_flag=True, help="Skip ids already answered in the output file.")
+@click.option("-n", "answers", type=click.IntRange(1, 20), default=3, show_default=True)
+@_filter_options
+@click.option("-q", "--quiet", is_flag=True, help="No progress output.")
+@click.pass_context
+def batch(
+    ctx: click.Context,
+    file: Path,
+    index_dir: Path | None,
+    output: Path | None,
+    fmt: str | None,
+    resume: bool,
+    answers: int,
+    since: str | None,
+    until: str | None,
+    source: str | None,
+    quiet: bool,
+) -> None:
+    """Answer a file of questions; one record per question, in input order.
+
+    FILE is plain text (one question a line), JSONL (`question`, optional `id`) or CSV (a
+    `question` column, optional `id`). A question that fails gets an `error` field and the
+    batch goes on; the exit code is 1 if any failed.
+
+    \b
+    Examples:
+      qa batch questions.txt -o answers.jsonl
+      qa batch questions.csv -o answers.csv --resume
+      qa batch questions.jsonl --format md > answers.md
+    """
+    from qa.batch import Writer, check_output, done_ids, drop_torn_tail, read_questions, run_batch
+    from qa.engine import Engine
+    from qa.index import Progress
+
+    if fmt is None:
+        suffix = output.suffix.lower().lstrip(".") if output else ""
+        fmt = {"csv": "csv", "md": "md", "markdown": "md"}.get(suffix, "jsonl")
+    if resume and output is None:
+        raise QAError("--resume needs -o OUT (the file whose ids are skipped)")
+    index_target = resolve_index(ctx, index_dir)
+    if output is not None:
+        check_output(output, file, [index_target])
+    questions = read_questions(file)
+    if resume and output is not None and drop_torn_tail(output, fmt) and not quiet:
+        click.echo(f"qa: {output}: dropped a half-written last record; asking it again", err=True)
+    skip = done_ids(output, fmt) if resume and output else set()
+    filters = _filters(since, until, source)
+    engine = Engine.open(index_target)
+    append = bool(resume and output and output.exists() and output.stat().st_size > 0)
+    # A new output is written to a temporary file and renamed over OUT at the end, so an
+    # existing OUT is never truncated by a batch that then fails; --resume appends in place.
+    existed = output is not None and output.exists()
+    temp = None
+    if output is not None and not append:
+        temp = output.with_name(f".{output.name}.{os.getpid()}.tmp")
+    path = temp or output
+    handle = path.open("a" if append else "w", encoding="utf-8", newline="") if path else None
+    finished = False
+    writer = Writer(handle or sys.stdout, fmt, header=not append)
+    try:
+        # progress goes to stderr: shown on a terminal even when the answers go to stdout
+        with ProgressView(quiet or (output is None and not sys.stderr.isatty())) as view:
+            answered, failed = run_batch(
+                questions,
+                lambda q: engine.ask(q, n=answers, filters=filters),
+                writer,
+                skip,
+                progress=lambda done, total: view(Progress("questions", done, total)),
+            )
+        finished = True
+    except KeyboardInterrupt:
+        if output is not None and (append or not existed):
+            click.echo(
+                f"\nqa: interrupted after {writer.written} record(s) written to {output}; "
+                "run the same command with --resume to finish",
+                err=True,
+            )
+        raise
+    finally:
+        engine.close()
+        if handle is not None:
+            handle.close()
+        if temp is not None and output is not None:
+            if finished or not existed:
+                os.replace(temp, output)  # an unfinished new file is kept for --resume
+            else:
+                temp.unlink(missing_ok=True)
+                click.echo(f"qa: {output} was left as it was", err=True)
+    if not quiet:
+        skipped = f", {len(skip & {q.id for q in questions})} already done" if skip else ""
+        click.echo(f"{answered} answered, {failed} failed{skipped}", err=True)
+    if failed:
+        ctx.exit(1)
+
+
+@cli.command("verify")
+@click.argument("file", type=click.Path(path_type=Path, exists=True, dir_okay=False))
+@_corpus_option
+@_index_option
+@_json_option
+@click.option("-v", "--verbose", is_flag=True, help="List verified citations too.")
+@click.pass_context
+def verify_command(
+    ctx: click.Context,
+    file: Path,
+    corpus: Path | None,
+    index_dir: Path | None,
+    as_json: bool,
+    verbose: bool,
+) -> None:
+    """Re-check every citation in an answers file against the corpus as it is now.
+
+    FILE is `qa ask --json` output, a `qa batch` output (JSONL, CSV or Markdown) or a chat
+    export. Each citation is verified (the article still holds exactly the quoted text at
+    those characters), changed or missing; the exit code is 1 unless all are verified.
+
+    \b
+    Examples:
+      qa batch questions.txt -o answers.jsonl && qa verify answers.jsonl
+      qa verify qa-conversation-20261201-101500.md --corpus corpus
+    """
+    from qa.text import one_line
+    from qa.verify import STATUSES, VERIFIED, verify
+
+    root = resolve_corpus(ctx, corpus, resolve_index(ctx, index_dir))
+    checks = verify(file, root)
+    counts = {status: sum(c.status == status for c in checks) for status in STATUSES}
+    if as_json:
+        _print_json({"file": str(file), "corpus": str(root), **counts,
+                     "citations": [c.as_dict() for c in checks]})  # fmt: skip
+    else:
+        for check in checks:
+            if verbose or check.status != VERIFIED:
+                where = f"{check.ref} chars {check.char_start}-{check.char_end}"
+                detail = f": {check.detail}" if check.detail else ""
+                click.echo(f"{check.status:<9} {one_line(where)}{detail}")
+        click.echo(
+            f"{len(checks)} citation(s): {counts['verified']} verified, {counts['changed']} "
+            f"changed, {counts['missing']} missing"
+        )
+    if not checks:
+        raise InputError(f"{file}: no citations found (is it a qa answers file?)")
+    if counts["verified"] != len(checks):
+        ctx.exit(1)
+
+
+@cli.command("eval")
+@click.argument("file", type=click.Path(path_type=Path, exists=True, dir_okay=False))
+@click.option(
+    "--index",
+    "index_dir",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Index to ask (built there from a SQuAD file if empty). [default: a temporary index "
+    "built from the SQuAD file; a JSONL file needs one]",
+)
+@_backend_option
+@click.option("--sample", type=click.IntRange(1), default=None, help="Ask N random questions.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option(
+    "--half",
+    type=click.Choice(["all", "fit", "heldout"]),
+    default="all",
+    show_default=True,
+    help="Articles to ask about: weights are fitted on 'fit'.",
+)
+@_json_option
+@click.option("-q", "--quiet", is_flag=True, help="No progress output.")
+@click.pass_context
+def eval_command(
+    ctx: click.Context,
+    file: Path,
+    index_dir: Path | None,
+    backend: str | None,
+    sample: int | None,
+    seed: int,
+    half: str,
+    as_json: bool,
+    quiet: bool,
+) -> None:
+    """Measure retrieval and answers on a SQuAD-format file (v1.1 or v2.0, zipped or not)
+    or on a JSONL file of questions.
+
+    Without --index a SQuAD file's articles are indexed into a temporary index; with --index
+    DIR, DIR is used if it holds an index, else built there and kept. --backend applies to an
+    index built here; an existing index keeps its own.
+
+    A JSONL file holds one `{"question", "answers": [...], "article": "PATH"}` record a line
+    (`article`, optional, is the end of the path of the article that answers it; `answers`
+    empty for a question the corpus cannot answer) and needs --index: the index of the
+    corpus the questions are about.
+
+    Reports recall@k, answer (sentence) accuracy, span exact match and F1 (SQuAD's
+    normalisation), no-answer accuracy, a calibration table (confidence bins against
+    accuracy) and latency split into retrieval and reading.
+
+    \b
+    Examples:
+      qa eval ../shared/data/squad/dev-v1.1.json.zip --index /tmp/squad-index --json
+      qa eval tests/data/bbc_paraphrased.jsonl --index /tmp/bbc-index
+    """
+    from qa.evaluate import evaluate_file
+
+    if index_dir is None and not (quiet or as_json):
+        click.echo(f"qa: indexing {file.name}'s articles into a temporary index", err=True)
+    with ProgressView(quiet or as_json) as view:
+        metrics = evaluate_file(
+            file, index_dir, backend=backend, half=half, sample=sample, seed=seed, progress=view
+        )
+    if as_json:
+        _print_json(metrics)
+        return
+    heldout = metrics.pop("heldout", None)
+    _echo_metrics(metrics)
+    if heldout:
+        click.echo("\nheld-out half (articles nothing was fitted on):")
+        _echo_metrics(heldout)
+
+
+def _echo_metrics(metrics: dict[str, Any]) -> None:
+    calibration = metrics.pop("calibration")
+    for key, value in metrics.items():
+        click.echo(f"{key:<28} {value}")
+    click.echo("calibration (confidence bin: questions, mean confidence, accuracy)")
+    for row in calibration:
+        click.echo(
+            f"  {row['bin']}: {row['questions']:>6}  {row['mean_confidence']}  {row['accuracy']}"
+        )
+
+
+@cli.command("tui")
+@_corpus_option
+@_index_option
+@click.option("--no-save", is_flag=True, help="Do not keep this session's conversations.")
+@click.pass_context
+def tui(
+    ctx: click.Context, corpus: Path | None, index_dir: Path | None, no_save: bool = False
+) -> None:
+    """Open the chat in the terminal (the default command).
+
+    Without an index, offers to build one from the corpus (by default the one the index was
+    built from, else ./corpus). Conversations are kept in
+    $XDG_DATA_HOME/qa (or $QA_DATA_DIR).
+
+    \b
+    Example:
+      qa tui --index index --corpus corpus
+    """
+    if not sys.stdout.isatty() or not sys.stdin.isatty():
+        raise QAError("the terminal UI needs a terminal; see qa --help for the other commands")
+    from qa.tui.app import create_app
+
+    target = resolve_index(ctx, index_dir)
+    app = create_app(target, resolve_corpus(ctx, corpus, target), save_conversations=not no_save)
+    app.run()
