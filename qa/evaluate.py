@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from qa.articles import _clean_paragraph
+from qa.articles import clean_paragraph
 from qa.errors import InputError
 from qa.text import contains_answer, exact_match, token_f1
 
@@ -125,7 +125,7 @@ def index_squad(
 def _clean_map(text: str) -> tuple[str, list[int]]:
     """The loader's paragraph cleaning, with a map from each original offset to the cleaned
     text (cleaning only drops or merges whitespace, so a two-pointer walk aligns them)."""
-    cleaned = _clean_paragraph(text)
+    cleaned = clean_paragraph(text)
     mapping = [0] * (len(text) + 1)
     j = 0
     for i, ch in enumerate(text):

@@ -44,7 +44,7 @@ sys.path.insert(0, str(ROOT / "scripts"))
 
 from bench_query import make_questions  # noqa: E402
 
-from qa.articles import load_corpus, split_paragraphs  # noqa: E402
+from qa.articles import load_corpus  # noqa: E402
 from qa.embedding import bundled_model_dir, encoder_factory, load_encoder  # noqa: E402
 from qa.engine import Engine  # noqa: E402
 from qa.evaluate import (  # noqa: E402
@@ -54,6 +54,7 @@ from qa.evaluate import (  # noqa: E402
     select_questions,
     write_corpus,
 )
+from qa.formats import split_paragraphs  # noqa: E402
 from qa.index import sync_index  # noqa: E402
 
 DEFAULT_CORPUS = ROOT.parent / "shared" / "data" / "bbc"

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from qa.articles import Article, decode_text, load_corpus, parse_date
+from qa.articles import Article, decode_text, load_corpus
+from qa.formats import parse_date
 from tests.conftest import BUNDLED_SEED, REPO, SEED
 
 
