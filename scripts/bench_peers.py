@@ -45,15 +45,10 @@ sys.path.insert(0, str(ROOT / "scripts"))
 from bench_query import make_questions  # noqa: E402
 
 from qa.articles import load_corpus  # noqa: E402
+from qa.datasets import load_squad, select_questions, write_corpus  # noqa: E402
 from qa.embedding import bundled_model_dir, encoder_factory, load_encoder  # noqa: E402
 from qa.engine import Engine  # noqa: E402
-from qa.evaluate import (  # noqa: E402
-    evaluate,
-    load_squad,
-    percentile,
-    select_questions,
-    write_corpus,
-)
+from qa.evaluate import evaluate, percentile  # noqa: E402
 from qa.formats import split_paragraphs  # noqa: E402
 from qa.index import sync_index  # noqa: E402
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 
-from qa.evaluate import load_squad, select_questions  # noqa: E402
+from qa.datasets import load_squad, select_questions  # noqa: E402
 
 SQUAD = ROOT.parent / "shared" / "data" / "squad" / "dev-v1.1.json.zip"
 

@@ -27,14 +27,9 @@ sys.path.insert(0, str(ROOT / "scripts"))
 
 from fit_weights import fit_listwise  # noqa: E402
 
+from qa.datasets import GoldMapper, article_half, load_squad, select_questions  # noqa: E402
 from qa.engine import Engine  # noqa: E402
-from qa.evaluate import (  # noqa: E402
-    GoldMapper,
-    article_half,
-    doc_ids_by_article,
-    load_squad,
-    select_questions,
-)
+from qa.evaluate import doc_ids_by_article  # noqa: E402
 from qa.retrieval import DEFAULT_PASSAGE_WEIGHTS  # noqa: E402
 from qa.text import span_stems  # noqa: E402
 

@@ -51,8 +51,8 @@ ROOT = Path(__file__).resolve().parent.parent
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
+from qa.datasets import GoldMapper, index_squad, load_squad  # noqa: E402
 from qa.embedding import bundled_model_dir, cache_dir, encoder_factory, sha256_of  # noqa: E402
-from qa.evaluate import GoldMapper, index_squad, load_squad  # noqa: E402
 from qa.text import contains_answer, exact_match, token_f1  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data" / "squad"
@@ -81,8 +81,9 @@ def build_examples(args: argparse.Namespace, work: Path) -> list[dict[str, Any]]
     """(question, context, answer range in context or None) records, cached in `work`."""
     from tqdm import tqdm
 
+    from qa.datasets import clean_map
     from qa.engine import Engine
-    from qa.evaluate import _clean_map, doc_ids_by_article
+    from qa.evaluate import doc_ids_by_article
 
     cache = work / f"examples-v{EXAMPLES_VERSION}-q{args.questions}-n{args.negatives}.jsonl"
     if cache.exists():
@@ -122,7 +123,7 @@ def build_examples(args: argparse.Namespace, work: Path) -> list[dict[str, Any]]
         if positive is None:
             fallbacks += 1
             text, start = q.answers[0]
-            cleaned, mapping = _clean_map(squad.paragraphs[q.article][q.paragraph])
+            cleaned, mapping = clean_map(squad.paragraphs[q.article][q.paragraph])
             end = mapping[min(start + len(text), len(mapping) - 1) - 1] + 1
             positive = (cleaned, mapping[start], end)
         context, start, end = positive

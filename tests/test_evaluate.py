@@ -9,17 +9,16 @@ import pytest
 
 from qa.articles import load_corpus
 from qa.cli import main
-from qa.errors import InputError
-from qa.evaluate import (
+from qa.datasets import (
     GoldMapper,
-    Outcome,
     article_half,
     load_news_questions,
     load_squad,
     select_questions,
-    summarize,
     write_corpus,
 )
+from qa.errors import InputError
+from qa.evaluate import Outcome, summarize
 from qa.text import contains_answer, exact_match, normalize_answer, token_f1
 
 TINY = Path(__file__).parent / "data" / "tiny-squad-v2.json"

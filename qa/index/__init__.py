@@ -10,9 +10,9 @@
 
 from __future__ import annotations
 
-from qa.index.build import UpdateReport, sync_index
+from qa.index.build import sync_index
 from qa.index.embed import Embedder, check_encoder
-from qa.index.progress import Progress, ProgressFn
+from qa.index.progress import Progress, ProgressFn, UpdateReport
 from qa.index.reader import (
     ArticleRow,
     ChunkRow,

@@ -32,7 +32,7 @@ from qa.errors import (
     MassRemovalError,
 )
 from qa.index.embed import Embedded, Embedder, chunk_articles, embed_slices
-from qa.index.progress import Progress, ProgressFn, no_progress
+from qa.index.progress import Progress, ProgressFn, UpdateReport, no_progress
 from qa.index.scan import FileScan, scan_corpus, skipped_problems
 from qa.index.schema import (
     transaction,
@@ -55,32 +55,6 @@ if TYPE_CHECKING:
     from qa.embedding import Encoder
 
 
-@dataclass
-class UpdateReport:
-    """What a build or update did (printed by `qa index update --json`)."""
-
-    added: int = 0
-    changed: int = 0
-    removed: int = 0
-    renamed: int = 0
-    unchanged: int = 0
-    embedded_chunks: int = 0
-    embedded_documents: int = 0
-    articles: int = 0
-    chunks: int = 0
-    skipped: list[dict[str, str]] = field(default_factory=list)
-    seconds: float = 0.0
-    built: bool = False
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    def summary(self) -> str:
-        """`3 added, 1 changed, 0 removed, 0 renamed`"""
-        return (
-            f"{self.added:,} added, {self.changed:,} changed, {self.removed:,} removed, "
-            f"{self.renamed:,} renamed"
-        )
 
 
 def _now() -> str:

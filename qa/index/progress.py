@@ -1,13 +1,11 @@
-"""Progress reports from long index operations (front ends name the stages: `qa.labels`)."""
+"""Progress reports from long index operations (front ends name the stages: `qa.labels`), and
+the report of what an update did."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    pass
+from dataclasses import asdict, dataclass, field
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -26,3 +24,31 @@ ProgressFn = Callable[[Progress], None]
 
 def no_progress(_: Progress) -> None:
     pass
+
+
+@dataclass
+class UpdateReport:
+    """What a build or update did (printed by `qa index update --json`)."""
+
+    added: int = 0
+    changed: int = 0
+    removed: int = 0
+    renamed: int = 0
+    unchanged: int = 0
+    embedded_chunks: int = 0
+    embedded_documents: int = 0
+    articles: int = 0
+    chunks: int = 0
+    skipped: list[dict[str, str]] = field(default_factory=list)
+    seconds: float = 0.0
+    built: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def summary(self) -> str:
+        """`3 added, 1 changed, 0 removed, 0 renamed`"""
+        return (
+            f"{self.added:,} added, {self.changed:,} changed, {self.removed:,} removed, "
+            f"{self.renamed:,} renamed"
+        )
