@@ -20,29 +20,19 @@ import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from qa.answers import Answer, Citation, Result
-from qa.errors import ModelError
-from qa.retrieval import Passage, QueryTerms, load_weights
+from qa.retrieval import Passage, QueryTerms
 from qa.text import QUESTION_WORDS, STOPWORDS, normalize_answer, stem, words
+from qa.weights import READER_FEATURES, ReaderWeights, load_weights
 
 if TYPE_CHECKING:
     from qa.index import DocumentRow, IndexReader
     from qa.reader_model import ReaderModel, Reading
 
-CANDIDATE_FEATURES = (
-    "margin", "lead", "span", "null", "passage", "prank", "dense",
-    "q_missing", "names_missing", "numbers_missing",
-)  # fmt: skip
+CANDIDATE_FEATURES = READER_FEATURES
 """The features `candidate_features` gives and `qa/weights.json` weighs, in this order."""
-DEFAULT_READER: dict[str, Any] = {
-    "weights": {"bias": -1.0, "margin": 0.5},
-    "platt": [1.0, 0.0],
-    "abstain": 0.3,
-    "read_passages": 5,
-}
-"""Used only when `qa/weights.json` has no fitted "reader" entry (a fresh retrain)."""
 # --------------------------------------------------------------------------- scoring
 
 
@@ -161,21 +151,15 @@ class Reader:
         *,
         model: ReaderModel | None = None,
         read_passages: int | None = None,
-        fitted: dict[str, Any] | None = None,
+        fitted: ReaderWeights | None = None,
         abstain_below: float | None = None,
     ) -> None:
         self.index = index
-        settings: dict[str, Any] = dict(DEFAULT_READER)
-        settings.update(fitted if fitted is not None else load_weights()["reader"])
-        self.weights: dict[str, float] = dict(settings["weights"])
-        unknown = set(self.weights) - {"bias", *CANDIDATE_FEATURES}
-        if unknown:
-            raise ModelError(f"reader weights for unknown features {sorted(unknown)}")
-        self.platt = (float(settings["platt"][0]), float(settings["platt"][1]))
-        self.read_passages = int(read_passages or settings["read_passages"])
-        self.abstain_below = float(
-            abstain_below if abstain_below is not None else settings["abstain"]
-        )
+        settings = fitted or load_weights().reader
+        self.weights: dict[str, float] = dict(settings.weights)
+        self.platt = settings.platt
+        self.read_passages = int(read_passages or settings.read_passages)
+        self.abstain_below = float(abstain_below if abstain_below is not None else settings.abstain)
         self._model = model
 
     @property

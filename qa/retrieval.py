@@ -13,18 +13,17 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
-import json
 import math
 import re
 import threading
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
-from functools import cached_property, lru_cache
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from functools import cached_property
+from typing import TYPE_CHECKING
 
-from qa.errors import ModelError, QAError
+from qa.errors import QAError
 from qa.text import STOPWORDS, parse_sentence_stems, span_stems, stem, words
+from qa.weights import SearchSettings, load_weights
 
 if TYPE_CHECKING:
     import numpy as np
@@ -33,42 +32,6 @@ if TYPE_CHECKING:
     from qa.index import ChunkRow, IndexReader
 
 Span = tuple[int, int]
-WEIGHTS_FILE = Path(__file__).with_name("weights.json")
-
-
-@lru_cache(maxsize=1)
-def load_weights() -> dict[str, Any]:
-    """The fitted weights (passage ranking; the reader's candidate weights, calibration and
-    threshold), read strictly: a missing or damaged file, or a weight for a feature the code
-    does not compute (a misspelling would silently weigh 0), is an error naming the file."""
-    try:
-        data = json.loads(WEIGHTS_FILE.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ModelError(
-            f"{WEIGHTS_FILE}: cannot read the fitted weights ({exc.strerror or exc}); "
-            "reinstall qa or run scripts/fit_weights.py"
-        ) from None
-    except ValueError as exc:
-        raise ModelError(f"{WEIGHTS_FILE}: not valid JSON ({exc})") from None
-    passage = data.get("passage") if isinstance(data, dict) else None
-    if not isinstance(passage, dict) or not isinstance(data.get("reader"), dict):
-        raise ModelError(f"{WEIGHTS_FILE}: needs a 'passage' and a 'reader' entry")
-    unknown = set(passage) - set(DEFAULT_PASSAGE_WEIGHTS)
-    if unknown:
-        raise ModelError(f"{WEIGHTS_FILE}: unknown passage features {sorted(unknown)}")
-    return data
-
-
-DEFAULT_PASSAGE_WEIGHTS = {
-    "dense": 1.0,
-    "bm25": 0.5,
-    "rrf": 1.0,
-    "sentence": 1.0,
-    "cover": 0.5,
-    "sentence_dense": 1.0,
-    "title": 0.5,
-    "doc_best": 0.5,
-}
 
 
 @dataclass(frozen=True)
@@ -191,19 +154,19 @@ class Retriever:
         index: IndexReader,
         encoder: Encoder,
         *,
-        dense_k: int = 50,
-        keyword_k: int = 50,
-        rerank_k: int = 30,
-        rrf_k: int = 60,
         weights: dict[str, float] | None = None,
+        search: SearchSettings | None = None,
     ) -> None:
+        """`weights` (passage ranking) and `search` default to the fitted ones."""
         self.index = index
         self.encoder = encoder
-        self.dense_k = dense_k
-        self.keyword_k = keyword_k
-        self.rerank_k = rerank_k
-        self.rrf_k = rrf_k
-        self.weights = weights or load_weights()["passage"]
+        fitted = load_weights()
+        self.search_settings = search or fitted.search
+        self.dense_k = self.search_settings.dense_k
+        self.keyword_k = self.search_settings.keyword_k
+        self.rerank_k = self.search_settings.rerank_k
+        self.rrf_k = self.search_settings.rrf_k
+        self.weights = weights or fitted.passage
         self._df: dict[str, int] = {}
         self._lock = threading.Lock()
         self.chunk_count = max(1, int(index.meta.get("chunks", "1")))
@@ -282,7 +245,9 @@ class Retriever:
         """(chunk id, BM25 score; higher is better) for chunks matching any question term."""
         if not terms.words or (allowed is not None and not allowed):
             return []
-        return self.index.keyword_search(self.keyword_words(terms), k, allowed)
+        return self.index.keyword_search(
+            self.keyword_words(terms), k, allowed, title_weight=self.search_settings.title_weight
+        )
 
     def search(
         self,

@@ -25,6 +25,7 @@ v2.0); nothing of the held-out half is looked at. Report quality with
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as dt
 import json
 import pickle
@@ -41,9 +42,10 @@ from qa.embedding import encoder_factory  # noqa: E402
 from qa.engine import Engine  # noqa: E402
 from qa.evaluate import doc_ids_by_article  # noqa: E402
 from qa.index import index_exists  # noqa: E402
-from qa.reader import CANDIDATE_FEATURES, DEFAULT_READER, Reader  # noqa: E402
-from qa.retrieval import DEFAULT_PASSAGE_WEIGHTS, Retriever  # noqa: E402
+from qa.reader import CANDIDATE_FEATURES, Reader  # noqa: E402
+from qa.retrieval import Retriever  # noqa: E402
 from qa.text import contains_answer  # noqa: E402
+from qa.weights import PASSAGE_FEATURES, UNFITTED_PASSAGE, UNFITTED_READER, SearchSettings  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data" / "squad"
 
@@ -96,7 +98,7 @@ def fit_platt(scores: np.ndarray, labels: np.ndarray, steps: int = 2000) -> tupl
 def passage_groups(engine: Engine, squad, questions) -> list[tuple[np.ndarray, np.ndarray]]:
     gold = GoldMapper(squad)
     docs = doc_ids_by_article(engine)
-    names = list(DEFAULT_PASSAGE_WEIGHTS)
+    names = list(PASSAGE_FEATURES)
     groups = []
     for q in questions:
         passages = engine.retriever.search(q.question, k=engine.retriever.rerank_k)
@@ -192,7 +194,7 @@ def fit_reader(args, passage_weights) -> dict:
     fit_v2 = select_questions(v2, "fit")
     engine = Engine.open(args.index_v2)
     engine.retriever = Retriever(engine.index, engine.encoder, weights=passage_weights)
-    engine.reader = Reader(engine.index, fitted=DEFAULT_READER, read_passages=max(K_CHOICES))
+    engine.reader = Reader(engine.index, fitted=UNFITTED_READER, read_passages=max(K_CHOICES))
     if args.rows and args.rows.exists():
         with args.rows.open("rb") as handle:
             rows = pickle.load(handle)  # a file this script wrote (--rows)
@@ -356,7 +358,7 @@ def main() -> int:
     )
     args = parser.parse_args()
     weights = json.loads(args.out.read_text()) if args.out.exists() else {}
-    passage_weights = weights.get("passage") or dict(DEFAULT_PASSAGE_WEIGHTS)
+    passage_weights = weights.get("passage") or dict(UNFITTED_PASSAGE)
     fit_v1_count = weights.get("questions", {}).get("v1.1")
 
     if args.passages:
@@ -364,11 +366,11 @@ def main() -> int:
         v1 = load_squad(args.v1)
         fit_v1 = select_questions(v1, "fit")
         engine = Engine.open(args.index_v1)
-        engine.retriever = Retriever(engine.index, engine.encoder, weights=DEFAULT_PASSAGE_WEIGHTS)
+        engine.retriever = Retriever(engine.index, engine.encoder, weights=UNFITTED_PASSAGE)
         print(f"passages: {len(fit_v1)} fit-half questions ...", file=sys.stderr)
         w = fit_listwise(passage_groups(engine, v1, fit_v1))
         engine.close()
-        passage_weights = {n: round(float(v), 5) for n, v in zip(DEFAULT_PASSAGE_WEIGHTS, w)}
+        passage_weights = {n: round(float(v), 5) for n, v in zip(PASSAGE_FEATURES, w)}
         print(f"passage weights: {passage_weights}", file=sys.stderr)
         fit_v1_count = len(fit_v1)
 
@@ -378,6 +380,8 @@ def main() -> int:
         "articles only (qa.evaluate.article_half)",
         "fitted_at": dt.date.today().isoformat(),
         "questions": {"v1.1": fit_v1_count, "v2.0": reader.pop("questions")},
+        # what the fit was made with: answering reads these, so a change needs a refit
+        "search": dataclasses.asdict(SearchSettings()),
         "passage": passage_weights,
         "reader": reader,
     }

@@ -30,8 +30,8 @@ from fit_weights import fit_listwise  # noqa: E402
 from qa.datasets import GoldMapper, article_half, load_squad, select_questions  # noqa: E402
 from qa.engine import Engine  # noqa: E402
 from qa.evaluate import doc_ids_by_article  # noqa: E402
-from qa.retrieval import DEFAULT_PASSAGE_WEIGHTS  # noqa: E402
 from qa.text import span_stems  # noqa: E402
+from qa.weights import PASSAGE_FEATURES  # noqa: E402
 
 SQUAD = ROOT.parent / "shared" / "data" / "squad" / "dev-v1.1.json.zip"
 EXTRA = ["comb", "comb_share", "comb_dense", "win2", "bigram", "sd2", "sdmean", "doc_comb",
@@ -67,7 +67,7 @@ def candidate_features(engine: Engine, question: str) -> tuple[list, list[list[f
     rows = []
     for p, extra in zip(passages, extras):
         extra["doc_comb"] = doc_best[p.doc_id]
-        rows.append([p.features[n] for n in DEFAULT_PASSAGE_WEIGHTS] + [extra[n] for n in EXTRA])
+        rows.append([p.features[n] for n in PASSAGE_FEATURES] + [extra[n] for n in EXTRA])
     return passages, rows
 
 
@@ -113,11 +113,11 @@ def main() -> int:
     shipped = engine.retriever.weights
     engine.close()
 
-    base = len(DEFAULT_PASSAGE_WEIGHTS)
+    base = len(PASSAGE_FEATURES)
     for half, items in groups.items():
         covered = sum(bool(y.sum()) for _, y in items) / len(items)
         print(f"{half}: {len(items)} questions, candidates hold the gold passage: {covered:.4f}")
-    current = np.array([shipped.get(n, 0.0) for n in DEFAULT_PASSAGE_WEIGHTS])
+    current = np.array([shipped.get(n, 0.0) for n in PASSAGE_FEATURES])
     print(f"as shipped (qa/weights.json)  held-out R@1/5/20 "
           f"{recall([(x[:, :base], y) for x, y in groups['heldout']], current)}")  # fmt: skip
     variants = [("current 8 features", lambda x: x[:, :base]), ("+ 9 extra", lambda x: x)]

@@ -271,25 +271,34 @@ def test_lexical_features_say_what_the_passage_leaves_out() -> None:
 def test_weights_are_read_strictly(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import json
 
-    import qa.retrieval
+    import qa.weights
     from qa.errors import ModelError
 
-    real = json.loads(qa.retrieval.WEIGHTS_FILE.read_text())
+    shipped_file = qa.weights.WEIGHTS_FILE
+    real = json.loads(shipped_file.read_text())
+    search = dict(real["search"])
+    del search["rrf_k"]
+    reader = {**real["reader"], "weights": {"bias": 0.0, "margn": 1.0}}
     cases = {
         "missing.json": None,
         "broken.json": "{",
         "misspelt.json": json.dumps({**real, "passage": {**real["passage"], "bm52": 1.0}}),
+        "no-search.json": json.dumps({k: v for k, v in real.items() if k != "search"}),
+        "short-search.json": json.dumps({**real, "search": search}),
+        "misspelt-reader.json": json.dumps({**real, "reader": reader}),
+        "no-platt.json": json.dumps(
+            {**real, "reader": {k: v for k, v in real["reader"].items() if k != "platt"}}
+        ),
     }
     for name, text in cases.items():
         path = tmp_path / name
         if text is not None:
             path.write_text(text)
-        monkeypatch.setattr(qa.retrieval, "WEIGHTS_FILE", path)
-        qa.retrieval.load_weights.cache_clear()
+        monkeypatch.setattr(qa.weights, "WEIGHTS_FILE", path)
+        qa.weights.load_weights.cache_clear()
         with pytest.raises(ModelError, match=name):
-            qa.retrieval.load_weights()
-    qa.retrieval.load_weights.cache_clear()
-    from qa.reader import Reader
-
-    with pytest.raises(ModelError, match="unknown features"):
-        Reader(None, fitted={**real["reader"], "weights": {"bias": 0.0, "margn": 1.0}})
+            qa.weights.load_weights()
+    qa.weights.load_weights.cache_clear()
+    shipped = qa.weights.read_weights(shipped_file)
+    assert shipped.as_dict()["search"] == real["search"]
+    assert shipped.reader.read_passages == real["reader"]["read_passages"]

@@ -270,17 +270,22 @@ class IndexReader:
         return int(row[0])
 
     def keyword_search(
-        self, words: Sequence[str], k: int, allowed: Sequence[int] | None = None
+        self,
+        words: Sequence[str],
+        k: int,
+        allowed: Sequence[int] | None = None,
+        *,
+        title_weight: float = 0.3,
     ) -> list[tuple[int, float]]:
         """(chunk id, BM25 score; higher is better) of the `k` best chunks holding any of
-        `words`; the title weighs 0.3 of the text."""
+        `words`; the title weighs `title_weight` of the text."""
         match = " OR ".join(f'"{w}"' for w in words)
         # ordered by the weighted score itself (FTS5's `rank` would be the unweighted bm25)
         sql = (
-            "SELECT rowid, bm25(chunks_fts, 0.3, 1.0) AS score FROM chunks_fts "
+            "SELECT rowid, bm25(chunks_fts, ?, 1.0) AS score FROM chunks_fts "
             "WHERE chunks_fts MATCH ?"
         )
-        params: list[Any] = [match]
+        params: list[Any] = [float(title_weight), match]
         if allowed is not None:
             sql += f" AND rowid IN ({','.join('?' * len(allowed))})"
             params.extend(allowed)
