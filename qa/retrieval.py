@@ -140,7 +140,7 @@ class QueryTerms:
 
 EXACT_KEYWORD_LIMIT = 200_000
 """Chunks up to which the keyword search looks for every word of the question."""
-KEYWORD_POSTINGS = 10_000
+KEYWORD_POSTINGS = 5_000
 """Above it, matching chunks the keyword search may score (rarest words first)."""
 DF_CAP = 50_000
 """Chunks counted for a word's document frequency."""

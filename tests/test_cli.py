@@ -86,6 +86,16 @@ def test_console_script_help_is_fast_and_light() -> None:
     subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO, capture_output=True)
 
 
+def test_python_m_qa_cli_is_the_qa_command() -> None:
+    """The benchmark scripts run `python -m qa.cli ...` with their own interpreter."""
+    from qa import __version__
+
+    out = subprocess.run(
+        [sys.executable, "-m", "qa.cli", "--version"], check=True, capture_output=True, text=True
+    )
+    assert __version__ in out.stdout
+
+
 def test_version_short_flag(capsys: pytest.CaptureFixture[str]) -> None:
     from qa import __version__
 
