@@ -31,7 +31,7 @@ from qa.errors import QAError
 if TYPE_CHECKING:
     import numpy as np
 
-    from qa.embedding import Encoder, ProgressCallback
+    from qa.encoders import Encoder, ProgressCallback
 
 ENGINES = ("local", "ray")
 INSTALL_HINT = "pip install 'qa[cluster]' (Ray Data)"
@@ -47,7 +47,7 @@ class EmbedWorker:
     """A Ray Data actor: loads the encoder once, then embeds batches of chunk texts."""
 
     def __init__(self, loader: EncoderLoader, weights_sha256: str | None) -> None:
-        # each actor holds one CPU (num_cpus=1): one encoder thread (qa.onnx_backend, torch)
+        # each actor holds one CPU (num_cpus=1): one encoder thread (ONNX Runtime, torch)
         os.environ["OMP_NUM_THREADS"] = "1"
         self.encoder = loader()
         if weights_sha256 and self.encoder.weights_sha256 != weights_sha256:
@@ -63,12 +63,13 @@ class EmbedWorker:
 
         texts = [str(text) for text in batch["text"]]
         spans = [[tuple(pair) for pair in json.loads(item)] for item in batch["spans"]]
-        with_spans = getattr(self.encoder, "encode_with_spans", None)
+        from qa.encoders import SpanEncoder
+
         sentence_vectors = None
-        if with_spans is not None:
+        if isinstance(self.encoder, SpanEncoder):
             # the backend's own batch size: int8 ONNX reads one text a call, since padding
             # would change its dynamic quantisation (and the vectors, by up to 1 %)
-            vectors, sentence_vectors = with_spans(texts, spans)
+            vectors, sentence_vectors = self.encoder.encode_with_spans(texts, spans)
         else:
             vectors = self.encoder.encode(texts)
         blobs = [
@@ -88,7 +89,7 @@ class RayEmbedder:
 
     `address`: None starts (or reuses) a local Ray; "auto" or "HOST:PORT" joins a cluster.
     `workers`: actors in the pool (default: the cluster's CPUs). `loader` builds the encoder
-    on a worker (default: the index's model and backend, from `qa.embedding.load_encoder`).
+    on a worker (default: the index's model and backend, from `qa.encoders.load_encoder`).
     """
 
     address: str | None = None
@@ -200,7 +201,7 @@ def import_ray() -> Any:
 def _default_loader(model: str, backend: str) -> EncoderLoader:
     from functools import partial
 
-    from qa.embedding import load_encoder
+    from qa.encoders import load_encoder
 
     return partial(load_encoder, model, backend)
 

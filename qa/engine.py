@@ -19,7 +19,7 @@ from qa.reader import Reader
 from qa.retrieval import Filters, Passage, QueryTerms, Retriever
 
 if TYPE_CHECKING:
-    from qa.embedding import Encoder
+    from qa.encoders import Encoder
 
 
 class Engine:
@@ -37,7 +37,7 @@ class Engine:
     def open(cls, index_dir: Path, encoder: Encoder | None = None) -> Engine:
         index = IndexReader(index_dir)
         if encoder is None:
-            from qa.embedding import load_encoder
+            from qa.encoders import load_encoder
 
             encoder = load_encoder(index.settings.model, index.settings.backend)
         return cls(index, encoder)

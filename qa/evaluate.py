@@ -285,7 +285,7 @@ def evaluate_file(
     import shutil
     import tempfile
 
-    from qa.embedding import encoder_factory
+    from qa.encoders import encoder_factory
     from qa.engine import Engine
     from qa.index import Progress, index_exists
 

@@ -109,18 +109,19 @@ class ReaderModel:
                 "(reinstall qa, or retrain with scripts/train_reader.py)"
             )
         if check:
-            from qa.embedding import sha256_of
+            from qa.encoders import sha256_of
 
             if sha256_of(path) != settings.get("sha256"):
                 raise ModelError(
                     f"{path}: the reader model is damaged (its sha256 is not the one in "
                     f"{settings_file.name}); reinstall qa or retrain with scripts/train_reader.py"
                 )
-        from qa.embedding import bundled_model_dir
-        from qa.onnx_backend import _cores, _session
+        from qa.encoders import bundled_model_dir
+        from qa.encoders.onnx_runtime import cores
+        from qa.encoders.onnx_runtime import session as open_session
 
         try:
-            session = _session(path, _cores())
+            session = open_session(path, cores())
         except ModelError:
             raise
         except Exception as exc:

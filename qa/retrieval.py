@@ -28,7 +28,7 @@ from qa.weights import SearchSettings, load_weights
 if TYPE_CHECKING:
     import numpy as np
 
-    from qa.embedding import Encoder
+    from qa.encoders import Encoder
     from qa.index import ChunkRow, IndexReader
 
 Span = tuple[int, int]

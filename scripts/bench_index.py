@@ -30,7 +30,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 from qa.chunking import embed_text  # noqa: E402
-from qa.embedding import BACKENDS, DEFAULT_BACKEND, load_encoder  # noqa: E402
+from qa.encoders import BACKENDS, DEFAULT_BACKEND, load_encoder  # noqa: E402
 from qa.index import IndexReader, sync_index  # noqa: E402
 
 DEFAULT_CORPUS = ROOT.parent / "shared" / "data" / "bbc"
@@ -88,7 +88,7 @@ def main() -> int:
                 )
             ]
         # The baseline: sentence-transformers' own encode on the same texts (qa runs the
-        # bundled model on plain torch, see qa/minilm.py).
+        # bundled model on plain torch, see qa/encoders/minilm.py).
         model = encoder.model  # type: ignore[attr-defined]
         started = time.perf_counter()
         model.encode(texts, batch_size=args.batch_size or 32, normalize_embeddings=True)

@@ -46,7 +46,7 @@ from bench_query import make_questions  # noqa: E402
 
 from qa.articles import load_corpus  # noqa: E402
 from qa.datasets import load_squad, select_questions, write_corpus  # noqa: E402
-from qa.embedding import bundled_model_dir, encoder_factory, load_encoder  # noqa: E402
+from qa.encoders import bundled_model_dir, encoder_factory, load_encoder  # noqa: E402
 from qa.engine import Engine  # noqa: E402
 from qa.evaluate import evaluate, percentile  # noqa: E402
 from qa.formats import split_paragraphs  # noqa: E402

@@ -27,7 +27,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 from qa.articles import load_corpus  # noqa: E402
-from qa.embedding import load_encoder  # noqa: E402
+from qa.encoders import load_encoder  # noqa: E402
 from qa.engine import Engine  # noqa: E402
 from qa.evaluate import percentile  # noqa: E402
 from qa.index import index_exists, sync_index  # noqa: E402

@@ -38,7 +38,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 
 from qa.datasets import GoldMapper, index_squad, load_squad, select_questions  # noqa: E402
-from qa.embedding import encoder_factory  # noqa: E402
+from qa.encoders import encoder_factory  # noqa: E402
 from qa.engine import Engine  # noqa: E402
 from qa.evaluate import doc_ids_by_article  # noqa: E402
 from qa.index import index_exists  # noqa: E402

@@ -52,7 +52,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 from qa.datasets import GoldMapper, index_squad, load_squad  # noqa: E402
-from qa.embedding import bundled_model_dir, cache_dir, encoder_factory, sha256_of  # noqa: E402
+from qa.encoders import bundled_model_dir, cache_dir, encoder_factory, sha256_of  # noqa: E402
 from qa.text import contains_answer, exact_match, token_f1  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data" / "squad"

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from qa.embedding import ProgressCallback
+from qa.encoders import ProgressCallback
 
 
 class HashEncoder:

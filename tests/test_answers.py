@@ -60,7 +60,7 @@ def corpus(tmp_path_factory: pytest.TempPathFactory, bbc: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def index(corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from qa.embedding import load_encoder
+    from qa.encoders import load_encoder
 
     target = tmp_path_factory.mktemp("answers-index")
     encoder = load_encoder()

@@ -9,14 +9,14 @@ import pytest
 
 from qa.articles import load_corpus
 from qa.chunking import Chunker, ChunkSettings, embed_text, split_sentences
-from qa.embedding import SentenceTransformerEncoder
+from qa.encoders import TorchEncoder
 from tests.conftest import BUNDLED_SEED
 
 
 @pytest.fixture(scope="module")
-def word_pieces() -> SentenceTransformerEncoder:
+def word_pieces() -> TorchEncoder:
     # Only the bundled tokenizer is used (no torch): counting needs no model load.
-    return SentenceTransformerEncoder()
+    return TorchEncoder()
 
 
 def check_chunks(chunker: Chunker, article_id: str, title: str, body: str) -> list:
@@ -36,7 +36,7 @@ def check_chunks(chunker: Chunker, article_id: str, title: str, body: str) -> li
     return chunks
 
 
-def test_seed_chunks_exact_and_within_limits(word_pieces: SentenceTransformerEncoder) -> None:
+def test_seed_chunks_exact_and_within_limits(word_pieces: TorchEncoder) -> None:
     article = load_corpus(BUNDLED_SEED).articles[0]
     chunker = Chunker(ChunkSettings(), word_pieces.count_word_pieces)
     chunks = check_chunks(chunker, article.id, article.title, article.body)
@@ -50,7 +50,7 @@ def test_seed_chunks_exact_and_within_limits(word_pieces: SentenceTransformerEnc
 
 
 def test_200_bbc_articles_exact_offsets_and_model_window(
-    bbc: Path, word_pieces: SentenceTransformerEncoder
+    bbc: Path, word_pieces: TorchEncoder
 ) -> None:
     articles = load_corpus(bbc).articles[::11][:200]
     assert len(articles) == 200

@@ -63,7 +63,7 @@ def test_ray_build_equals_an_in_process_build(
     local_ray: None, small_bbc: Path, tmp_path: Path
 ) -> None:
     from qa.cluster import RayEmbedder
-    from qa.embedding import encoder_factory
+    from qa.encoders import encoder_factory
     from qa.engine import Engine
 
     local, on_ray = tmp_path / "local", tmp_path / "ray"

@@ -437,7 +437,7 @@ def test_13_emptying_most_of_an_index_needs_yes(
 
 @pytest.fixture(scope="module")
 def real_index(tmp_path_factory: pytest.TempPathFactory, bbc: Path) -> Path:
-    from qa.embedding import load_encoder
+    from qa.encoders import load_encoder
 
     root = tmp_path_factory.mktemp("hostile") / "corpus"
     root.mkdir()
@@ -563,7 +563,7 @@ def test_16_add_checks_the_lock_before_copying(
 def test_8_update_of_an_index_with_other_bundled_weights_is_refused(
     corpus: Path, tmp_path: Path
 ) -> None:
-    from qa.embedding import DEFAULT_MODEL
+    from qa.encoders import DEFAULT_MODEL
 
     index = tmp_path / "index"
     sync_index(corpus, index, Factory(), full=True)

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from qa.embedding import DEFAULT_MODEL, SentenceTransformerEncoder
+from qa.encoders import DEFAULT_MODEL, SentenceTransformersEncoder, TorchEncoder
 from qa.errors import ModelError
 from qa.index import IndexReader
 from tests.conftest import run_qa
@@ -18,11 +18,11 @@ pytestmark = pytest.mark.model
 
 
 @pytest.fixture(scope="module")
-def encoder() -> SentenceTransformerEncoder:
-    return SentenceTransformerEncoder()
+def encoder() -> TorchEncoder:
+    return TorchEncoder()
 
 
-def test_bundled_weights_are_verified(encoder: SentenceTransformerEncoder) -> None:
+def test_bundled_weights_are_verified(encoder: TorchEncoder) -> None:
     assert encoder.name == DEFAULT_MODEL
     assert encoder.weights_sha256 == (
         "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
@@ -30,14 +30,14 @@ def test_bundled_weights_are_verified(encoder: SentenceTransformerEncoder) -> No
     assert encoder.dimension == 384 and encoder.max_word_pieces == 256
 
 
-def test_mismatched_weights_are_refused(encoder: SentenceTransformerEncoder) -> None:
-    tampered = SentenceTransformerEncoder()
+def test_mismatched_weights_are_refused(encoder: TorchEncoder) -> None:
+    tampered = TorchEncoder()
     tampered._expected_sha256 = "0" * 64
     with pytest.raises(ModelError, match="not the official all-MiniLM-L6-v2"):
         tampered.load()
 
 
-def test_encode_is_normalised_float32_in_input_order(encoder: SentenceTransformerEncoder) -> None:
+def test_encode_is_normalised_float32_in_input_order(encoder: TorchEncoder) -> None:
     texts = ["short", "a much longer sentence about North Korean military officers", "x y"]
     vectors = encoder.encode(texts)
     assert vectors.dtype == np.float32 and vectors.shape == (3, 384)
@@ -116,7 +116,7 @@ def test_cli_build_status_update_add(
         assert added["index"]["embedded_chunks"] == chunks
 
         # the real model finds the seed's purge passage for a purge question
-        vector = SentenceTransformerEncoder().encode(["purge of military officers"])[0]
+        vector = TorchEncoder().encode(["purge of military officers"])[0]
         best = reader.search_dense(vector, 1)[0][0]
         title = reader.conn.execute(
             "SELECT d.title FROM chunks c JOIN documents d ON d.id = c.doc_id WHERE c.id = ?",
@@ -148,7 +148,7 @@ def test_cli_add_refuses_unusable_file(
 
 
 def test_plain_torch_minilm_matches_sentence_transformers(
-    encoder: SentenceTransformerEncoder,
+    encoder: TorchEncoder,
 ) -> None:
     texts = [
         "hello world",
@@ -157,8 +157,8 @@ def test_plain_torch_minilm_matches_sentence_transformers(
         "Café naïve résumé — “quotes” £5",
     ]
     ours = encoder.encode(texts, batch_size=2)
-    assert encoder._minilm is not None, "the bundled model runs on qa.minilm"
-    reference = encoder.model.encode(texts, normalize_embeddings=True)
+    assert encoder._runner is not None, "the bundled model runs on qa.encoders.minilm"
+    reference = SentenceTransformersEncoder().model.encode(texts, normalize_embeddings=True)
     assert np.abs(ours - reference).max() < 1e-5
 
 
@@ -168,7 +168,7 @@ def test_loading_the_bundled_model_does_not_import_transformers(tmp_path: Path) 
 
     code = (
         "import sys\n"
-        "from qa.embedding import load_encoder\n"
+        "from qa.encoders import load_encoder\n"
         "e = load_encoder(None, 'torch'); e.load(); e.encode(['x'])\n"
         "assert 'transformers' not in sys.modules and 'sentence_transformers' not in sys.modules\n"
     )

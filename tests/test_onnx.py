@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 
 from qa import onnx_backend
-from qa.embedding import SentenceTransformerEncoder, load_encoder
+from qa.encoders import OnnxEncoder, load_encoder
+from qa.encoders.onnx_runtime import QuantConfig, quant_config
 from qa.engine import Engine
 from qa.errors import IndexMismatchError, ModelError
-from qa.onnx_backend import QuantConfig, quant_config
 from tests.conftest import run_qa
 
 pytestmark = pytest.mark.model
@@ -58,7 +58,7 @@ def test_many_texts_run_one_a_call_in_parallel_with_the_same_vectors(backend: st
     encoder = load_encoder(None, backend)
     texts, spans = TEXTS * 3, SPANS * 3
     vectors, span_vectors = encoder.encode_with_spans(texts, spans)  # type: ignore[attr-defined]
-    minilm = encoder._minilm  # type: ignore[attr-defined]
+    minilm = encoder._runner  # type: ignore[attr-defined]
     # a build's texts run on the single-threaded session, one call per core at a time
     assert (minilm._single is not None) == (minilm.threads > 1)
     for i, text in enumerate(texts):
@@ -78,7 +78,7 @@ def test_quantisation_follows_the_cpu() -> None:
 
 
 def test_a_corrupt_cached_model_is_exported_again() -> None:
-    encoder = SentenceTransformerEncoder(backend="onnx-int8")
+    encoder = OnnxEncoder(quantized=True)
     assert encoder.weights_sha256 is not None and encoder.path is not None
     path = onnx_backend.model_file(encoder.path, encoder.weights_sha256, quantized=True)
     good = path.read_bytes()
@@ -98,7 +98,7 @@ def test_onnx_backends_run_bert_models_only(tmp_path: Path) -> None:
     not_bert.mkdir()
     (not_bert / "config.json").write_text('{"model_type": "t5"}')
     with pytest.raises(ModelError, match="BERT mean-pooling models only"):
-        SentenceTransformerEncoder(str(not_bert), backend="onnx").load()
+        load_encoder(str(not_bert), "onnx").load()
 
 
 def test_cli_backend_is_recorded_used_for_queries_and_never_mixed(
@@ -146,7 +146,7 @@ def test_cli_backend_is_recorded_used_for_queries_and_never_mixed(
 def test_answering_from_an_onnx_index_does_not_import_torch(
     seed_corpus: Path, tmp_path: Path
 ) -> None:
-    from qa.embedding import encoder_factory
+    from qa.encoders import encoder_factory
     from qa.index import sync_index
 
     index = tmp_path / "index"

@@ -131,7 +131,7 @@ def test_a_corrupt_model_file_is_a_clear_error(tmp_path: Path) -> None:
 
 @pytest.fixture(scope="module")
 def news_index(tmp_path_factory: pytest.TempPathFactory, bbc: Path) -> tuple[Path, Path]:
-    from qa.embedding import load_encoder
+    from qa.encoders import load_encoder
 
     corpus = tmp_path_factory.mktemp("news") / "corpus"
     for record in news_questions():
@@ -216,7 +216,7 @@ def load_train_script():
 def test_training_windows_label_the_answer_or_cls() -> None:
     from transformers import AutoTokenizer
 
-    from qa.embedding import bundled_model_dir
+    from qa.encoders import bundled_model_dir
 
     train = load_train_script()
     tokenizer = AutoTokenizer.from_pretrained(str(bundled_model_dir()))

@@ -318,7 +318,7 @@ def test_stored_vectors_are_the_embedded_text(corpus: Path, tmp_path: Path) -> N
 def test_sentence_stems_are_stored_and_filled_into_older_indexes(
     corpus: Path, tmp_path: Path
 ) -> None:
-    from qa.embedding import encoder_factory  # noqa: F401 - keeps the import graph honest
+    from qa.encoders import encoder_factory  # noqa: F401 - keeps the import graph honest
     from qa.retrieval import Retriever
     from qa.text import parse_sentence_stems, stem, words
 

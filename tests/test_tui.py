@@ -27,7 +27,7 @@ SIZE = (120, 40)
 
 @pytest.fixture(scope="module")
 def encoder() -> Any:
-    from qa.embedding import load_encoder
+    from qa.encoders import load_encoder
 
     encoder = load_encoder()
     encoder.load()

@@ -19,7 +19,7 @@ import json, sys
 from pathlib import Path
 import qa
 from qa.index import sync_index
-from qa.embedding import encoder_factory
+from qa.encoders import encoder_factory
 installed = Path(qa.__file__).resolve().parent
 assert installed.is_relative_to(Path(sys.argv[1]).resolve()), installed
 sync_index(Path(sys.argv[2]), Path(sys.argv[3]), encoder_factory(None), full=True)

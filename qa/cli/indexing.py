@@ -93,7 +93,7 @@ def index_build(
       qa index build --engine ray --ray-address auto
     """
     from qa.chunking import ChunkSettings
-    from qa.embedding import encoder_factory
+    from qa.encoders import encoder_factory
 
     target = resolve_index(ctx, index_dir)
     root = resolve_corpus(ctx, corpus, target)
@@ -149,7 +149,7 @@ def index_update(
       qa index update --json
     """
     from qa.chunking import ChunkSettings
-    from qa.embedding import encoder_factory
+    from qa.encoders import encoder_factory
 
     target = resolve_index(ctx, index_dir)
     root = resolve_corpus(ctx, corpus, target)
@@ -233,7 +233,7 @@ def add(
       qa add ~/Downloads/story.html notes/interview.md --to imported
     """
     from qa.adding import copy_into_corpus, corpus_folder
-    from qa.embedding import encoder_factory
+    from qa.encoders import encoder_factory
     from qa.errors import IndexBusyError
     from qa.index import write_lock
     from qa.text import one_line

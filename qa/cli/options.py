@@ -261,7 +261,7 @@ def _stored_corpus(index_dir: Path) -> Path | None:
 
 
 def _backend_option(func: Any) -> Any:
-    from qa.embedding import BACKENDS, DEFAULT_BACKEND
+    from qa.encoders import BACKENDS, DEFAULT_BACKEND
 
     return click.option(
         "--backend",

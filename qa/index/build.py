@@ -52,7 +52,7 @@ from qa.index.vectors import VectorChanges, write_faiss
 from qa.text import sentence_stems
 
 if TYPE_CHECKING:
-    from qa.embedding import Encoder
+    from qa.encoders import Encoder
 
 
 
@@ -313,7 +313,7 @@ def settings_for(
             raise IndexMismatchError(
                 f"the index uses FAISS {existing.faiss!r}; run qa index build to change it"
             )
-        from qa.embedding import DEFAULT_MODEL, DEFAULT_MODEL_SHA256
+        from qa.encoders import DEFAULT_MODEL, DEFAULT_MODEL_SHA256
 
         if (
             existing.model == DEFAULT_MODEL

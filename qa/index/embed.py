@@ -20,7 +20,7 @@ from qa.index.schema import IndexSettings
 if TYPE_CHECKING:
     import numpy as np
 
-    from qa.embedding import Encoder, ProgressCallback
+    from qa.encoders import Encoder, ProgressCallback
 
 
 SLICE_CHUNKS = 50_000
@@ -107,14 +107,16 @@ def _embed(
 ) -> Iterator[Embedded]:
     import numpy as np
 
+    from qa.encoders import SpanEncoder
+
     texts = [
         embed_text(article.title, chunk.text) for article, chunks in chunked for chunk in chunks
     ]
     sentence_vectors: list[np.ndarray] | None = None
-    with_spans = getattr(encoder, "encode_with_spans", None)
+    with_spans = isinstance(encoder, SpanEncoder)
     spans: list[list[tuple[int, int]]] = []
-    if with_spans is not None or embedder is not None:
-        # Sentence vectors from the same forward pass (see qa.minilm): offsets of each
+    if with_spans or embedder is not None:
+        # Sentence vectors from the same forward pass (see qa.encoders.minilm): offsets of each
         # sentence inside the embedded text "title. chunk".
         for article, chunks in chunked:
             for chunk in chunks:
@@ -126,8 +128,8 @@ def _embed(
     if embedder is not None:
         # on a cluster (qa.cluster): the workers load the model, the driver never does
         vectors, sentence_vectors = embedder.embed(encoder, texts, spans, advance)
-    elif with_spans is not None:
-        vectors, sentence_vectors = with_spans(
+    elif isinstance(encoder, SpanEncoder):
+        vectors, sentence_vectors = encoder.encode_with_spans(
             texts, spans, batch_size=batch_size, progress=advance
         )
     else:

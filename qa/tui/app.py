@@ -169,7 +169,7 @@ class QAApp(App[None]):
     # ------------------------------------------------------------------ engine
 
     def _build(self, progress: Any) -> Any:
-        from qa.embedding import encoder_factory
+        from qa.encoders import encoder_factory
         from qa.index import sync_index
 
         return sync_index(

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from qa.embedding import cache_dir, sha256_of
+from qa.encoders.files import cache_dir, sha256_of
 from qa.errors import ModelError
 
 if TYPE_CHECKING:
@@ -229,20 +229,20 @@ class OnnxMiniLM:
     """
 
     def __init__(self, model_dir: Path, weights_sha256: str, max_length: int, quantized: bool):
-        from qa.minilm import load_tokenizer
+        from qa.encoders.minilm import load_tokenizer
 
         self.tokenizer = load_tokenizer(model_dir, max_length)
-        self.threads = _cores()
+        self.threads = cores()
         path = model_file(model_dir, weights_sha256, quantized)
         try:
-            self.session = _session(path, self.threads)
+            self.session = session(path, self.threads)
         except Exception:
             # a cached file that matches its hash but does not load (an onnxruntime upgrade
             # that reads it differently, say): export it again, once
             discard(path)
             path = model_file(model_dir, weights_sha256, quantized)
             try:
-                self.session = _session(path, self.threads)
+                self.session = session(path, self.threads)
             except Exception as exc:
                 raise ModelError(f"{path}: ONNX Runtime cannot load it: {exc}") from exc
         self.path = path
@@ -254,14 +254,14 @@ class OnnxMiniLM:
     ) -> tuple[np.ndarray, list[np.ndarray]]:
         """`encode_batch_spans` over `texts` in batches of `batch_size`, one batch per core
         at a time."""
-        from qa.minilm import in_batches
+        from qa.encoders.minilm import in_batches
 
         workers = min(self.threads, -(-len(texts) // batch_size))
         if workers <= 1:
             return in_batches(self.encode_batch_spans, texts, spans, batch_size)
         with self._lock:
             if self._single is None:
-                self._single = _session(self.path, 1)
+                self._single = session(self.path, 1)
         single = self._single
 
         def encode_batch(
@@ -283,7 +283,7 @@ class OnnxMiniLM:
     ) -> tuple[np.ndarray, list[np.ndarray]]:
         import numpy as np
 
-        from qa.minilm import pool
+        from qa.encoders.minilm import pool
 
         encodings = self.tokenizer.encode_batch(texts)
         feeds = {
@@ -295,7 +295,7 @@ class OnnxMiniLM:
         return pool(tokens, encodings, spans)
 
 
-def _cores() -> int:
+def cores() -> int:
     # a Ray worker (num_cpus=1) or a batch system says how many threads one process may use
     value = os.environ.get("OMP_NUM_THREADS", "")
     if value.isdigit() and int(value) > 0:
@@ -306,7 +306,7 @@ def _cores() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def _session(path: Path, threads: int) -> Any:
+def session(path: Path, threads: int) -> Any:
     try:
         import onnxruntime as ort
     except ImportError as exc:
