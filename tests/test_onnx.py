@@ -11,8 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from qa import onnx_backend
-from qa.encoders import OnnxEncoder, load_encoder
+from qa.encoders import OnnxEncoder, load_encoder, onnx_runtime
 from qa.encoders.onnx_runtime import QuantConfig, quant_config
 from qa.engine import Engine
 from qa.errors import IndexMismatchError, ModelError
@@ -80,12 +79,12 @@ def test_quantisation_follows_the_cpu() -> None:
 def test_a_corrupt_cached_model_is_exported_again() -> None:
     encoder = OnnxEncoder(quantized=True)
     assert encoder.weights_sha256 is not None and encoder.path is not None
-    path = onnx_backend.model_file(encoder.path, encoder.weights_sha256, quantized=True)
+    path = onnx_runtime.model_file(encoder.path, encoder.weights_sha256, quantized=True)
     good = path.read_bytes()
     path.write_bytes(good[: len(good) // 2])  # a torn write
-    repaired = onnx_backend.model_file(encoder.path, encoder.weights_sha256, quantized=True)
+    repaired = onnx_runtime.model_file(encoder.path, encoder.weights_sha256, quantized=True)
     assert repaired == path and path.read_bytes() == good  # the export is deterministic
-    onnx_backend.discard(path)
+    onnx_runtime.discard(path)
     assert not path.exists()
     encoder.load()  # exports again
     assert path.is_file() and encoder.encode(["x"]).shape == (1, 384)

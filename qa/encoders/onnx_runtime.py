@@ -218,7 +218,7 @@ def _quantize(source: Path, path: Path) -> None:
 
 
 class OnnxMiniLM:
-    """The same computation as `qa.minilm.MiniLM`, run by ONNX Runtime.
+    """The same computation as `qa.encoders.minilm.MiniLM`, run by ONNX Runtime.
 
     A single text (a question) runs on one session using every core. Many texts (a build) run
     one text a call on a second, single-threaded session, one call per core at a time from a

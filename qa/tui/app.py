@@ -23,7 +23,7 @@ from textual.content import Content
 from textual.widgets import Footer, Header, ProgressBar, Static
 from textual.worker import Worker, WorkerState
 
-from qa.answers import citation_label
+from qa.answers import Citation, Result, citation_label
 from qa.chat import Conversation, Turn
 from qa.errors import CommittedInterrupt, QAError
 from qa.retrieval import Filters, parse_filters
@@ -336,21 +336,21 @@ class QAApp(App[None]):
                     turn.question, str(self.index_dir.resolve())
                 )
             self.store.add_turn(self.conversation_id, turn)
-        cards = self._render_result(turn.result.as_dict())
+        cards = self._render_result(turn.result)
         self.asking = False
         self.refresh_status()
         if cards:
             self._select(cards[0])
         self._ask_next()
 
-    def _render_result(self, result: dict[str, Any]) -> list[AnswerCard]:
+    def _render_result(self, result: Result) -> list[AnswerCard]:
         transcript = self.query_one("#transcript", VerticalScroll)
         cards: list[AnswerCard] = []
-        if result.get("not_found"):
+        if result.not_found:
             cards.append(AnswerCard(result, None))
-        for index, answer in enumerate(result.get("answers", [])):
+        for index, answer in enumerate(result.answers):
             cards.append(AnswerCard(result, index, self.markers + 1))
-            self.markers += len(answer.get("citations", []))
+            self.markers += len(answer.citations)
         transcript.mount_all(cards)
         transcript.scroll_end(animate=False)
         return cards
@@ -394,14 +394,14 @@ class QAApp(App[None]):
         box.insert_text_at_cursor(event.character)
         event.stop()
 
-    def _open_citation(self, citation: dict[str, Any]) -> None:
+    def _open_citation(self, citation: Citation) -> None:
         if self.engine is None:
             return
-        article = self.engine.article(citation["article_id"])
+        article = self.engine.article(citation.article_id)
         if article is None:
             self.notify("That article is no longer in the index.", severity="warning")
             return
-        self.push_screen(ArticleScreen(article, citation["char_start"], citation["char_end"]))
+        self.push_screen(ArticleScreen(article, citation.char_start, citation.char_end))
 
     # ------------------------------------------------------------------ commands
 
@@ -479,7 +479,7 @@ class QAApp(App[None]):
         transcript.remove_children(".welcome")
         for turn in turns:
             transcript.mount(QuestionCard(turn.question, turn.query))
-            self._render_result(turn.result.as_dict())
+            self._render_result(turn.result)
 
     def conversation_markdown(self) -> str:
         from qa.batch import markdown_record, markdown_safe
@@ -541,9 +541,9 @@ class QAApp(App[None]):
             self.notify("Select an answer first (Tab, or click it).", severity="warning")
             return
         answer = card.answer
-        lines = [answer["text"]]
-        for number, citation in enumerate(answer["citations"], card.first_marker):
-            url = f" {citation['url']}" if citation.get("url") else ""
+        lines = [answer.text]
+        for number, citation in enumerate(answer.citations, card.first_marker):
+            url = f" {citation.url}" if citation.url else ""
             lines.append(f"[{number}] {citation_label(citation)}{url}")
         self.copy_to_clipboard("\n".join(lines))
         self.notify("Answer and sources copied.")

@@ -13,7 +13,7 @@ from textual.message import Message
 from textual.widgets import Input, OptionList, Static
 from textual.widgets.option_list import Option
 
-from qa.answers import citation_date, confidence_words, not_found_message
+from qa.answers import Answer, Citation, Result, citation_date, confidence_words, not_found_message
 from qa.text import terminal_safe
 
 
@@ -22,15 +22,9 @@ def safe(text: str) -> Content:
     return Content(terminal_safe(text))
 
 
-def date_of(citation: dict[str, Any]) -> str:
-    return citation_date(citation)
-
-
-def answer_content(answer: dict[str, Any], first_marker: int) -> Content:
+def answer_content(answer: Answer, first_marker: int) -> Content:
     """The answer sentence with its span highlighted and its citation markers."""
-    text = answer["text"]
-    span = answer.get("span")
-    start = answer.get("span_start")
+    text, span, start = answer.text, answer.span, answer.span_start
     parts: list[Content | tuple[str, str] | str] = []
     if span and start is not None:
         parts += [
@@ -40,10 +34,9 @@ def answer_content(answer: dict[str, Any], first_marker: int) -> Content:
         ]
     else:
         parts.append(terminal_safe(text))
-    markers = " ".join(f"[{first_marker + i}]" for i in range(len(answer.get("citations", []))))
+    markers = " ".join(f"[{first_marker + i}]" for i in range(len(answer.citations)))
     parts.append((f"  {markers}", "bold cyan"))
-    if isinstance(answer.get("score"), int | float):
-        parts.append((f"  {confidence_words(float(answer['score']))}", "dim"))
+    parts.append((f"  {confidence_words(answer.score)}", "dim"))
     return Content.assemble(*parts)
 
 
@@ -90,9 +83,7 @@ class AnswerCard(Static, can_focus=True):
 
         card: AnswerCard
 
-    def __init__(
-        self, result: dict[str, Any], answer_index: int | None, first_marker: int = 1
-    ) -> None:
+    def __init__(self, result: Result, answer_index: int | None, first_marker: int = 1) -> None:
         self.result = result
         self.answer_index = answer_index
         self.first_marker = first_marker
@@ -101,46 +92,46 @@ class AnswerCard(Static, can_focus=True):
         if answer_index is None:
             super().__init__(self._not_found(result), markup=False, classes="not-found")
             return
-        answer = result["answers"][answer_index]
+        answer = result.answers[answer_index]
         lines = [Content.assemble((f"{answer_index + 1}. ", "bold"),
                                   answer_content(answer, first_marker))]  # fmt: skip
-        for offset, citation in enumerate(answer["citations"]):
+        for offset, citation in enumerate(answer.citations):
             lines.append(
                 Content.assemble(
                     (f"   [{first_marker + offset}] ", "bold cyan"),
-                    (terminal_safe(citation["title"]), "italic"),
-                    (f" — {date_of(citation)}", "dim"),
+                    (terminal_safe(citation.title), "italic"),
+                    (f" — {citation_date(citation)}", "dim"),
                 )
             )
         super().__init__(Content("\n").join(lines), markup=False)
 
     @staticmethod
-    def _not_found(result: dict[str, Any]) -> Content:
-        message = not_found_message(result.get("reason"))
+    def _not_found(result: Result) -> Content:
+        message = not_found_message(result.reason)
         lines = [Content.styled(terminal_safe(message), "bold")]
-        if result.get("related"):
+        if result.related:
             lines.append(Content.styled("Related passages (select to see them):", "dim"))
-            for number, citation in enumerate(result["related"], 1):
+            for number, citation in enumerate(result.related, 1):
                 lines.append(
                     Content.assemble(
                         (f"   [{number}] ", "bold"),
-                        (terminal_safe(citation["title"]), "italic"),
-                        (f" — {date_of(citation)}", "dim"),
+                        (terminal_safe(citation.title), "italic"),
+                        (f" — {citation_date(citation)}", "dim"),
                     )
                 )
         return Content("\n").join(lines)
 
     @property
-    def citations(self) -> list[dict[str, Any]]:
+    def citations(self) -> list[Citation]:
         if self.answer_index is None:
-            return list(self.result.get("related", []))
-        return list(self.result["answers"][self.answer_index]["citations"])
+            return list(self.result.related)
+        return list(self.result.answers[self.answer_index].citations)
 
     @property
-    def answer(self) -> dict[str, Any] | None:
+    def answer(self) -> Answer | None:
         if self.answer_index is None:
             return None
-        return dict(self.result["answers"][self.answer_index])
+        return self.result.answers[self.answer_index]
 
     @dataclass
     class OpenRequested(Message):
@@ -171,12 +162,12 @@ class SourcesPanel(Vertical):
     class Opened(Message):
         """A citation was chosen: show the article around it."""
 
-        citation: dict[str, Any]
+        citation: Citation
         span: tuple[int, int] | None
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.citations: list[dict[str, Any]] = []
+        self.citations: list[Citation] = []
 
     def compose(self) -> Any:
         yield Static("Sources", id="sources-title")
@@ -186,8 +177,8 @@ class SourcesPanel(Vertical):
         self.citations = card.citations if card else []
         answer = card.answer if card else None
         self._span = None
-        if answer and answer.get("span") and answer.get("span_start") is not None:
-            self._span = (answer["span_start"], answer["span_start"] + len(answer["span"]))
+        if answer and answer.span and answer.span_start is not None:
+            self._span = (answer.span_start, answer.span_start + len(answer.span))
         options = self.query_one(OptionList)
         options.clear_options()
         first = card.first_marker if card is not None and answer is not None else 1
@@ -199,10 +190,8 @@ class SourcesPanel(Vertical):
         title = "Sources" if answer else ("Related passages" if card else "Sources")
         self.query_one("#sources-title", Static).update(Content(title))
 
-    def _prompt(
-        self, number: int, citation: dict[str, Any], answer: dict[str, Any] | None
-    ) -> Content:
-        quote = citation["quote"]
+    def _prompt(self, number: int, citation: Citation, answer: Answer | None) -> Content:
+        quote = citation.quote
         if answer is None and len(quote) > 400:
             quote = quote[:400] + "…"
         if self._span is not None and answer is not None:
@@ -214,13 +203,13 @@ class SourcesPanel(Vertical):
             )
         else:
             quoted = safe(quote)
-        where = f"{citation['path']}:{citation['paragraph']}"
+        where = f"{citation.path}:{citation.paragraph}"
         return Content("\n").join(
             [
                 Content.assemble(
-                    (f"[{number}] ", "bold cyan"), (terminal_safe(citation["title"]), "bold")
+                    (f"[{number}] ", "bold cyan"), (terminal_safe(citation.title), "bold")
                 ),
-                Content.styled(f"{date_of(citation)} — {terminal_safe(where)}", "dim"),
+                Content.styled(f"{citation_date(citation)} — {terminal_safe(where)}", "dim"),
                 Content.assemble(("“", "dim"), quoted, ("”", "dim")),
                 Content(""),
             ]
