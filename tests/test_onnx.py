@@ -12,7 +12,6 @@ import numpy as np
 import pytest
 
 from qa.encoders import OnnxEncoder, load_encoder, onnx_runtime
-from qa.encoders.onnx_runtime import QuantConfig, quant_config
 from qa.engine import Engine
 from qa.errors import IndexMismatchError, ModelError
 from tests.conftest import run_qa
@@ -64,16 +63,6 @@ def test_many_texts_run_one_a_call_in_parallel_with_the_same_vectors(backend: st
         alone, alone_spans = minilm.encode_batch_spans([text], [spans[i]])  # a question's path
         assert np.allclose(alone[0], vectors[i], atol=1e-4), i
         assert np.allclose(alone_spans[0], span_vectors[i], atol=1e-4), i
-
-
-def test_quantisation_follows_the_cpu() -> None:
-    vnni = quant_config(frozenset({"avx2", "avx512f", "avx512_vnni"}), "x86_64")
-    assert vnni == QuantConfig("x86-vnni", reduce_range=False)
-    # without VNNI, 7-bit weights avoid the u8s8 saturation of AVX2 / AVX-512
-    assert quant_config(frozenset({"avx2"}), "x86_64").reduce_range
-    assert quant_config(frozenset({"avx512f", "avx2"}), "x86_64").reduce_range
-    assert quant_config(frozenset(), "x86_64").reduce_range
-    assert not quant_config(frozenset({"asimd"}), "aarch64").reduce_range
 
 
 def test_a_corrupt_cached_model_is_exported_again() -> None:

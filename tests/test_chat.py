@@ -1,0 +1,42 @@
+"""Follow-up questions (`qa.chat`): which questions lean on the conversation, and how they are
+read with the previous answer or topic. Pure: no model."""
+
+from __future__ import annotations
+
+from qa.answers import Answer, Result
+from qa.chat import Reading, Turn, kind, readings, rewrite
+
+
+def test_follow_up_detection() -> None:
+    assert kind("When did he leave?") == "follow-up"  # nothing "he" could point at
+    assert kind("Why?") == "follow-up"
+    assert kind("And what about Google?") == "follow-up"
+    assert kind("How many were discharged?") == "ambiguous"  # one word of its own
+    assert kind("What price did gold reach when it hit a 25 year high?") == "ambiguous"
+    assert kind("How much did quarterly profits at Time Warner jump?") == "alone"
+    assert kind("Which firm bought the company that makes Ray-Ban?") == "alone"  # relative
+    assert rewrite("When did he leave?", []) == "When did he leave?"
+
+
+def _turn(question: str, span: str, sentence: str) -> Turn:
+    answer = Answer(sentence, span, sentence.index(span), 0.6, ())
+    return Turn(question, question, Result(question, question, False, (answer,)))
+
+
+def test_follow_ups_take_the_previous_answer_or_topic() -> None:
+    who = _turn("Who runs General Electric?", "Jeff Immelt", "said chief executive Jeff Immelt.")
+    # a person pronoun after a "who" question: the answer
+    assert readings("How old is he?", [who]) == [
+        Reading("How old is Jeff Immelt?", "How old is Jeff Immelt?"),
+        Reading("How old is he?", "How old is he? Jeff Immelt runs General Electric"),
+    ]
+    # a thing pronoun: what the previous question was about
+    its = readings("Who is its finance chief?", [who])
+    assert its[0].question == "Who is General Electric's finance chief?"
+    # a new topic whose pronoun points inside the question is asked as typed first
+    gold = readings("What price did gold reach when it hit a 25 year high?", [who])
+    assert gold[0].query == "What price did gold reach when it hit a 25 year high?"
+    # an ellipsis with its own subject does not drag the old answer along
+    other = readings("And 50 Cent?", [_turn("What is The Game really called?", "Jayceon "
+                                            "Taylor", "real name Jayceon Taylor")])  # fmt: skip
+    assert "Jayceon" not in other[0].query and "called" in other[0].query
