@@ -15,7 +15,7 @@ from textual.widgets import Input
 
 from qa.conversations import ConversationStore
 from qa.index import sync_index
-from qa.tui.app import QAApp
+from qa.tui.app import QAApp, create_app
 from qa.tui.screens import ArticleScreen, BuildScreen
 from qa.tui.widgets import AnswerCard, QuestionCard, SourcesPanel
 from tests.conftest import BUNDLED_SEED, REPO
@@ -58,7 +58,7 @@ def index(corpus: Path, encoder: Any, tmp_path_factory: pytest.TempPathFactory) 
 def make_app(index: Path, corpus: Path, encoder: Any, tmp_path: Path) -> Callable[..., QAApp]:
     def make(index_dir: Path | None = None) -> QAApp:
         store = ConversationStore(tmp_path / "conversations.sqlite")
-        return QAApp(index_dir or index, corpus, store=store, encoder=encoder)
+        return create_app(index_dir or index, corpus, store=store, encoder=encoder)
 
     return make
 
@@ -327,7 +327,7 @@ def test_snapshot_help(snap_compare: Any, make_app: Callable[..., QAApp]) -> Non
 
 
 def test_snapshot_build_screen(snap_compare: Any, corpus: Path, encoder: Any) -> None:
-    app = QAApp(Path("no-index-here"), Path("corpus"), store=None, encoder=encoder)
+    app = create_app(Path("no-index-here"), Path("corpus"), False, encoder=encoder)
 
     async def before(pilot: Any) -> None:
         await pilot.pause()

@@ -13,7 +13,7 @@ import os
 import threading
 from collections import deque
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from textual import on, work
 from textual.app import App, ComposeResult
@@ -28,6 +28,11 @@ from qa.chat import Conversation, Turn
 from qa.errors import CommittedInterrupt, QAError
 from qa.retrieval import Filters, parse_filters
 from qa.text import terminal_safe
+
+if TYPE_CHECKING:
+    from qa.conversations import ConversationStore
+    from qa.encoders import Encoder
+
 from qa.tui.screens import ArticleScreen, BuildScreen, HelpScreen, HistoryScreen, help_text
 from qa.tui.widgets import (
     AnswerCard,
@@ -609,11 +614,19 @@ class QAApp(App[None]):
         self.load_engine()
 
 
-def create_app(index_dir: Path, corpus_dir: Path, save_conversations: bool = True) -> QAApp:
-    """The one app factory, used by the CLI and the tests."""
-    store = None
-    if save_conversations:
+def create_app(
+    index_dir: Path,
+    corpus_dir: Path,
+    save_conversations: bool = True,
+    *,
+    store: ConversationStore | None = None,
+    encoder: Encoder | None = None,
+) -> QAApp:
+    """The one app factory, used by the CLI and the tests: conversations are kept in `store`
+    (default: the user's conversation file, unless `save_conversations` is False); `encoder`
+    replaces the index's own (tests share one loaded model)."""
+    if store is None and save_conversations:
         from qa.conversations import ConversationStore
 
         store = ConversationStore()
-    return QAApp(index_dir, corpus_dir, store=store)
+    return QAApp(index_dir, corpus_dir, store=store, encoder=encoder)
