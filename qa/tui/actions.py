@@ -1,0 +1,219 @@
+"""What the chat does besides asking: its slash commands, exporting and copying, and updating
+the index in a worker. `QAApp` (qa.tui.app) is built on it."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from textual import work
+from textual.app import App
+from textual.containers import VerticalScroll
+from textual.widgets import ProgressBar
+
+from qa.answers import citation_label
+from qa.chat import Conversation
+from qa.errors import CommittedInterrupt, QAError
+from qa.retrieval import Filters, parse_filters
+from qa.text import terminal_safe
+
+if TYPE_CHECKING:
+    from qa.tui.widgets import AnswerCard
+
+
+class UpdateCancelled(Exception):
+    """Raised in the update worker's progress callback to stop it."""
+
+
+class ChatActions(App[None]):
+    """Commands, export and index update; the state they use is set up by `QAApp`."""
+
+    index_dir: Path
+    corpus_dir: Path
+    store: Any
+    engine: Any
+    conversation: Conversation
+    filters: Filters
+    selected: AnswerCard | None
+    _cancel_update: threading.Event
+    load_engine: Callable[[], Any]
+    """Opens the index again in a worker (an update's result shows at once)."""
+
+    def set_status(self, text: str) -> None:
+        raise NotImplementedError
+
+    def refresh_status(self) -> None:
+        raise NotImplementedError
+
+    def action_new_conversation(self) -> None:
+        raise NotImplementedError
+
+    def action_help(self) -> None:
+        raise NotImplementedError
+
+    def action_history(self) -> None:
+        raise NotImplementedError
+
+    def run_command(self, text: str) -> None:
+        self.query_one("#transcript", VerticalScroll).remove_children(".welcome")
+        name, _, rest = text.partition(" ")
+        handlers = {
+            "/new": lambda: self.action_new_conversation(),
+            "/filter": lambda: self.set_filter(rest),
+            "/export": lambda: self.action_export(rest.strip() or None),
+            "/help": lambda: self.action_help(),
+            "/history": lambda: self.action_history(),
+        }
+        handler = handlers.get(name.lower())
+        if handler is None:
+            self.notify(f"Unknown command {name}; /help lists them.", severity="warning")
+            return
+        handler()
+
+    def set_filter(self, spec: str) -> None:
+        values: dict[str, str] = {}
+        for token in spec.split():
+            key, sep, value = token.partition(":")
+            if not sep or key not in ("since", "until", "source") or not value:
+                self.notify(f"Bad filter {token!r}: use since:DATE until:DATE source:TEXT",
+                            severity="error")  # fmt: skip
+                return
+            values[key] = value
+        try:
+            self.filters = parse_filters(
+                values.get("since"), values.get("until"), values.get("source")
+            )
+        except QAError as exc:
+            self.notify(str(exc), severity="error")
+            return
+        self.notify(f"Filter: {self.filters.describe()}" if self.filters else "Filter cleared.")
+        self.refresh_status()
+
+    def conversation_markdown(self) -> str:
+        from qa.batch import markdown_record, markdown_safe
+
+        stamp = dt.datetime.now().strftime("%Y-%m-%d %H:%M")
+        header = [
+            f"# qa conversation ({stamp})",
+            "",
+            f"Index: {markdown_safe(str(self.index_dir))}",
+        ]
+        if self.filters:
+            header.append(f"Filter: {markdown_safe(self.filters.describe())}")
+        parts = ["\n".join(header) + "\n\n"]
+        first = 1
+        for number, turn in enumerate(self.conversation.turns, 1):
+            record = turn.result.as_dict()
+            record["question"] = turn.question  # as typed; the searched query follows it
+            parts.append(markdown_record({"id": number, **record}, first_citation=first))
+            first += sum(len(a["citations"]) for a in record["answers"])
+        return "".join(parts)
+
+    def action_export(self, path: str | None = None) -> None:
+        if not self.conversation.turns:
+            self.notify("Nothing to export yet.", severity="warning")
+            return
+        from qa.conversations import data_dir
+
+        stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+        overwrite = False
+        if path and path.endswith("!"):
+            path, overwrite = path[:-1].strip(), True
+        # without a path: the exports folder beside the saved conversations, never the
+        # current folder (under scripts/run, that is the repository)
+        target = Path(path).expanduser() if path else data_dir() / "exports" / f"qa-{stamp}.md"
+        if target.exists() and not overwrite:
+            self.notify(
+                f"{terminal_safe(str(target))} exists; to replace it: /export {path}!",
+                severity="warning",
+                markup=False,
+            )
+            return
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            tmp = target.with_name(f".{target.name}.tmp")
+            tmp.write_text(self.conversation_markdown(), encoding="utf-8")
+            os.replace(tmp, target)
+        except OSError as exc:
+            self.notify(
+                f"Cannot write {terminal_safe(str(target))}: {exc.strerror or exc}",
+                severity="error",
+                markup=False,
+            )
+            return
+        self.notify(f"Saved the conversation to {terminal_safe(str(target))}", markup=False)
+
+    def action_copy_answer(self) -> None:
+        card = self.selected
+        if card is None or card.answer is None:
+            self.notify("Select an answer first (Tab, or click it).", severity="warning")
+            return
+        answer = card.answer
+        lines = [answer.text]
+        for number, citation in enumerate(answer.citations, card.first_marker):
+            url = f" {citation.url}" if citation.url else ""
+            lines.append(f"[{number}] {citation_label(citation)}{url}")
+        self.copy_to_clipboard("\n".join(lines))
+        self.notify("Answer and sources copied.")
+
+    def action_update_index(self) -> None:
+        if self.engine is None:
+            self.notify("The index is not open yet.", severity="warning")
+            return
+        if any(w.group == "update" and w.is_running for w in self.workers):
+            self.notify("An update is already running (Ctrl+X cancels it).")
+            return
+        self._cancel_update.clear()
+        bar = self.query_one("#update-progress", ProgressBar)
+        bar.add_class("running")
+        bar.update(total=None, progress=0)
+        self.set_status("Updating the index… (Ctrl+X cancels)")
+        self.update_index()
+
+    def action_cancel_update(self) -> None:
+        self._cancel_update.set()
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="update")
+    def update_index(self) -> None:
+        from qa.index import sync_index
+
+        def progress(report: Any) -> None:
+            if self._cancel_update.is_set():
+                raise UpdateCancelled
+            self.call_from_thread(self._update_progress, report.stage, report.done, report.total)
+
+        encoder = self.engine.encoder
+        try:
+            report = sync_index(
+                self.corpus_dir, self.index_dir, lambda _: encoder, progress=progress
+            )
+        except UpdateCancelled:
+            self.call_from_thread(self._update_done, None, "Update cancelled; nothing changed.")
+            return
+        except CommittedInterrupt as exc:
+            # Cancelled too late: the store has the update, so the engine must see it too.
+            self.call_from_thread(self._update_done, exc.report, "Cancelled too late: ")
+            return
+        self.call_from_thread(self._update_done, report)
+
+    def _update_progress(self, stage: str, done: int, total: int) -> None:
+        from qa.labels import STAGES
+
+        self.query_one("#update-progress", ProgressBar).update(total=total, progress=done)
+        label = STAGES.get(stage, (stage, ""))[0]
+        self.set_status(f"Updating the index: {label} {done:,}/{total:,}  (Ctrl+X cancels)")
+
+    def _update_done(self, report: Any, message: str | None = None) -> None:
+        self.query_one("#update-progress", ProgressBar).remove_class("running")
+        if report is None:
+            self.set_status(message or "The update failed; the index is as it was.")
+            return
+        self.notify(
+            f"{message or ''}Index updated: {report.added} added, {report.changed} changed, "
+            f"{report.removed} removed ({report.embedded_chunks} passages embedded)."
+        )
+        self.load_engine()
