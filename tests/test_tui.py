@@ -19,6 +19,7 @@ from qa.tui.app import QAApp, create_app
 from qa.tui.screens import ArticleScreen, BuildScreen
 from qa.tui.widgets import AnswerCard, QuestionCard, SourcesPanel
 from tests.conftest import BUNDLED_SEED, REPO
+from tests.fakes import HashEncoder
 
 pytestmark = pytest.mark.model
 
@@ -27,11 +28,9 @@ SIZE = (120, 40)
 
 @pytest.fixture(scope="module")
 def encoder() -> Any:
-    from qa.encoders import load_encoder
-
-    encoder = load_encoder()
-    encoder.load()
-    return encoder
+    """A fake encoder (hashed words): the TUI tests check the app, not the model; the trained
+    reader still reads the passages."""
+    return HashEncoder()
 
 
 @pytest.fixture(scope="module")
@@ -72,11 +71,18 @@ def run(app: QAApp, script: Callable[[Any], Awaitable[None]], size: tuple[int, i
 
 
 async def wait_for(pilot: Any, condition: Callable[[], bool], timeout: float = 90) -> None:
-    for _ in range(int(timeout / 0.05)):
-        if condition():
-            return
-        await pilot.pause(0.05)
-    raise AssertionError("timed out waiting for the app")
+    """Until `condition` holds: the app's workers (model loading, asking, building) are
+    awaited, then the messages they posted are processed."""
+
+    async def settle() -> None:
+        while not condition():
+            await pilot.app.workers.wait_for_complete()
+            await pilot.pause()
+
+    try:
+        await asyncio.wait_for(settle(), timeout)
+    except TimeoutError:
+        raise AssertionError("timed out waiting for the app") from None
 
 
 async def ask(pilot: Any, question: str) -> list[AnswerCard]:

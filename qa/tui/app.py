@@ -172,9 +172,9 @@ class QAApp(ChatActions):
         from qa.encoders import encoder_factory
         from qa.index import sync_index
 
-        return sync_index(
-            self.corpus_dir, self.index_dir, encoder_factory(None), full=True, progress=progress
-        )
+        # an encoder given to the app (tests: a fake one) builds the index too
+        factory = (lambda _: self.encoder) if self.encoder is not None else encoder_factory(None)
+        return sync_index(self.corpus_dir, self.index_dir, factory, full=True, progress=progress)
 
     def _after_build(self, built: bool | None) -> None:
         if built:
