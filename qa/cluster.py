@@ -185,7 +185,6 @@ class RayEmbedder:
         except Exception as exc:
             where = self.address or "a local Ray"
             raise QAError(f"cannot start or reach {where}: {_first_line(exc)}") from exc
-        logging.getLogger("ray.data").setLevel(logging.ERROR)
 
 
 def import_ray() -> Any:

@@ -25,14 +25,12 @@ from typing import TYPE_CHECKING
 from qa.answers import Answer, Citation, Result
 from qa.retrieval import Passage, QueryTerms
 from qa.text import QUESTION_WORDS, STOPWORDS, normalize_answer, stem, words
-from qa.weights import READER_FEATURES, ReaderWeights, load_weights
+from qa.weights import ReaderWeights, load_weights
 
 if TYPE_CHECKING:
     from qa.index import DocumentRow, IndexReader
     from qa.reader_model import ReaderModel, Reading
 
-CANDIDATE_FEATURES = READER_FEATURES
-"""The features `candidate_features` gives and `qa/weights.json` weighs, in this order."""
 # --------------------------------------------------------------------------- scoring
 
 

@@ -42,10 +42,16 @@ from qa.encoders import encoder_factory  # noqa: E402
 from qa.engine import Engine  # noqa: E402
 from qa.evaluate import doc_ids_by_article  # noqa: E402
 from qa.index import index_exists  # noqa: E402
-from qa.reader import CANDIDATE_FEATURES, Reader  # noqa: E402
+from qa.reader import Reader  # noqa: E402
 from qa.retrieval import Retriever  # noqa: E402
 from qa.text import contains_answer  # noqa: E402
-from qa.weights import PASSAGE_FEATURES, UNFITTED_PASSAGE, UNFITTED_READER, SearchSettings  # noqa: E402
+from qa.weights import (  # noqa: E402
+    PASSAGE_FEATURES,
+    READER_FEATURES,
+    UNFITTED_PASSAGE,
+    UNFITTED_READER,
+    SearchSettings,
+)
 
 DATA = ROOT.parent / "shared" / "data" / "squad"
 
@@ -176,8 +182,8 @@ def reader_rows(engine: Engine, questions) -> list[dict]:
                 "article": q.article,
                 "impossible": q.impossible,
                 "x": np.array(
-                    [[c.features[n] for n in CANDIDATE_FEATURES] for c in candidates]
-                ).reshape(-1, len(CANDIDATE_FEATURES)),
+                    [[c.features[n] for n in READER_FEATURES] for c in candidates]
+                ).reshape(-1, len(READER_FEATURES)),
                 "y": np.array(
                     [float(any(contains_answer(c.text, g) for g in golds)) for c in candidates]
                 ),
@@ -206,8 +212,8 @@ def fit_reader(args, passage_weights) -> dict:
                 pickle.dump(rows, handle)
     engine.close()
     impossible = np.array([r["impossible"] for r in rows])
-    margin_at = CANDIDATE_FEATURES.index("margin")
-    lead_at = CANDIDATE_FEATURES.index("lead")
+    margin_at = READER_FEATURES.index("margin")
+    lead_at = READER_FEATURES.index("lead")
 
     def read_top(k: int) -> list[tuple[np.ndarray, np.ndarray]]:
         """Each question's proposals as if only the top k passages had been read (the lead
@@ -221,9 +227,9 @@ def fit_reader(args, passage_weights) -> dict:
             groups.append((x, r["y"][inside]))
         return groups
 
-    width = rows[0]["x"].shape[1] if rows else len(CANDIDATE_FEATURES)
-    names = [n for n in CANDIDATE_FEATURES[:width] if n in args.features]
-    columns = [CANDIDATE_FEATURES.index(n) for n in names]
+    width = rows[0]["x"].shape[1] if rows else len(READER_FEATURES)
+    names = [n for n in READER_FEATURES[:width] if n in args.features]
+    columns = [READER_FEATURES.index(n) for n in names]
 
     def fit(
         k: int, chosen: list[int] | None = None, train: np.ndarray | None = None
@@ -237,7 +243,7 @@ def fit_reader(args, passage_weights) -> dict:
             np.vstack([x for x, _ in fitted]), np.concatenate([y for _, y in fitted])
         )
         weights = {"bias": round(b, 5)}
-        weights.update({CANDIDATE_FEATURES[c]: round(float(v), 5) for c, v in zip(chosen, w)})
+        weights.update({READER_FEATURES[c]: round(float(v), 5) for c, v in zip(chosen, w)})
         logits = np.full(len(groups), -30.0)
         right = np.zeros(len(groups), dtype=bool)
         for number, (x, y) in enumerate(groups):
@@ -254,7 +260,7 @@ def fit_reader(args, passage_weights) -> dict:
         import zlib
 
         fold = np.array([zlib.crc32(str(r["article"]).encode()) % 2 for r in rows])
-        base = [CANDIDATE_FEATURES.index(n) for n in CANDIDATE_FEATURES if n not in LEXICAL]
+        base = [READER_FEATURES.index(n) for n in READER_FEATURES if n not in LEXICAL]
         full = list(range(width))
         for label, chosen in (("reader+retrieval", base), ("+ lexical", full)):
             answered = no_answer = accuracy = 0.0
@@ -327,7 +333,7 @@ def main() -> int:
         type=lambda text: [n.strip() for n in text.split(",") if n.strip()],
         # the lexical cues (q_missing, names_missing, numbers_missing) did not help on held-out
         # articles of the fit half (--compare), so they are not weighed by default
-        default=[n for n in CANDIDATE_FEATURES if n not in LEXICAL],
+        default=[n for n in READER_FEATURES if n not in LEXICAL],
         help="comma-separated candidate features to weigh [default: reader and retrieval]",
     )
     parser.add_argument(

@@ -51,7 +51,8 @@ def index() -> None:
     "faiss_factory",
     default=None,
     metavar="FACTORY",
-    help='FAISS factory string, e.g. "HNSW32" or "IVF1024,Flat". [default: Flat]',
+    help='FAISS factory string, e.g. "HNSW32" or "IVF1024,Flat". [default: auto: Flat below '
+    "200,000 chunks, IVF with 8-bit vectors above]",
 )
 @click.option(
     "--batch-size",

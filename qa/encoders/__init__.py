@@ -25,6 +25,7 @@ from qa.encoders.base import (
     LocalEncoder,
     ProgressCallback,
     SpanEncoder,
+    locate_model,
 )
 from qa.encoders.files import bundled_model_dir, cache_dir, file_sha256, sha256_of
 from qa.errors import ModelError
@@ -53,17 +54,17 @@ def load_encoder(model: str | None = None, backend: str = DEFAULT_BACKEND) -> Lo
     """The encoder for a model name or path and a backend."""
     if backend not in BACKENDS:
         raise ModelError(f"unknown encoder backend {backend!r} (available: {', '.join(BACKENDS)})")
-    probe = LocalEncoder(model)
     from qa.encoders.minilm import supports
 
-    if probe.path is not None and supports(probe.path):
+    name, path, _ = locate_model(model)
+    if path is not None and supports(path):
         if backend == "torch":
             return TorchEncoder(model)
         return OnnxEncoder(model, quantized=backend == "onnx-int8")
     if backend != "torch":
         raise ModelError(
             f"backend {backend} runs local BERT mean-pooling models only (like the bundled "
-            f"all-MiniLM-L6-v2); use --backend torch for {probe.name}"
+            f"all-MiniLM-L6-v2); use --backend torch for {name}"
         )
     return SentenceTransformersEncoder(model)
 

@@ -84,6 +84,17 @@ class SpanEncoder(Encoder, Protocol):
     ) -> tuple[np.ndarray, list[np.ndarray] | None]: ...
 
 
+def locate_model(model: str | None) -> tuple[str, Path | None, str | None]:
+    """(name, local folder or None, the weights sha256 it must have or None) of a model
+    named by `model` (see `LocalEncoder`)."""
+    if model is None or model in DEFAULT_ALIASES:
+        return DEFAULT_MODEL, bundled_model_dir(), DEFAULT_MODEL_SHA256
+    local = Path(model).expanduser()
+    if local.is_dir():
+        return str(local.resolve()), local.resolve(), None
+    return model, None, None
+
+
 class LocalEncoder:
     """A model named by `model` (None or an alias: the bundled all-MiniLM-L6-v2, its weights
     checked against the official sha256 before first use; a folder: that local model; else a
@@ -93,17 +104,7 @@ class LocalEncoder:
     backend = "torch"
 
     def __init__(self, model: str | None = None) -> None:
-        if model is None or model in DEFAULT_ALIASES:
-            self.name = DEFAULT_MODEL
-            self.path: Path | None = bundled_model_dir()
-            self._expected_sha256: str | None = DEFAULT_MODEL_SHA256
-        else:
-            self.name = model
-            local = Path(model).expanduser()
-            self.path = local.resolve() if local.is_dir() else None
-            if self.path is not None:
-                self.name = str(self.path)
-            self._expected_sha256 = None
+        self.name, self.path, self._expected_sha256 = locate_model(model)
         self._lock = threading.Lock()
         self._loaded = False
         self._tokenizer: Callable[[list[str]], list[int]] | None = None

@@ -43,6 +43,7 @@ from qa.index.schema import (
     STORE_FILE,
     IndexSettings,
     open_for_write,
+    read_manifest,
     read_meta,
     set_meta,
     stored_corpus_path,
@@ -155,7 +156,7 @@ def sync_index(
                     for table in ("files", "articles", "chunks", "chunks_fts", "documents"):
                         conn.execute(f"DELETE FROM {table}")
                 embedded = embed_slices(chunked, encoder, settings, progress, batch_size, embedder)
-                changes = _write(conn, scans, gone, old, new, embedded, track=not full)
+                changes = _write(conn, scans, gone, old, new, embedded, dict(known), track=not full)
                 progress(Progress("write", 0, 1))
                 counts = _commit_meta(conn, settings, corpus, index_dir, built=report.built)
             previous_generation = None if full else meta.get("generation")
@@ -264,12 +265,8 @@ def _nothing_to_write(
         for scan in scans
     ):
         return False
-    try:
-        manifest = json.loads((index_dir / MANIFEST_FILE).read_text())
-    except (OSError, ValueError):
-        return False
     return (
-        manifest.get("faiss_generation") == meta.get("generation")
+        read_manifest(index_dir).get("faiss_generation") == meta.get("generation")
         and (index_dir / FAISS_FILE).is_file()
     )
 
@@ -369,11 +366,14 @@ def _write(
     old: dict[str, tuple[str, str]],
     new: dict[str, Article],
     embedded: Iterable[Embedded],
+    doc_ids: dict[str, int],
     *,
     track: bool = True,
 ) -> VectorChanges:
     """Write one update's rows (inside the caller's transaction); what changed in the
-    vectors is returned for FAISS. Costs follow the size of the change, not of the index."""
+    vectors is returned for FAISS. `doc_ids` are the stored documents (sha256 -> id) among
+    the articles read now; the new ones are added to it. Costs follow the size of the
+    change, not of the index."""
     changes = VectorChanges()
     # Articles of changed or removed files go; the new versions come back below. Their
     # documents may then be orphans (checked at the end).
@@ -386,7 +386,6 @@ def _write(
     for path in gone:
         conn.execute("DELETE FROM files WHERE path = ?", (path,))
 
-    doc_ids = _document_ids(conn, {article.sha256 for article in new.values()})
     for article, chunks, vectors, sentence_blobs in embedded:
         sha = article.sha256
         cursor = conn.execute(

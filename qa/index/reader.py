@@ -24,6 +24,7 @@ from qa.index.schema import (
     IndexSettings,
     columns,
     connect_reader,
+    read_manifest,
     read_meta,
     resolve_stored_corpus,
     write_lock,
@@ -203,8 +204,7 @@ class IndexReader:
         path = self.index_dir / FAISS_FILE
         chunks = int(self.meta.get("chunks", "0"))
         try:
-            manifest = json.loads((self.index_dir / MANIFEST_FILE).read_text())
-            if manifest.get("faiss_generation") != self.generation:
+            if read_manifest(self.index_dir).get("faiss_generation") != self.generation:
                 raise ValueError("stale")
             index = faiss.read_index(str(path))
             if index.ntotal != chunks or index.d != self.settings.dimension:
@@ -249,11 +249,7 @@ class IndexReader:
 
     def _faiss_factory(self) -> str:
         """The structure in the FAISS file (what "auto" chose), from the manifest."""
-        try:
-            manifest = json.loads((self.index_dir / MANIFEST_FILE).read_text())
-        except (OSError, ValueError):
-            manifest = {}
-        chosen = manifest.get("faiss_factory")
+        chosen = read_manifest(self.index_dir).get("faiss_factory")
         if not chosen:
             chosen = faiss_factory_for(self.settings.faiss, int(self.meta.get("chunks", 0)))
         return chosen if chosen == self.settings.faiss else f"{chosen}, {self.settings.faiss}"
@@ -275,7 +271,7 @@ class IndexReader:
         k: int,
         allowed: Sequence[int] | None = None,
         *,
-        title_weight: float = 0.3,
+        title_weight: float,
     ) -> list[tuple[int, float]]:
         """(chunk id, BM25 score; higher is better) of the `k` best chunks holding any of
         `words`; the title weighs `title_weight` of the text."""

@@ -283,18 +283,13 @@ def _repair_fts(conn: sqlite3.Connection, had_fts: bool) -> None:
     # count(*) on the FTS table itself reads every chunk's text (20 s, cold, at 2.4 M chunks)
     if had_fts and _fts_rows(conn) == chunks:
         return
-    conn.execute("BEGIN IMMEDIATE")
-    try:
+    with transaction(conn):
         conn.execute("DELETE FROM chunks_fts")
         conn.execute(
             "INSERT INTO chunks_fts(rowid, title, text) SELECT c.id, d.title, "
             "substr(d.body, c.char_start + 1, c.char_end - c.char_start) "
             "FROM chunks c JOIN documents d ON d.id = c.doc_id"
         )
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
 
 
 def _fts_rows(conn: sqlite3.Connection) -> int:
@@ -312,6 +307,16 @@ def _remove_store(store_path: Path) -> None:
     for suffix in ("", "-wal", "-shm"):
         with contextlib.suppress(FileNotFoundError):
             os.remove(f"{store_path}{suffix}")
+
+
+def read_manifest(index_dir: Path) -> dict[str, Any]:
+    """`manifest.json` of an index, or {} when it is missing or unreadable (then nothing in
+    it can vouch for the FAISS file, which is rebuilt)."""
+    try:
+        manifest = json.loads((index_dir / MANIFEST_FILE).read_text())
+    except (OSError, ValueError):
+        return {}
+    return manifest if isinstance(manifest, dict) else {}
 
 
 def stored_corpus_path(corpus: Path, index_dir: Path) -> str:

@@ -28,6 +28,7 @@ from qa.index.schema import (
     MANIFEST_FILE,
     IndexSettings,
     atomic_write,
+    read_manifest,
     read_meta,
 )
 
@@ -200,16 +201,14 @@ def _apply_changes(
     import faiss
     import numpy as np
 
-    try:
-        manifest = json.loads((index_dir / MANIFEST_FILE).read_text())
-    except (OSError, ValueError):
-        return None
+    manifest = read_manifest(index_dir)
     factory = manifest.get("faiss_factory") or settings.faiss
     chunks = int(meta.get("chunks", 0))
     if (
         manifest.get("faiss_generation") != previous_generation
         or "HNSW" in factory  # no removals: rebuilt
-        or faiss_factory_for(settings.faiss, chunks) != factory  # grown past Flat
+        # the size now calls for another structure (grown past Flat, or other IVF lists)
+        or faiss_factory_for(settings.faiss, chunks) != factory
     ):
         return None
     try:
