@@ -193,9 +193,11 @@ def add_swapped(examples: list[dict[str, Any]], share: float, seed: int) -> int:
 
 def windows(
     tokenizer: Any, examples: list[dict[str, Any]], max_length: int, stride: int
-) -> list[tuple[list[int], list[int], int, int]]:
-    """Tokenised windows: (input ids, token type ids, start token, end token); 0 = [CLS]."""
+) -> tuple[list[tuple[list[int], list[int], int, int]], list[int]]:
+    """Tokenised windows: (input ids, token type ids, start token, end token), 0 = [CLS];
+    and the index of the example each window comes from."""
     out = []
+    sources: list[int] = []
     for offset in range(0, len(examples), 1000):
         batch = examples[offset : offset + 1000]
         encoded = tokenizer(
@@ -228,7 +230,29 @@ def windows(
             out.append(
                 (encoded["input_ids"][i], encoded["token_type_ids"][i], start_token, end_token)
             )
-    return out
+            sources.append(offset + sample)
+    return out, sources
+
+
+def question_groups(examples: list[dict[str, Any]], sources: list[int]) -> list[list[int]]:
+    """The windows of each question's examples together: its positive passage (the example
+    with an answer) and the no-answer passages retrieved for it, which `build_examples`
+    writes right after it; a swapped twin is a group of its own."""
+    group_of: list[int] = []
+    group = -1
+    for number, example in enumerate(examples):
+        previous = examples[number - 1] if number else None
+        if (
+            previous is None
+            or example["start"] is not None
+            or example["question"] != previous["question"]
+        ):
+            group += 1
+        group_of.append(group)
+    groups: list[list[int]] = [[] for _ in range(group + 1)]
+    for window, source in enumerate(sources):
+        groups[group_of[source]].append(window)
+    return [g for g in groups if g]
 
 
 def batch_order(lengths: list[int], batch_size: int, seed: int) -> list[list[int]]:
@@ -246,7 +270,68 @@ def batch_order(lengths: list[int], batch_size: int, seed: int) -> list[list[int
     return batches
 
 
+def group_batch_order(
+    groups: list[list[int]], lengths: list[int], batch_size: int, seed: int
+) -> list[list[int]]:
+    """Like `batch_order`, for whole question groups: a batch holds whole groups (about
+    `batch_size` windows), so that a question's passages are scored together."""
+    rng = random.Random(seed)
+    order = list(range(len(groups)))
+    rng.shuffle(order)
+    pool = max(1, batch_size * 50 // 2)
+    batches: list[list[int]] = []
+    for offset in range(0, len(order), pool):
+        chunk = sorted(
+            order[offset : offset + pool], key=lambda g: max(lengths[w] for w in groups[g])
+        )
+        current: list[int] = []
+        for g in chunk:
+            current.extend(groups[g])
+            if len(current) >= batch_size:
+                batches.append(current)
+                current = []
+        if current:
+            batches.append(current)
+    rng.shuffle(batches)
+    return batches
+
+
 # --------------------------------------------------------------------------- training
+
+
+def shared_norm_loss(
+    start_logits: Any, end_logits: Any, batch: dict[str, Any], owners: list[int], torch: Any
+) -> Any:
+    """Multi-passage ("shared normalisation") loss: for each question with an answer, one
+    softmax over the passage tokens of all its windows in the batch, the gold start (end)
+    against every start (end) in its retrieved no-answer passages too (Clark & Gardner 2018;
+    Wang et al. 2019, multi-passage BERT). The per-window loss trains "not in this passage";
+    this one makes span scores compare across the passages of a question, which is how the
+    pipeline ranks its answers. Mean over the questions with an answer; 0 when none."""
+    context = (batch["token_type_ids"] == 1) & (batch["attention_mask"] == 1)
+    # the final [SEP] has token type 1 but is no answer token
+    lengths = batch["attention_mask"].sum(dim=1)
+    rows = torch.arange(context.shape[0], device=context.device)
+    context[rows, lengths - 1] = False
+    losses = []
+    owner = torch.tensor(owners, device=context.device)
+    for group in sorted(set(owners)):
+        members = owner == group
+        starts = batch["start_positions"][members]
+        if not bool((starts > 0).any()):
+            continue
+        ends = batch["end_positions"][members]
+        mask = context[members]
+        for logits, gold in ((start_logits, starts), (end_logits, ends)):
+            values = logits[members].float()
+            everything = torch.logsumexp(values[mask], dim=0)
+            hit = torch.zeros_like(mask)
+            answered = (gold > 0).nonzero(as_tuple=True)[0]
+            hit[answered, gold[answered]] = True
+            losses.append((everything - torch.logsumexp(values[hit], dim=0)) / 2)
+    if not losses:
+        return start_logits.new_zeros(())
+    return torch.stack(losses).sum() / (len(losses) / 2)
 
 
 def collate(items: list[tuple[list[int], list[int], int, int]], torch: Any) -> dict[str, Any]:
@@ -288,10 +373,24 @@ def train(args: argparse.Namespace, work: Path) -> Any:
     if args.swapped:
         added = add_swapped(examples, args.swapped, args.seed)
         log(f"{added} no-answer twins with a swapped number or name (--swapped {args.swapped})")
-    data = windows(tokenizer, examples, args.max_length, args.stride)
+    data, sources = windows(tokenizer, examples, args.max_length, args.stride)
     answerable = sum(1 for *_, s, _ in data if s)
     log(f"{len(data)} windows ({answerable} with the answer, {len(data) - answerable} at [CLS])")
-    batches = batch_order([len(ids) for ids, *_ in data], args.batch_size, args.seed)
+    lengths = [len(ids) for ids, *_ in data]
+    groups = question_groups(examples, sources)
+    group_of = [0] * len(data)
+    for number, members in enumerate(groups):
+        for window in members:
+            group_of[window] = number
+
+    def order_for(epoch: int) -> list[list[int]]:
+        if args.shared_norm:
+            return group_batch_order(groups, lengths, args.batch_size, args.seed + epoch)
+        return batch_order(lengths, args.batch_size, args.seed + epoch)
+
+    batches = order_for(0)
+    if args.shared_norm:
+        log(f"{len(groups)} question groups, shared-normalisation weight {args.shared_norm}")
     total = len(batches) * args.epochs
 
     model = BertForQuestionAnswering.from_pretrained(str(model_dir), attn_implementation="eager")
@@ -337,13 +436,17 @@ def train(args: argparse.Namespace, work: Path) -> Any:
     started = time.perf_counter()
     while step < total:
         epoch, position = divmod(step, len(batches))
-        order = batches
-        if epoch:
-            order = batch_order([len(ids) for ids, *_ in data], args.batch_size, args.seed + epoch)
-        batch = collate([data[i] for i in order[position]], torch)
+        order = batches if not epoch else order_for(epoch)
+        members = order[position]
+        batch = collate([data[i] for i in members], torch)
         batch = {name: value.to(args.device) for name, value in batch.items()}
         with autocast:
-            loss = model(**batch).loss
+            output = model(**batch)
+        loss = output.loss
+        if args.shared_norm:
+            loss = loss + args.shared_norm * shared_norm_loss(
+                output.start_logits, output.end_logits, batch, [group_of[i] for i in members], torch
+            )
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
@@ -570,6 +673,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         type=float,
         default=0.5,
         help="share of questions that also get a no-answer twin with a swapped number or name",
+    )
+    parser.add_argument(
+        "--shared-norm",
+        type=float,
+        default=1.0,
+        help="weight of the multi-passage loss that makes span scores compare across a "
+        "question's passages (0: per-window loss alone, as the first models)",
     )
     parser.add_argument("--max-length", type=int, default=320)
     parser.add_argument("--stride", type=int, default=128)
