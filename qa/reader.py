@@ -1,11 +1,13 @@
 """Passages -> answers: the span that answers, quoted in its sentence, with exact citations.
 
 The trained reader (`qa.reader_model`, fine-tuned from the bundled MiniLM weights by
-`scripts/train_reader.py`) reads the top `read_passages` retrieved passages and proposes one
-span per passage with a span score and a no-answer score. Each proposal is scored by a small
-logistic model over the reader's scores and the passage's retrieval scores
-(`candidate_features`, fitted on the fit half of SQuAD 2.0 dev by `scripts/fit_weights.py`),
-so the reader also re-ranks the passages; the best one is the answer. Its logit, Platt-scaled
+`scripts/train_reader.py`) reads the top `read_passages` retrieved passages and proposes its
+best `spans` spans in each, with span scores and the passage's no-answer score. Each proposal
+is scored by a small logistic model over the reader's scores, the passage's retrieval scores
+and whether the span is the kind of answer the question asks for (`qa.answer_types`: a name
+for "who", a number for "how many"), fitted on the fit half of SQuAD 2.0 dev by
+`scripts/fit_weights.py`; so the reader also re-ranks the passages; the best one is the
+answer. Its logit, Platt-scaled
 on the same data, is `confidence`: the probability that the shown answer is right. Below the
 fitted threshold the answer is "not found in the corpus", with the closest passages as related.
 
@@ -22,6 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from qa.answer_types import Kind, question_kind, type_features
 from qa.answers import Answer, Citation, Result
 from qa.retrieval import Passage, QueryTerms
 from qa.text import QUESTION_WORDS, STOPWORDS, normalize_answer, stem, words
@@ -75,19 +78,24 @@ def candidate_features(
     best_score: float,
     best_margin: float,
     cues: QuestionCues | None = None,
+    span_score: float | None = None,
 ) -> dict[str, float]:
-    """The reader's scores for its best span in `passage` (and how its margin compares with
-    the best margin of the passages read), the passage's own retrieval scores (relative to
-    the best passage's, so they compare across questions) and, given the question's `cues`,
-    what of the question the passage does not mention."""
+    """The reader's scores for a span in `passage` (its best span, or the runner-up scored
+    `span_score`), how its margin compares with the best margin of the passages read and how
+    far it trails the passage's best span (`alt_gap`); the passage's own retrieval scores
+    (relative to the best passage's, so they compare across questions) and, given the
+    question's `cues`, what of the question the passage does not mention."""
+    score = reading.span_score if span_score is None else span_score
+    margin = score - reading.null_score
     features = {
-        "margin": reading.margin,
-        "lead": reading.margin - best_margin,
-        "span": reading.span_score,
+        "margin": margin,
+        "lead": margin - best_margin,
+        "span": score,
         "null": reading.null_score,
         "passage": passage.score - best_score,
         "prank": 1.0 / passage.rank,
         "dense": passage.features.get("dense", 0.0),
+        "alt_gap": reading.span_score - score,
     }
     if cues is not None:
         features.update(lexical_features(cues, passage.text))
@@ -115,6 +123,8 @@ class Candidate:
     end: int
     text: str
     features: dict[str, float]
+    alt_rank: int = 1
+    """1 for the passage's best span, 2 for its runner-up, ..."""
     logit: float = 0.0
     score: float = 0.0
     """Calibrated probability that this answer is right."""
@@ -149,6 +159,7 @@ class Reader:
         *,
         model: ReaderModel | None = None,
         read_passages: int | None = None,
+        spans: int | None = None,
         fitted: ReaderWeights | None = None,
         abstain_below: float | None = None,
     ) -> None:
@@ -157,6 +168,7 @@ class Reader:
         self.weights: dict[str, float] = dict(settings.weights)
         self.platt = settings.platt
         self.read_passages = int(read_passages or settings.read_passages)
+        self.spans = int(spans or settings.spans)
         self.abstain_below = float(abstain_below if abstain_below is not None else settings.abstain)
         self._model = model
 
@@ -172,33 +184,47 @@ class Reader:
         return sigmoid(self.platt[0] * logit + self.platt[1])
 
     def candidates(self, question: str, passages: Sequence[Passage]) -> list[Candidate]:
-        """The reader's best span in each of the top passages, best first."""
+        """The reader's best spans (`spans` of them) in each of the top passages, best
+        first."""
         top = list(passages[: self.read_passages])
         if not top:
             return []
         best = top[0].score
-        readings = self.model.read_passages(question, [p.text for p in top])
+        readings = self.model.read_passages(question, [p.text for p in top], spans=self.spans)
         best_margin = max((r.margin for r in readings if r.start is not None), default=0.0)
         cues = QuestionCues.of(question)
+        kind = question_kind(question)
         found: dict[tuple[int, int, int], Candidate] = {}
         for passage, reading in zip(top, readings):
             if reading.start is None or reading.end is None:
                 continue
-            span_start = passage.char_start + reading.start
-            span_end = passage.char_start + reading.end
-            start, end = sentence_bounds(passage, span_start, span_end)
-            text = passage.text[start - passage.char_start : end - passage.char_start]
-            features = candidate_features(reading, passage, best, best_margin, cues)
-            candidate = Candidate(
-                passage, span_start, span_end, start, end, text, features,
-                logit=linear(self.weights, features),
-            )  # fmt: skip
-            candidate.score = self.probability(candidate.logit)
-            key = (passage.doc_id, span_start, span_end)
-            # overlapping chunks of one article can find the same span: keep the best reading
-            if key not in found or found[key].logit < candidate.logit:
-                found[key] = candidate
+            spans = reading.alternatives or ((reading.start, reading.end, reading.span_score),)
+            for alt_rank, (first, last, score) in enumerate(spans, 1):
+                candidate = self._candidate(
+                    passage, first, last, kind,
+                    candidate_features(reading, passage, best, best_margin, cues, score),
+                )  # fmt: skip
+                candidate.alt_rank = alt_rank
+                key = (passage.doc_id, candidate.span_start, candidate.span_end)
+                # overlapping chunks of one article can find the same span: keep the best
+                if key not in found or found[key].logit < candidate.logit:
+                    found[key] = candidate
         return sorted(found.values(), key=lambda c: -c.logit)
+
+    def _candidate(
+        self, passage: Passage, first: int, last: int, kind: Kind | None, features: dict[str, float]
+    ) -> Candidate:
+        """The span [first, last) of `passage` as a scored candidate with its sentence."""
+        span_start = passage.char_start + first
+        span_end = passage.char_start + last
+        start, end = sentence_bounds(passage, span_start, span_end)
+        text = passage.text[start - passage.char_start : end - passage.char_start]
+        span = passage.text[first:last]
+        features.update(type_features(kind, span, at_sentence_start=span_start == start))
+        candidate = Candidate(passage, span_start, span_end, start, end, text, features)
+        candidate.logit = linear(self.weights, features)
+        candidate.score = self.probability(candidate.logit)
+        return candidate
 
     def read(
         self,

@@ -45,6 +45,10 @@ class Reading:
     """start + end logit of the best span (-inf when the passage has no span at all)."""
     null_score: float
     """start + end logit of [CLS]: "the answer is not in this passage"."""
+    alternatives: tuple[tuple[int, int, float], ...] = ()
+    """The passage's best spans, best first, as (start, end, span score): the best span
+    itself and the runners-up (`read_passages(..., spans=n)`), which the pipeline may weigh
+    against what the question asks for (a name, a number, a date)."""
 
     @property
     def margin(self) -> float:
@@ -57,21 +61,38 @@ def best_span(
 ) -> tuple[int, int, float] | None:
     """The (first, last) token pair with the highest start + end logit among `allowed`
     tokens, with first <= last < first + max_pieces; None if no token is allowed."""
+    found = top_spans(start, end, allowed, max_pieces, 1)
+    return found[0] if found else None
+
+
+def top_spans(
+    start: np.ndarray, end: np.ndarray, allowed: np.ndarray, max_pieces: int, n: int
+) -> list[tuple[int, int, float]]:
+    """The `n` (first, last, score) token spans with the highest start + end logit among
+    `allowed` tokens (first <= last < first + max_pieces), best first."""
     import numpy as np
 
     positions = np.flatnonzero(allowed)
     if positions.size == 0:
-        return None
+        return []
     s = start[positions]
     e = end[positions]
     scores = s[:, None] + e[None, :]
     i = np.arange(positions.size)
     gap = positions[None, :] - positions[:, None]
     valid = (i[None, :] >= i[:, None]) & (gap < max_pieces)
-    scores = np.where(valid, scores, -np.inf)
-    flat = int(np.argmax(scores))
-    row, col = divmod(flat, positions.size)
-    return int(positions[row]), int(positions[col]), float(scores[row, col])
+    scores = np.where(valid, scores, -np.inf).ravel()
+    n = min(n, int(valid.sum()))
+    if n == 1:
+        best = np.array([int(np.argmax(scores))])
+    else:
+        best = np.argpartition(-scores, n - 1)[:n]
+        best = best[np.argsort(-scores[best], kind="stable")]
+    return [
+        (int(positions[flat // positions.size]), int(positions[flat % positions.size]),
+         float(scores[flat]))
+        for flat in best.tolist()
+    ]  # fmt: skip
 
 
 class ReaderModel:
@@ -133,8 +154,9 @@ class ReaderModel:
         tokenizer.no_padding()
         return cls(session, tokenizer, settings)
 
-    def read_passages(self, question: str, passages: list[str]) -> list[Reading]:
-        """The best span of each passage (None where the passage has no word at all)."""
+    def read_passages(self, question: str, passages: list[str], spans: int = 1) -> list[Reading]:
+        """The best span of each passage (None where the passage has no word at all), with
+        its `spans` best spans in `Reading.alternatives`."""
         import numpy as np
 
         if not passages:
@@ -169,31 +191,32 @@ class ReaderModel:
             start, end = self.session.run(
                 None, {"input_ids": input_ids, "attention_mask": mask, "token_type_ids": types}
             )
-        best: list[Reading | None] = [None] * len(passages)
+        nulls: list[float | None] = [None] * len(passages)
+        found: list[dict[tuple[int, int], float]] = [{} for _ in passages]
         for r, (number, first, length) in enumerate(owners):
             allowed = np.zeros(width, dtype=bool)
             allowed[context_at : context_at + length] = True
             null = float(start[r, 0] + end[r, 0])
-            found = best_span(start[r], end[r], allowed, MAX_ANSWER_PIECES)
+            previous = nulls[number]
+            nulls[number] = null if previous is None else min(previous, null)
             offsets = encodings[number].offsets
-            if found is None:
-                reading = Reading(None, None, float("-inf"), null)
-            else:
-                i, j, score = found
-                reading = Reading(
-                    offsets[first + i - context_at][0],
-                    offsets[first + j - context_at][1],
-                    score,
-                    null,
-                )
-            previous = best[number]
-            if previous is None:
-                best[number] = reading
-            else:
-                keep = reading if reading.span_score > previous.span_score else previous
-                null_score = min(previous.null_score, reading.null_score)
-                best[number] = Reading(keep.start, keep.end, keep.span_score, null_score)
-        return [b if b is not None else Reading(None, None, float("-inf"), 0.0) for b in best]
+            spans_of = found[number]
+            for i, j, score in top_spans(start[r], end[r], allowed, MAX_ANSWER_PIECES, spans):
+                key = (offsets[first + i - context_at][0], offsets[first + j - context_at][1])
+                # overlapping windows see the same span: keep its best score
+                if score > spans_of.get(key, float("-inf")):
+                    spans_of[key] = score
+        readings = []
+        for number, spans_of in enumerate(found):
+            null_score = nulls[number]
+            ranked = sorted(spans_of.items(), key=lambda item: -item[1])[:spans]
+            if not ranked or null_score is None:
+                readings.append(Reading(None, None, float("-inf"), null_score or 0.0))
+                continue
+            (span_start, span_end), score = ranked[0]
+            alternatives = tuple((a, b, value) for (a, b), value in ranked)
+            readings.append(Reading(span_start, span_end, score, null_score, alternatives))
+        return readings
 
 
 _shared: ReaderModel | None = None

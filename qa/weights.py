@@ -17,6 +17,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from qa.answer_types import TYPE_FEATURES
 from qa.errors import ModelError
 
 WEIGHTS_FILE = Path(__file__).with_name("weights.json")
@@ -27,7 +28,7 @@ PASSAGE_FEATURES = (
 """What `qa.retrieval.Retriever.search` computes for each candidate passage, in this order."""
 READER_FEATURES = (
     "margin", "lead", "span", "null", "passage", "prank", "dense",
-    "q_missing", "names_missing", "numbers_missing",
+    "q_missing", "names_missing", "numbers_missing", "alt_gap", *TYPE_FEATURES,
 )  # fmt: skip
 """What `qa.reader.candidate_features` computes for each span, in this order."""
 
@@ -46,24 +47,29 @@ class SearchSettings:
 
 @dataclass(frozen=True)
 class ReaderWeights:
-    """The reader's candidate weights, Platt scaling, passages read and threshold."""
+    """The reader's candidate weights, Platt scaling, passages read, spans read in each
+    passage and threshold."""
 
     weights: dict[str, float]
     platt: tuple[float, float]
     read_passages: int
     abstain: float
+    spans: int = 1
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], where: str = "reader weights") -> ReaderWeights:
         unknown = set(data.get("weights", {})) - {"bias", *READER_FEATURES}
         if unknown:
             raise ModelError(f"{where}: reader weights for unknown features {sorted(unknown)}")
+        if int(data.get("spans", 1)) < 1:
+            raise ModelError(f"{where}: the reader's spans must be 1 or more")
         try:
             return cls(
                 weights={k: float(v) for k, v in data["weights"].items()},
                 platt=(float(data["platt"][0]), float(data["platt"][1])),
                 read_passages=int(data["read_passages"]),
                 abstain=float(data["abstain"]),
+                spans=int(data.get("spans", 1)),
             )
         except (KeyError, TypeError, ValueError, IndexError) as exc:
             raise ModelError(f"{where}: the reader entry lacks or mangles {exc}") from None

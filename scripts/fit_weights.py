@@ -8,12 +8,13 @@
    (with their features) are labelled hit / miss (the chunk covers the gold answer); a linear
    score is fitted with a listwise softmax loss.
 2. The reader (`qa.reader`): every question about a fit-half article of SQuAD v2.0 dev is
-   asked; the trained reader reads the top passages and proposes one span per passage. Each
-   proposal's `candidate_features` are labelled by whether its sentence holds a gold answer
-   (never, for an unanswerable question), and a logistic model over them is fitted: it ranks
-   the proposals, and its logit, Platt-scaled on each question's best proposal, is the
-   confidence. The number of passages read (`read_passages`) is --read-passages (default 8;
-   the fit half's accuracy for each K is printed).
+   asked; the trained reader reads the top passages and proposes its best few spans in each
+   passage. Each proposal's `candidate_features` are labelled by whether its sentence holds a
+   gold answer (never, for an unanswerable question), and a logistic model over them is
+   fitted: it ranks the proposals, and its logit, Platt-scaled on each question's best
+   proposal, is the confidence. The number of passages read (`read_passages`) is
+   --read-passages (default 8; the fit half's accuracy for each K is printed), the spans
+   weighed in each passage (`spans`) the fewest within 0.3 points of the best (--spans).
 3. Abstention: the threshold on that confidence that turns away the most unanswerable
    questions while the answerable ones lose at most --max-loss of accuracy.
 
@@ -37,6 +38,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 
+from qa.answer_types import TYPE_FEATURES  # noqa: E402
 from qa.datasets import GoldMapper, index_squad, load_squad, select_questions  # noqa: E402
 from qa.encoders import encoder_factory  # noqa: E402
 from qa.engine import Engine  # noqa: E402
@@ -165,7 +167,9 @@ def best_threshold(
 
 
 K_CHOICES = (1, 2, 3, 4, 5, 6, 8)
+SPAN_CHOICES = (1, 2, 3, 5)
 LEXICAL = ("q_missing", "names_missing", "numbers_missing")
+NBEST = ("alt_gap", *TYPE_FEATURES)
 
 
 def reader_rows(engine: Engine, questions) -> list[dict]:
@@ -188,6 +192,7 @@ def reader_rows(engine: Engine, questions) -> list[dict]:
                     [float(any(contains_answer(c.text, g) for g in golds)) for c in candidates]
                 ),
                 "rank": np.array([c.passage.rank for c in candidates]),
+                "alt": np.array([c.alt_rank for c in candidates]),
             }
         )
     return rows
@@ -200,7 +205,12 @@ def fit_reader(args, passage_weights) -> dict:
     fit_v2 = select_questions(v2, "fit")
     engine = Engine.open(args.index_v2)
     engine.retriever = Retriever(engine.index, engine.encoder, weights=passage_weights)
-    engine.reader = Reader(engine.index, fitted=UNFITTED_READER, read_passages=max(K_CHOICES))
+    engine.reader = Reader(
+        engine.index,
+        fitted=UNFITTED_READER,
+        read_passages=max(K_CHOICES),
+        spans=max(SPAN_CHOICES),
+    )
     if args.rows and args.rows.exists():
         with args.rows.open("rb") as handle:
             rows = pickle.load(handle)  # a file this script wrote (--rows)
@@ -215,12 +225,12 @@ def fit_reader(args, passage_weights) -> dict:
     margin_at = READER_FEATURES.index("margin")
     lead_at = READER_FEATURES.index("lead")
 
-    def read_top(k: int) -> list[tuple[np.ndarray, np.ndarray]]:
-        """Each question's proposals as if only the top k passages had been read (the lead
-        over the best margin recomputed among those)."""
+    def read_top(k: int, n: int = 1) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Each question's proposals as if only the top k passages had been read, n spans
+        of each (the lead over the best margin recomputed among those)."""
         groups = []
         for r in rows:
-            inside = r["rank"] <= k
+            inside = (r["rank"] <= k) & (r.get("alt", np.ones_like(r["rank"])) <= n)
             x = r["x"][inside].copy()
             if len(x):
                 x[:, lead_at] = x[:, margin_at] - x[:, margin_at].max()
@@ -232,12 +242,13 @@ def fit_reader(args, passage_weights) -> dict:
     columns = [READER_FEATURES.index(n) for n in names]
 
     def fit(
-        k: int, chosen: list[int] | None = None, train: np.ndarray | None = None
+        k: int, chosen: list[int] | None = None, train: np.ndarray | None = None, n: int = 1
     ) -> tuple[dict[str, float], np.ndarray, np.ndarray]:
-        """Candidate weights for k passages read over the `chosen` feature columns (fitted on
-        the `train` questions, default all); each question's best logit and label."""
+        """Candidate weights for k passages read, n spans each, over the `chosen` feature
+        columns (fitted on the `train` questions, default all); each question's best logit
+        and label."""
         chosen = columns if chosen is None else chosen
-        groups = [(x[:, chosen], y) for x, y in read_top(k)]
+        groups = [(x[:, chosen], y) for x, y in read_top(k, n)]
         fitted = groups if train is None else [g for g, t in zip(groups, train) if t]
         w, b = fit_logistic(
             np.vstack([x for x, _ in fitted]), np.concatenate([y for _, y in fitted])
@@ -260,13 +271,19 @@ def fit_reader(args, passage_weights) -> dict:
         import zlib
 
         fold = np.array([zlib.crc32(str(r["article"]).encode()) % 2 for r in rows])
-        base = [READER_FEATURES.index(n) for n in READER_FEATURES if n not in LEXICAL]
-        full = list(range(width))
-        for label, chosen in (("reader+retrieval", base), ("+ lexical", full)):
+        plain = [n for n in READER_FEATURES[:width] if n not in LEXICAL and n not in NBEST]
+        variants = [("reader+retrieval, 1 span a passage", plain, 1)]
+        variants += [
+            (f"+ alt_gap and answer types, {n} spans a passage", [*plain, *NBEST], n)
+            for n in SPAN_CHOICES
+        ]
+        variants.append(("+ lexical, 1 span a passage", [*plain, *LEXICAL], 1))
+        for label, chosen_names, n in variants:
+            chosen = [READER_FEATURES.index(name) for name in chosen_names]
             answered = no_answer = accuracy = 0.0
             for held in (0, 1):
                 train = fold != held
-                _, logits, right = fit(args.read_passages or 8, chosen, train)
+                _, logits, right = fit(args.read_passages or 8, chosen, train, n)
                 a, b_platt = fit_platt(logits[train], right[train].astype(float))
                 confidence = 1 / (1 + np.exp(-(a * logits + b_platt)))
                 tau, _, _ = best_threshold(
@@ -284,6 +301,7 @@ def fit_reader(args, passage_weights) -> dict:
                 file=sys.stderr,
             )
 
+    has_alternatives = any("alt" in r for r in rows)
     fits = {}
     for k in K_CHOICES:
         fits[k] = fit(k)
@@ -293,8 +311,18 @@ def fit_reader(args, passage_weights) -> dict:
     best_k = args.read_passages or min(
         k for k in K_CHOICES if accuracy_of[k] >= max(accuracy_of.values()) - 0.003
     )
-    weights, logits, right = fits[best_k]
-    print(f"candidate weights ({best_k} passages): {weights}", file=sys.stderr)
+    span_fits = {1: fits[best_k]}
+    for n in SPAN_CHOICES[1:] if has_alternatives else ():
+        span_fits[n] = fit(best_k, n=n)
+    span_accuracy = {n: float(f[2][~impossible].mean()) for n, f in span_fits.items()}
+    for n, accuracy in span_accuracy.items():
+        print(f"{n} spans a passage: fit-half answer accuracy {accuracy:.4f}", file=sys.stderr)
+    spans = args.spans or min(
+        n for n in span_fits if span_accuracy[n] >= max(span_accuracy.values()) - 0.003
+    )
+    weights, logits, right = span_fits[spans]
+    accuracy_of[best_k] = span_accuracy[spans]
+    print(f"candidate weights ({best_k} passages, {spans} spans): {weights}", file=sys.stderr)
     a, b_platt = fit_platt(logits, right.astype(float))
     confidence = 1 / (1 + np.exp(-(a * logits + b_platt)))
     found, no_answer, answered = best_threshold(
@@ -312,6 +340,7 @@ def fit_reader(args, passage_weights) -> dict:
         "weights": weights,
         "platt": [round(a, 5), round(b_platt, 5)],
         "read_passages": best_k,
+        "spans": spans,
         "abstain": round(tau, 4),
         "questions": len(fit_v2),
     }
@@ -351,6 +380,14 @@ def main() -> int:
         " accuracy). Default 8: SQuAD's fit half is flat from 3 to 8 (0.8305-0.8315 with the"
         " shipped reader) while paraphrased news questions, whose retrieval is weaker, gained"
         " from reading more (tests/data/bbc_paraphrased.jsonl: 0.56 with 3, 0.65 with 8)",
+    )
+    parser.add_argument(
+        "--spans",
+        type=int,
+        choices=(0, *SPAN_CHOICES),
+        default=0,
+        help="spans read in each passage (0: the fewest within 0.3 points of the best fit-half"
+        " accuracy)",
     )
     parser.add_argument(
         "--rows",

@@ -23,6 +23,7 @@ from qa.reader_model import (
     SETTINGS_NAME,
     ReaderModel,
     best_span,
+    top_spans,
 )
 from tests.conftest import REPO
 
@@ -41,6 +42,11 @@ def test_best_span_respects_order_length_and_mask() -> None:
     assert best_span(start, end, allowed, 30) == (2, 4, 11.0)
     assert best_span(start, end, allowed, 2) == (2, 3, 9.0)
     assert best_span(start, end, np.zeros(5, dtype=bool), 30) is None
+    spans = top_spans(start, end, allowed, 30, 4)
+    assert spans[0] == (2, 4, 11.0) and len(spans) == 4
+    assert [s for *_, s in spans] == sorted((s for *_, s in spans), reverse=True)
+    assert all(allowed[i] and allowed[j] and i <= j for i, j, _ in spans)
+    assert len(top_spans(start, end, allowed, 30, 100)) == 10  # every ordered pair of 4 tokens
 
 
 def test_the_news_question_file_is_well_formed(bbc: Path) -> None:
@@ -49,6 +55,22 @@ def test_the_news_question_file_is_well_formed(bbc: Path) -> None:
     for record in records:
         text = (bbc / record["article"]).read_text(encoding="utf-8", errors="replace")
         assert record["answers"] and all(answer in text for answer in record["answers"])
+
+
+def test_the_bundled_corpus_question_file_is_well_formed() -> None:
+    from qa.text import contains_answer
+
+    bodies = {}
+    for path in (REPO / "corpus" / "wikinews").glob("*.jsonl"):
+        for line in path.read_text(encoding="utf-8").splitlines():
+            record = json.loads(line)
+            bodies[f"wikinews/{path.name}#{record['id']}"] = record["body"]
+    lines = (REPO / "tests" / "data" / "wikinews_paraphrased.jsonl").read_text().splitlines()
+    records = [json.loads(line) for line in lines]
+    assert len(records) >= 40
+    for record in records:
+        body = bodies[record["article"]]
+        assert record["answers"] and all(contains_answer(body, a) for a in record["answers"])
 
 
 @pytest.fixture(scope="module")
@@ -101,6 +123,20 @@ def test_long_passages_are_read_in_windows(model: ReaderModel) -> None:
     )
     assert found[1].start is None  # an empty passage has no span
     assert found[2].margin < found[0].margin
+    several = model.read_passages("Who opened the bridge?", [passage, "", filler], spans=5)
+    head = several[0]
+    assert (head.start, head.end, head.span_score) == (
+        found[0].start,
+        found[0].end,
+        found[0].span_score,
+    )
+    assert head.alternatives[0] == (head.start, head.end, head.span_score)
+    assert len(head.alternatives) == 5 and len(set(head.alternatives)) == 5
+    scores = [score for *_, score in head.alternatives]
+    assert scores == sorted(scores, reverse=True)
+    assert all(passage[a:b].strip() == passage[a:b] != "" for a, b, _ in head.alternatives)
+    assert several[1].alternatives == ()
+    assert several[0].null_score == found[0].null_score
 
 
 def copy_model(tmp_path: Path) -> Path:
@@ -171,6 +207,38 @@ def test_every_answer_points_at_exact_characters(news_index: tuple[Path, Path]) 
 
 
 @pytest.mark.model
+def test_runner_up_spans_are_candidates_with_exact_offsets(
+    news_index: tuple[Path, Path],
+) -> None:
+    from qa.answer_types import TYPE_FEATURES
+    from qa.reader import Reader
+
+    engine = Engine.open(news_index[1])
+    try:
+        one = Reader(engine.index, spans=1, read_passages=4)
+        three = Reader(engine.index, spans=3, read_passages=4)
+        for record in news_questions()[:10]:
+            _, passages = engine.search(record["question"])
+            best = one.candidates(record["question"], passages)
+            several = three.candidates(record["question"], passages)
+            assert len(several) > len(best)
+            assert {c.alt_rank for c in best} == {1} and {c.alt_rank for c in several} == {1, 2, 3}
+            # the best span of each passage is the same candidate either way
+            firsts = {(c.doc_id, c.span_start, c.span_end) for c in several if c.alt_rank == 1}
+            assert firsts == {(c.doc_id, c.span_start, c.span_end) for c in best}
+            documents = engine.index.documents({c.doc_id for c in several})
+            for candidate in several:
+                body = documents[candidate.doc_id].body
+                assert body[candidate.start : candidate.end] == candidate.text
+                assert candidate.start <= candidate.span_start < candidate.span_end <= candidate.end
+                assert set(TYPE_FEATURES) <= set(candidate.features)
+                gap = candidate.features["alt_gap"]
+                assert gap == 0.0 if candidate.alt_rank == 1 else gap >= 0.0
+    finally:
+        engine.close()
+
+
+@pytest.mark.model
 def test_an_unrelated_question_is_not_answered(news_index: tuple[Path, Path]) -> None:
     engine = Engine.open(news_index[1])
     try:
@@ -226,15 +294,71 @@ def test_training_windows_label_the_answer_or_cls() -> None:
         {"question": "How many men?", "context": context, "start": start, "end": start + 5},
         {"question": "How many men?", "context": context, "start": None},
     ]
-    rows = train.windows(tokenizer, examples, max_length=48, stride=16)
+    rows, sources = train.windows(tokenizer, examples, max_length=48, stride=16)
+    assert len(sources) == len(rows) and set(sources) == {0, 1}
+    assert all(rows[w][2] == 0 for w, source in enumerate(sources) if source == 1)
     answer_windows = [r for r in rows if r[2]]
     assert answer_windows, "some window holds the answer"
     for ids, _, first, last in answer_windows:
         assert tokenizer.decode(ids[first : last + 1]).replace(" ", "") == "7,000"
     assert len(rows) > 2, "the long context is read in several windows"
     assert any(first == last == 0 for _, _, first, last in rows), "windows without it: [CLS]"
-    no_answer = train.windows(tokenizer, examples[1:], max_length=48, stride=16)
+    no_answer, _ = train.windows(tokenizer, examples[1:], max_length=48, stride=16)
     assert all(first == last == 0 for _, _, first, last in no_answer)
+
+
+def test_question_groups_keep_a_question_with_its_negative_passages() -> None:
+    train = load_train_script()
+    examples = [
+        {"question": "Who?", "context": "a", "start": 0, "end": 1},
+        {"question": "Who?", "context": "b", "start": None},
+        {"question": "Who?", "context": "c", "start": 0, "end": 1},  # the same words, asked again
+        {"question": "When?", "context": "d", "start": 0, "end": 1},
+        {"question": "When?", "context": "e", "start": None},
+        {"question": "Who else?", "context": "a", "start": None},  # a swapped twin
+    ]
+    sources = [0, 0, 1, 2, 3, 4, 4, 5]  # windows -> examples
+    groups = train.question_groups(examples, sources)
+    assert groups == [[0, 1, 2], [3], [4, 5, 6], [7]]
+    lengths = [10, 20, 30, 40, 50, 60, 70, 80]
+    batches = train.group_batch_order(groups, lengths, batch_size=3, seed=1)
+    assert sorted(w for batch in batches for w in batch) == list(range(8))
+    for batch in batches:  # whole groups only
+        assert all(set(g) <= set(batch) or not set(g) & set(batch) for g in groups)
+    assert batches == train.group_batch_order(groups, lengths, batch_size=3, seed=1)
+
+
+def test_shared_norm_loss_is_one_softmax_over_a_questions_passages() -> None:
+    import torch
+
+    train = load_train_script()
+    torch.manual_seed(0)
+    types = torch.tensor(
+        [[0, 0, 0, 1, 1, 1, 1, 1], [0, 0, 0, 1, 1, 1, 1, 0], [0, 0, 1, 1, 1, 1, 1, 1]]
+    )
+    mask = torch.tensor([[1] * 8, [1] * 7 + [0], [1] * 8])
+    batch = {
+        "token_type_ids": types,
+        "attention_mask": mask,
+        "start_positions": torch.tensor([4, 0, 3]),
+        "end_positions": torch.tensor([5, 0, 4]),
+    }
+    start, end = torch.randn(3, 8), torch.randn(3, 8)
+    loss = train.shared_norm_loss(start, end, batch, [0, 0, 1], torch)
+
+    def nll(logits: torch.Tensor, values: torch.Tensor, gold: torch.Tensor) -> torch.Tensor:
+        return torch.logsumexp(values, 0) - gold
+
+    # question 0: passage tokens 3-6 of window 0 (7 is its last [SEP]) and 3-5 of window 1
+    first = (
+        nll(start, torch.cat([start[0, 3:7], start[1, 3:6]]), start[0, 4])
+        + nll(end, torch.cat([end[0, 3:7], end[1, 3:6]]), end[0, 5])
+    ) / 2
+    second = (nll(start, start[2, 2:7], start[2, 3]) + nll(end, end[2, 2:7], end[2, 4])) / 2
+    assert torch.allclose(loss, (first + second) / 2)
+    # a question without an answer in the batch adds nothing
+    batch["start_positions"] = batch["end_positions"] = torch.tensor([0, 0, 0])
+    assert float(train.shared_norm_loss(start, end, batch, [0, 0, 1], torch)) == 0.0
 
 
 def test_swapped_questions_name_what_the_passage_lacks() -> None:
@@ -289,6 +413,7 @@ def test_weights_are_read_strictly(tmp_path: Path, monkeypatch: pytest.MonkeyPat
         "no-platt.json": json.dumps(
             {**real, "reader": {k: v for k, v in real["reader"].items() if k != "platt"}}
         ),
+        "no-spans.json": json.dumps({**real, "reader": {**real["reader"], "spans": 0}}),
     }
     for name, text in cases.items():
         path = tmp_path / name

@@ -1,0 +1,57 @@
+"""What kind of answer a question asks for, and whether a span is one (qa.answer_types)."""
+
+from __future__ import annotations
+
+import pytest
+
+from qa.answer_types import TYPE_FEATURES, question_kind, span_kinds, type_features
+
+
+@pytest.mark.parametrize(
+    ("question", "kind"),
+    [
+        ("Who runs General Electric?", "name"),
+        ("Whose idea was the buy-back?", "name"),
+        ("Which investment funds want the bosses removed?", "name"),
+        ("What is the title of the book that won?", "name"),
+        ("What is the new film called?", "name"),
+        ("What nationality were the peacekeepers?", "name"),
+        ("How many jobs will Littlewoods cut?", "number"),
+        ("How old is the former prime minister?", "number"),
+        ("What share of its staff is Delta laying off?", "number"),
+        ("By what average percentage did funding go up?", "number"),
+        ("What was the score when Spurs won?", "number"),
+        ("What is the order worth?", "number"),
+        ("When does the whaling season close?", "time"),
+        ("In what year did Ireland last win a Grand Slam?", "time"),
+        ("To what date was the hearing moved?", "time"),
+        ("Where will Labour hold its conference?", "place"),
+        ("In which city is Delta based?", "place"),
+        ("From which port did the boat leave?", "place"),
+        ("What did he say about the budget cuts?", None),
+        ("Why did the talks fail?", None),
+    ],
+)
+def test_question_kind(question: str, kind: str | None) -> None:
+    assert question_kind(question) == kind
+
+
+def test_span_kinds() -> None:
+    assert span_kinds("3,200", False) == {"number"}
+    assert span_kinds("seven", False) == {"number"}
+    assert "time" in span_kinds("August 31st", False)
+    assert "time" in span_kinds("1948", False) and "number" in span_kinds("1948", False)
+    assert "time" in span_kinds("08:15", False)
+    assert span_kinds("behemoth", False) == frozenset()
+    assert "name" in span_kinds("Jeff Immelt", False)
+    assert "name" in span_kinds("Pellerin", True)  # a name opening its sentence is still a name
+    assert "name" not in span_kinds("The company", True)  # "The" is capitalised anyway
+    assert "name" in span_kinds("the Irish carrier", False)
+
+
+def test_type_features() -> None:
+    assert type_features(None, "Jeff Immelt", False) == dict.fromkeys(TYPE_FEATURES, 0.0)
+    fits = type_features("name", "Jeff Immelt", False)
+    assert fits["name_fits"] == 1.0 and sum(fits.values()) == 1.0
+    misfits = type_features("number", "behemoth", False)
+    assert misfits["number_misfits"] == 1.0 and sum(misfits.values()) == 1.0
