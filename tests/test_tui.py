@@ -438,7 +438,13 @@ def test_empty_chat_shows_the_index_and_starter_questions(
     app = make_app()
 
     async def script(pilot: Any) -> None:
-        await wait_for(pilot, lambda: bool(app.query(StarterQuestion)))
+        def laid_out() -> bool:
+            # mounted is not enough: a click on a widget not yet laid out lands nowhere
+            starters = list(app.query(StarterQuestion))
+            return bool(starters) and starters[0].region.width > 0
+
+        await wait_for(pilot, laid_out)
+        await pilot.pause()
         note = plain(app.query(".welcome").first())
         assert "2 articles" in note
         starters = list(app.query(StarterQuestion))
