@@ -312,7 +312,8 @@ def fit_reader(args, passage_weights) -> dict:
         k for k in K_CHOICES if accuracy_of[k] >= max(accuracy_of.values()) - 0.003
     )
     span_fits = {1: fits[best_k]}
-    for n in SPAN_CHOICES[1:] if has_alternatives else ():
+    # runner-up spans only mean something with the features that tell them apart
+    for n in SPAN_CHOICES[1:] if has_alternatives and "alt_gap" in names else ():
         span_fits[n] = fit(best_k, n=n)
     span_accuracy = {n: float(f[2][~impossible].mean()) for n, f in span_fits.items()}
     for n, accuracy in span_accuracy.items():
@@ -360,9 +361,10 @@ def main() -> int:
     parser.add_argument(
         "--features",
         type=lambda text: [n.strip() for n in text.split(",") if n.strip()],
-        # the lexical cues (q_missing, names_missing, numbers_missing) did not help on held-out
-        # articles of the fit half (--compare), so they are not weighed by default
-        default=[n for n in READER_FEATURES if n not in LEXICAL],
+        # the lexical cues (q_missing, names_missing, numbers_missing), and the runner-up spans
+        # with answer types (alt_gap, <kind>_fits/misfits), did not help on held-out articles
+        # of the fit half (--compare), so they are not weighed by default
+        default=[n for n in READER_FEATURES if n not in LEXICAL and n not in NBEST],
         help="comma-separated candidate features to weigh [default: reader and retrieval]",
     )
     parser.add_argument(
