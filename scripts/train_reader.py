@@ -388,10 +388,12 @@ def train(args: argparse.Namespace, work: Path) -> Any:
             return group_batch_order(groups, lengths, args.batch_size, args.seed + epoch)
         return batch_order(lengths, args.batch_size, args.seed + epoch)
 
-    batches = order_for(0)
+    # every epoch's batches, once: whole question groups pack into a number of batches that
+    # varies with the order, so each epoch has its own length
+    batches = [members for epoch in range(args.epochs) for members in order_for(epoch)]
     if args.shared_norm:
         log(f"{len(groups)} question groups, shared-normalisation weight {args.shared_norm}")
-    total = len(batches) * args.epochs
+    total = len(batches)
 
     model = BertForQuestionAnswering.from_pretrained(str(model_dir), attn_implementation="eager")
     model.to(args.device)
@@ -435,9 +437,7 @@ def train(args: argparse.Namespace, work: Path) -> Any:
     running = 0.0
     started = time.perf_counter()
     while step < total:
-        epoch, position = divmod(step, len(batches))
-        order = batches if not epoch else order_for(epoch)
-        members = order[position]
+        members = batches[step]
         batch = collate([data[i] for i in members], torch)
         batch = {name: value.to(args.device) for name, value in batch.items()}
         with autocast:
