@@ -2,12 +2,12 @@
 
 The trained reader (`qa.reader_model`, fine-tuned from the bundled MiniLM weights by
 `scripts/train_reader.py`) reads the top `read_passages` retrieved passages and proposes its
-best `spans` spans in each, with span scores and the passage's no-answer score. Each proposal
-is scored by a small logistic model over the reader's scores, the passage's retrieval scores
-and whether the span is the kind of answer the question asks for (`qa.answer_types`: a name
-for "who", a number for "how many"), fitted on the fit half of SQuAD 2.0 dev by
-`scripts/fit_weights.py`; so the reader also re-ranks the passages; the best one is the
-answer. Its logit, Platt-scaled
+best `spans` spans in each (1 as shipped), with span scores and the passage's no-answer
+score. Each proposal is scored by a small logistic model over the reader's scores and the
+passage's retrieval scores (`candidate_features`, fitted on the fit half of SQuAD 2.0 dev by
+`scripts/fit_weights.py`; the lexical cues and `qa.answer_types`' "is the span the kind of
+answer asked for" are computed too but weighed only if a fit chooses them), so the reader
+also re-ranks the passages; the best one is the answer. Its logit, Platt-scaled
 on the same data, is `confidence`: the probability that the shown answer is right. Below the
 fitted threshold the answer is "not found in the corpus", with the closest passages as related.
 

@@ -61,10 +61,8 @@ class ReaderWeights:
         unknown = set(data.get("weights", {})) - {"bias", *READER_FEATURES}
         if unknown:
             raise ModelError(f"{where}: reader weights for unknown features {sorted(unknown)}")
-        if int(data.get("spans", 1)) < 1:
-            raise ModelError(f"{where}: the reader's spans must be 1 or more")
         try:
-            return cls(
+            weights = cls(
                 weights={k: float(v) for k, v in data["weights"].items()},
                 platt=(float(data["platt"][0]), float(data["platt"][1])),
                 read_passages=int(data["read_passages"]),
@@ -73,6 +71,9 @@ class ReaderWeights:
             )
         except (KeyError, TypeError, ValueError, IndexError) as exc:
             raise ModelError(f"{where}: the reader entry lacks or mangles {exc}") from None
+        if weights.spans < 1:
+            raise ModelError(f"{where}: the reader's spans must be 1 or more")
+        return weights
 
 
 UNFITTED_READER = ReaderWeights({"bias": -1.0, "margin": 0.5}, (1.0, 0.0), 5, 0.3)

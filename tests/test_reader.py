@@ -414,6 +414,7 @@ def test_weights_are_read_strictly(tmp_path: Path, monkeypatch: pytest.MonkeyPat
             {**real, "reader": {k: v for k, v in real["reader"].items() if k != "platt"}}
         ),
         "no-spans.json": json.dumps({**real, "reader": {**real["reader"], "spans": 0}}),
+        "text-spans.json": json.dumps({**real, "reader": {**real["reader"], "spans": "two"}}),
     }
     for name, text in cases.items():
         path = tmp_path / name
