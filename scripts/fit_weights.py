@@ -311,9 +311,15 @@ def fit_reader(args, passage_weights) -> dict:
     best_k = args.read_passages or min(
         k for k in K_CHOICES if accuracy_of[k] >= max(accuracy_of.values()) - 0.003
     )
-    span_fits = {1: fits[best_k]}
     # runner-up spans only mean something with the features that tell them apart
-    for n in SPAN_CHOICES[1:] if has_alternatives and "alt_gap" in names else ():
+    can_weigh_alternatives = has_alternatives and "alt_gap" in names
+    if args.spans > 1 and not can_weigh_alternatives:
+        sys.exit(
+            f"fit_weights: --spans {args.spans} needs the alt_gap feature (--features) and rows "
+            "read with runner-up spans (delete an older --rows file)"
+        )
+    span_fits = {1: fits[best_k]}
+    for n in SPAN_CHOICES[1:] if can_weigh_alternatives else ():
         span_fits[n] = fit(best_k, n=n)
     span_accuracy = {n: float(f[2][~impossible].mean()) for n, f in span_fits.items()}
     for n, accuracy in span_accuracy.items():
