@@ -3,7 +3,8 @@
 Each SQuAD article's paragraphs, joined by blank lines, become one article of a corpus, which
 is indexed like any other; then every question is asked against the whole index:
 - a passage is a hit when its character range covers a gold answer's range
-  (`recall@k`, `mrr` over the top 20);
+  (`recall@k`, `mrr` over the top 20, in the order `qa` ranks the passages: the reader
+  re-ranks the ones it reads; `retrieval_recall@5` is retrieval's own order);
 - an answer is correct when the shown answer sentence contains a gold answer after SQuAD's
   normalisation (`answer_accuracy`); the highlighted span is scored with SQuAD's exact match
   and token F1 (`span_em`, `span_f1`; the sentence stands in when there is no span);
@@ -62,6 +63,8 @@ class Outcome:
     confidence: float = 0.0
     retrieval_seconds: float = 0.0
     reading_seconds: float = 0.0
+    retrieval_hit: int | None = None
+    """Best retrieval rank of a hit (`first_hit` is its place after the reader re-ranks)."""
 
 
 def evaluate(
@@ -145,7 +148,10 @@ def ask_one(
     searched = time.perf_counter()
     result = engine.reader.read(question.question, terms, passages, n=1, abstain=False)
     read = time.perf_counter()
-    first_hit = next((p.rank for p in result.passages if is_hit(p)), None)
+    # recall of the passages as qa ranks them (the reader re-ranks those it reads) and of
+    # retrieval alone
+    first_hit = next((i for i, p in enumerate(result.passages, 1) if is_hit(p)), None)
+    retrieval_hit = min((p.rank for p in result.passages if is_hit(p)), default=None)
     top = result.answers[0] if result.answers else None
     would_abstain = top is None or result.confidence < engine.reader.abstain_below
     correct_raw = top is not None and any(contains_answer(top.text, g) for g in golds)
@@ -162,6 +168,7 @@ def ask_one(
         confidence=result.confidence,
         retrieval_seconds=searched - started,
         reading_seconds=read - searched,
+        retrieval_hit=retrieval_hit,
     )
 
 
@@ -221,8 +228,9 @@ def summarize(outcomes: list[Outcome], version: str | SquadSet = "") -> dict[str
     impossible = [o for o in outcomes if o.question.impossible]
     n = len(answerable) or 1
 
-    def recall(k: int) -> float:
-        return sum(1 for o in answerable if o.first_hit is not None and o.first_hit <= k) / n
+    def recall(k: int, retrieval: bool = False) -> float:
+        ranks = (o.retrieval_hit if retrieval else o.first_hit for o in answerable)
+        return sum(1 for rank in ranks if rank is not None and rank <= k) / n
 
     latencies = [o.seconds * 1000 for o in outcomes]
     retrieval = [o.retrieval_seconds * 1000 for o in outcomes]
@@ -234,6 +242,7 @@ def summarize(outcomes: list[Outcome], version: str | SquadSet = "") -> dict[str
         "recall@1": recall(1),
         "recall@5": recall(5),
         "recall@20": recall(20),
+        "retrieval_recall@5": recall(5, retrieval=True),
         "mrr": sum(1 / o.first_hit for o in answerable if o.first_hit) / n,
         "answer_accuracy": sum(o.correct_without_abstention for o in answerable) / n,
         "span_em": sum(o.span_em for o in answerable) / n,

@@ -150,6 +150,17 @@ def sentence_bounds(passage: Passage, start: int, end: int) -> tuple[int, int]:
 # --------------------------------------------------------------------------- reading
 
 
+def reranked(passages: Sequence[Passage], ranked: Sequence[Candidate]) -> tuple[Passage, ...]:
+    """The passages re-ranked by the reader: those it proposed a span in, by their best
+    candidate's score (which weighs retrieval in too), then the rest in retrieval order.
+    `Passage.rank` keeps the retrieval rank."""
+    order: dict[int, int] = {}
+    for candidate in ranked:  # best first
+        order.setdefault(candidate.passage.chunk_id, len(order))
+    last = len(order)
+    return tuple(sorted(passages, key=lambda p: (order.get(p.chunk_id, last), p.rank)))
+
+
 class Reader:
     """Turns ranked passages into answers with citations."""
 
@@ -238,6 +249,7 @@ class Reader:
     ) -> Result:
         del terms  # the trained reader reads the question itself
         ranked = self.candidates(question, passages)
+        passages = reranked(passages, ranked)
         query = query or question
         confidence = ranked[0].score if ranked else 0.0
         if not ranked or (abstain and confidence < self.abstain_below):

@@ -69,9 +69,10 @@ def test_metrics_by_hand() -> None:
     q = {x.id: x for x in squad.questions}
     outcomes = [
         # answerable: hit at 1, correct, exact span
-        Outcome(q["hb1"], 1, True, True, False, 1.0, 1.0, 0.010),
-        # answerable: hit at 3, correct sentence but abstained
-        Outcome(q["hb2"], 3, False, True, True, 0.0, 0.5, 0.020),
+        Outcome(q["hb1"], 1, True, True, False, 1.0, 1.0, 0.010, retrieval_hit=1),
+        # answerable: hit at 3 (retrieved at 7, moved up by the reader), correct sentence but
+        # abstained
+        Outcome(q["hb2"], 3, False, True, True, 0.0, 0.5, 0.020, retrieval_hit=7),
         # answerable: no hit, wrong
         Outcome(q["hb4"], None, False, False, False, 0.0, 0.0, 0.030),
         # answerable: hit at 20
@@ -83,6 +84,7 @@ def test_metrics_by_hand() -> None:
     assert metrics["questions"] == 5 and metrics["answerable"] == 4
     assert metrics["recall@1"] == 0.25
     assert metrics["recall@5"] == 0.5
+    assert metrics["retrieval_recall@5"] == 0.25
     assert metrics["recall@20"] == 0.75
     assert metrics["mrr"] == round((1 + 1 / 3 + 1 / 20) / 4, 4)
     assert metrics["answer_accuracy"] == 0.5

@@ -238,6 +238,44 @@ def test_runner_up_spans_are_candidates_with_exact_offsets(
         engine.close()
 
 
+def test_the_reader_reranks_the_passages_it_reads() -> None:
+    from qa.reader import Candidate, reranked
+    from qa.retrieval import Passage
+
+    def passage(rank: int) -> Passage:
+        return Passage(rank, rank, rank, 1.0 / rank, 0, 10, "0123456789", "t", ((0, 10),))
+
+    passages = [passage(rank) for rank in range(1, 7)]
+    ranked = [  # best first, as Reader.candidates returns them; two spans of passage 4
+        Candidate(passages[3], 0, 1, 0, 10, "x", {}, logit=2.0),
+        Candidate(passages[1], 0, 1, 0, 10, "x", {}, logit=1.0),
+        Candidate(passages[3], 2, 3, 0, 10, "x", {}, alt_rank=2, logit=0.5),
+        Candidate(passages[4], 0, 1, 0, 10, "x", {}, logit=-1.0),
+    ]
+    order = reranked(passages, ranked)
+    # passages with a span by their best span, then the others in retrieval order; the
+    # retrieval rank is kept
+    assert [p.rank for p in order] == [4, 2, 5, 1, 3, 6]
+    assert reranked(passages, []) == tuple(passages)
+
+
+@pytest.mark.model
+def test_the_answers_passage_comes_first(news_index: tuple[Path, Path]) -> None:
+    engine = Engine.open(news_index[1])
+    try:
+        for record in news_questions()[:20]:
+            result = engine.ask(record["question"], abstain=False)
+            retrieved = engine.search(record["question"])[1]
+            assert sorted(p.rank for p in result.passages) == [p.rank for p in retrieved]
+            top, first = result.answers[0], result.passages[0]
+            assert top.span is not None and top.span_start is not None
+            span_at = top.citations[0].char_start + top.span_start
+            assert first.char_start <= span_at < first.char_end
+            assert first.text[span_at - first.char_start :].startswith(top.span)
+    finally:
+        engine.close()
+
+
 @pytest.mark.model
 def test_an_unrelated_question_is_not_answered(news_index: tuple[Path, Path]) -> None:
     engine = Engine.open(news_index[1])

@@ -366,9 +366,10 @@ def eval_command(
     empty for a question the corpus cannot answer) and needs --index: the index of the
     corpus the questions are about.
 
-    Reports recall@k, answer (sentence) accuracy, span exact match and F1 (SQuAD's
-    normalisation), no-answer accuracy, a calibration table (confidence bins against
-    accuracy) and latency split into retrieval and reading.
+    Reports recall@k (the passages as qa ranks them, the reader re-ranking those it reads;
+    retrieval_recall@5 for retrieval's own order), answer (sentence) accuracy, span exact
+    match and F1 (SQuAD's normalisation), no-answer accuracy, a calibration table
+    (confidence bins against accuracy) and latency split into retrieval and reading.
 
     \b
     Examples:
