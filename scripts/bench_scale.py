@@ -11,7 +11,8 @@ peak RSS is its own:
 - add: `index update` after a new file of 100 articles;
 - no-op: `index update` with nothing changed;
 - ask: retrieval (`Engine.search`: keyword + dense + re-ranking, no reader) p50 / p95 over
-  200 questions, warm, and the process's peak RSS;
+  200 questions, warm, and the process's peak RSS; and the overview an empty chat opens
+  with (`Engine.overview`: article count, date range, latest headlines), median of 5;
 - disk: the index folder, and the stored per-sentence vectors' cost per chunk.
 The encoder is a fake so that the store and search are what is timed: 384-dimensional
 vectors drawn around one of 2,048 topic vectors (the article's headline picks it), and per-
@@ -185,6 +186,11 @@ def step_ask(index: Path, questions: int, seed: int) -> dict[str, Any]:
         engine.search(question, k=20)
         times.append((time.perf_counter() - t) * 1000)
     times.sort()
+    overview = []
+    for _ in range(5):
+        t = time.perf_counter()
+        engine.overview()
+        overview.append((time.perf_counter() - t) * 1000)
     status = engine.status()
     engine.close()
     return {
@@ -192,6 +198,7 @@ def step_ask(index: Path, questions: int, seed: int) -> dict[str, Any]:
         "p50_ms": statistics.median(times),
         "p95_ms": times[int(0.95 * (len(times) - 1))],
         "faiss": status["faiss"],
+        "overview_ms": statistics.median(overview),
         "peak_rss_mb": peak_rss_mb(),
     }
 
@@ -276,6 +283,7 @@ def main() -> int:
     print(f"  no-op update         {n['seconds']:8.2f} s  peak RSS {n['peak_rss_mb']:7.0f} MB")
     print(f"  retrieval p50 / p95  {q['p50_ms']:6.1f} / {q['p95_ms']:.1f} ms  "
           f"peak RSS {q['peak_rss_mb']:7.0f} MB  (open {q['open_seconds']:.1f} s)")  # fmt: skip
+    print(f"  chat overview        {q['overview_ms']:8.1f} ms")
     print(f"  disk                 {d['total_bytes'] / 2**30:8.2f} GiB  "
           f"vector {d['vector_bytes_per_chunk']:.0f} B/chunk, sentence vectors "
           f"{d['sentence_vector_bytes_per_chunk']:.0f} B/chunk")  # fmt: skip

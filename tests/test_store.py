@@ -453,3 +453,36 @@ def test_keyword_search_of_a_big_index_looks_for_the_rarest_words(
         left_out = set(everything) - set(kept)
         assert max(frequency[w] for w in kept) <= min(frequency[w] for w in left_out)
         assert retriever.keyword(terms, 5)  # and it still finds chunks
+
+
+def test_overview_lists_the_newest_documents_once_each(tmp_path: Path) -> None:
+    root = tmp_path / "corpus"
+    root.mkdir()
+
+    def record(key: str, title: str, date: str | None, body: str) -> str:
+        fields = {"id": key, "title": title, "body": f"{body} " * 30}
+        if date:
+            fields["date"] = date
+        return json.dumps(fields)
+
+    lines = [
+        record("old", "Old news", "2004-03-01", "Cotton prices fell in the spring markets."),
+        record("new", "Newest story", "2018-06-02", "A comet passed close to the planet."),
+        # a syndicated copy of the newest story: the same document, listed once
+        record("copy", "Newest story", "2018-06-01", "A comet passed close to the planet."),
+        record("mid", "Middle story", "2010-01-05", "The council voted on the new bridge."),
+        record("undated", "Undated story", None, "Rain is expected across the north."),
+    ]
+    (root / "news.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    build(root, tmp_path / "index")
+    with IndexReader(tmp_path / "index") as reader:
+        overview = reader.overview(3)
+        everything = reader.overview(10)
+    assert overview == {
+        "articles": 5,
+        "earliest": "2004-03-01",
+        "latest": "2018-06-02",
+        "recent_titles": ["Newest story", "Middle story", "Old news"],
+    }
+    assert everything["recent_titles"][-1] == "Undated story"
+    assert len(everything["recent_titles"]) == 4
