@@ -148,10 +148,11 @@ def ask_one(
     searched = time.perf_counter()
     result = engine.reader.read(question.question, terms, passages, n=1, abstain=False)
     read = time.perf_counter()
-    # recall of the passages as qa ranks them (the reader re-ranks those it reads) and of
-    # retrieval alone
-    first_hit = next((i for i, p in enumerate(result.passages, 1) if is_hit(p)), None)
-    retrieval_hit = min((p.rank for p in result.passages if is_hit(p)), default=None)
+    # each hit's place as qa ranks the passages (the reader re-ranks those it reads) and its
+    # retrieval rank
+    hits = [(place, p.rank) for place, p in enumerate(result.passages, 1) if is_hit(p)]
+    first_hit = hits[0][0] if hits else None
+    retrieval_hit = min((rank for _, rank in hits), default=None)
     top = result.answers[0] if result.answers else None
     would_abstain = top is None or result.confidence < engine.reader.abstain_below
     correct_raw = top is not None and any(contains_answer(top.text, g) for g in golds)
