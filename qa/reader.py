@@ -201,7 +201,12 @@ class Reader:
         if not top:
             return []
         best = top[0].score
-        readings = self.model.read_passages(question, [p.text for p in top], spans=self.spans)
+        readings = self.model.read_passages(
+            question,
+            [p.text for p in top],
+            spans=self.spans,
+            sentence_starts=[[s - p.char_start for s, _ in p.sentences[1:]] for p in top],
+        )
         best_margin = max((r.margin for r in readings if r.start is not None), default=0.0)
         cues = QuestionCues.of(question)
         kind = question_kind(question)

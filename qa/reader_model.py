@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -66,10 +67,16 @@ def best_span(
 
 
 def top_spans(
-    start: np.ndarray, end: np.ndarray, allowed: np.ndarray, max_pieces: int, n: int
+    start: np.ndarray,
+    end: np.ndarray,
+    allowed: np.ndarray,
+    max_pieces: int,
+    n: int,
+    segments: np.ndarray | None = None,
 ) -> list[tuple[int, int, float]]:
     """The `n` (first, last, score) token spans with the highest start + end logit among
-    `allowed` tokens (first <= last < first + max_pieces), best first."""
+    `allowed` tokens (first <= last < first + max_pieces), best first. With `segments` (a
+    sentence number for each token), a span starts and ends in the same sentence."""
     import numpy as np
 
     positions = np.flatnonzero(allowed)
@@ -81,6 +88,9 @@ def top_spans(
     i = np.arange(positions.size)
     gap = positions[None, :] - positions[:, None]
     valid = (i[None, :] >= i[:, None]) & (gap < max_pieces)
+    if segments is not None:
+        segment = segments[positions]
+        valid &= segment[:, None] == segment[None, :]
     scores = np.where(valid, scores, -np.inf).ravel()
     n = min(n, int(valid.sum()))
     if n == 1:
@@ -154,9 +164,18 @@ class ReaderModel:
         tokenizer.no_padding()
         return cls(session, tokenizer, settings)
 
-    def read_passages(self, question: str, passages: list[str], spans: int = 1) -> list[Reading]:
+    def read_passages(
+        self,
+        question: str,
+        passages: list[str],
+        spans: int = 1,
+        sentence_starts: Sequence[Sequence[int]] | None = None,
+    ) -> list[Reading]:
         """The best span of each passage (None where the passage has no word at all), with
-        its `spans` best spans in `Reading.alternatives`."""
+        its `spans` best spans in `Reading.alternatives`. `sentence_starts`: for each
+        passage, the offsets where its sentences after the first begin; a span then never
+        runs from one sentence into the next (a highlight across a full stop or a paragraph
+        break answers nothing)."""
         import numpy as np
 
         if not passages:
@@ -200,8 +219,20 @@ class ReaderModel:
             previous = nulls[number]
             nulls[number] = null if previous is None else min(previous, null)
             offsets = encodings[number].offsets
+            segments = None
+            if sentence_starts is not None:
+                # each window token's sentence (question and padding tokens are not allowed)
+                token_starts = np.zeros(width, dtype=np.int64)
+                token_starts[context_at : context_at + length] = [
+                    offsets[first + t][0] for t in range(length)
+                ]
+                segments = np.searchsorted(
+                    np.asarray(sentence_starts[number], dtype=np.int64), token_starts, "right"
+                )
             spans_of = found[number]
-            for i, j, score in top_spans(start[r], end[r], allowed, MAX_ANSWER_PIECES, spans):
+            for i, j, score in top_spans(
+                start[r], end[r], allowed, MAX_ANSWER_PIECES, spans, segments
+            ):
                 key = (offsets[first + i - context_at][0], offsets[first + j - context_at][1])
                 # overlapping windows see the same span: keep its best score
                 if score > spans_of.get(key, float("-inf")):

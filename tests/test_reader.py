@@ -47,6 +47,11 @@ def test_best_span_respects_order_length_and_mask() -> None:
     assert [s for *_, s in spans] == sorted((s for *_, s in spans), reverse=True)
     assert all(allowed[i] and allowed[j] and i <= j for i, j, _ in spans)
     assert len(top_spans(start, end, allowed, 30, 100)) == 10  # every ordered pair of 4 tokens
+    # with sentences, a span stays inside one: tokens 1-3 are one sentence, token 4 the next
+    segments = np.array([0, 0, 0, 0, 1])
+    assert top_spans(start, end, allowed, 30, 1, segments) == [(2, 3, 9.0)]
+    inside = top_spans(start, end, allowed, 30, 100, segments)
+    assert len(inside) == 7 and all(segments[i] == segments[j] for i, j, _ in inside)
 
 
 def test_the_news_question_file_is_well_formed(bbc: Path) -> None:
@@ -231,6 +236,11 @@ def test_runner_up_spans_are_candidates_with_exact_offsets(
                 body = documents[candidate.doc_id].body
                 assert body[candidate.start : candidate.end] == candidate.text
                 assert candidate.start <= candidate.span_start < candidate.span_end <= candidate.end
+                # a span never runs from one sentence into the next
+                assert any(
+                    s <= candidate.span_start and candidate.span_end <= e
+                    for s, e in candidate.passage.sentences
+                )
                 assert set(TYPE_FEATURES) <= set(candidate.features)
                 gap = candidate.features["alt_gap"]
                 assert gap == 0.0 if candidate.alt_rank == 1 else gap >= 0.0
