@@ -210,6 +210,19 @@ class ReaderModel:
             start, end = self.session.run(
                 None, {"input_ids": input_ids, "attention_mask": mask, "token_type_ids": types}
             )
+        # each passage token's sentence number, once a passage (not once a window)
+        token_sentences = (
+            None
+            if sentence_starts is None
+            else [
+                np.searchsorted(
+                    np.asarray(starts, dtype=np.int64),
+                    np.asarray([o[0] for o in encoding.offsets], dtype=np.int64),
+                    "right",
+                )
+                for starts, encoding in zip(sentence_starts, encodings, strict=True)
+            ]
+        )
         nulls: list[float | None] = [None] * len(passages)
         found: list[dict[tuple[int, int], float]] = [{} for _ in passages]
         for r, (number, first, length) in enumerate(owners):
@@ -220,15 +233,12 @@ class ReaderModel:
             nulls[number] = null if previous is None else min(previous, null)
             offsets = encodings[number].offsets
             segments = None
-            if sentence_starts is not None:
-                # each window token's sentence (question and padding tokens are not allowed)
-                token_starts = np.zeros(width, dtype=np.int64)
-                token_starts[context_at : context_at + length] = [
-                    offsets[first + t][0] for t in range(length)
+            if token_sentences is not None:
+                # question and padding tokens are not allowed: their sentence number is moot
+                segments = np.zeros(width, dtype=np.int64)
+                segments[context_at : context_at + length] = token_sentences[number][
+                    first : first + length
                 ]
-                segments = np.searchsorted(
-                    np.asarray(sentence_starts[number], dtype=np.int64), token_starts, "right"
-                )
             spans_of = found[number]
             for i, j, score in top_spans(
                 start[r], end[r], allowed, MAX_ANSWER_PIECES, spans, segments
