@@ -117,7 +117,8 @@ def split_sentences(text: str, offset: int = 0) -> list[Span]:
 
 def _word_before(line: str, dot: int) -> str:
     """The word that the full stop at `line[dot]` ends: the letters and dots before it,
-    starting at a letter ("U.S" for "the U.S."); "" if there is none.
+    starting at a letter ("U.S" for "the U.S."); "" if there is none, or if it is the tail of a
+    figure ("m" of "£1m.", "s" of "1960s."), which no abbreviation is.
 
     A backwards scan: a regex searched from the line's start for each full stop made
     splitting quadratic in the paragraph's length."""
@@ -126,6 +127,8 @@ def _word_before(line: str, dot: int) -> str:
         start -= 1
     while start < dot and line[start] == ".":
         start += 1
+    if start > 0 and line[start - 1].isdigit():
+        return ""
     return line[start:dot]
 
 

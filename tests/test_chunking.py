@@ -103,6 +103,10 @@ def test_no_overlap_setting() -> None:
         ("It was 9-J. Kim said so.", ["It was 9-J. Kim said so."]),
         ("Café. Next one.", ["Café.", "Next one."]),
         ("See www.example.org. Next.", ["See www.example.org.", "Next."]),
+        # a letter ending a figure is a unit, not an initial
+        ("Profits hit £23m. Shares rose.", ["Profits hit £23m.", "Shares rose."]),
+        ("It began in the 1960s. He left.", ["It began in the 1960s.", "He left."]),
+        ("She won the 400m. Dibaba was second.", ["She won the 400m.", "Dibaba was second."]),
     ],
 )
 def test_split_sentences(text: str, sentences: list[str]) -> None:
