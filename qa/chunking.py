@@ -86,6 +86,9 @@ _ABBREVIATIONS = {
     "aug", "sep", "sept", "oct", "nov", "dec", "mt", "ft", "ave", "blvd", "rd", "univ", "assn",
     "bros", "e.g", "i.e", "a.m", "p.m", "u.s", "u.k", "u.n", "op", "cf", "al",
 }  # fmt: skip
+# abbreviations only before a number ("No. 10"); elsewhere the word ends a sentence ("No. The")
+_BEFORE_NUMBERS = {"no", "nos", "vol", "fig", "op"}
+_NUMBER_NEXT = re.compile(r"\s+\d")
 # A candidate end: terminal punctuation, optional closing quotes/brackets, then whitespace.
 _END = re.compile(r"[.!?]+[\"'’”)\]]*(?=\s+)")
 _NEXT_START = re.compile(r"\s+[\"'‘“(\[]*[A-Z0-9À-Þ]")
@@ -107,7 +110,9 @@ def split_sentences(text: str, offset: int = 0) -> list[Span]:
                 continue
             if match.group().startswith(".") and len(match.group().rstrip("\"'’”)]")) == 1:
                 word = _word_before(line, end - len(match.group()))
-                if word and _is_abbreviation(word):
+                if word and _is_abbreviation(word) and (
+                    word.lower() not in _BEFORE_NUMBERS or _NUMBER_NEXT.match(line, end)
+                ):
                     continue
             _append_nonempty(spans, _trim(text, start, para.start() + end))
             start = para.start() + end
@@ -118,7 +123,9 @@ def split_sentences(text: str, offset: int = 0) -> list[Span]:
 def _word_before(line: str, dot: int) -> str:
     """The word that the full stop at `line[dot]` ends: the letters and dots before it,
     starting at a letter ("U.S" for "the U.S."); "" if there is none, or if it is the tail of a
-    figure ("m" of "£1m.", "s" of "1960s."), which no abbreviation is.
+    figure or of a word with an apostrophe or ampersand ("m" of "£1m.", "s" of "1960s.", "t" of
+    "didn't.", "B" of "R&B."),
+    which no abbreviation or initial is.
 
     A backwards scan: a regex searched from the line's start for each full stop made
     splitting quadratic in the paragraph's length."""
@@ -127,7 +134,7 @@ def _word_before(line: str, dot: int) -> str:
         start -= 1
     while start < dot and line[start] == ".":
         start += 1
-    if start > 0 and line[start - 1].isdigit():
+    if start > 0 and (line[start - 1].isdigit() or line[start - 1] in "'’&"):
         return ""
     return line[start:dot]
 

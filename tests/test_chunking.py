@@ -107,6 +107,11 @@ def test_no_overlap_setting() -> None:
         ("Profits hit £23m. Shares rose.", ["Profits hit £23m.", "Shares rose."]),
         ("It began in the 1960s. He left.", ["It began in the 1960s.", "He left."]),
         ("She won the 400m. Dibaba was second.", ["She won the 400m.", "Dibaba was second."]),
+        ("We didn't. We lost.", ["We didn't.", "We lost."]),
+        ("He sold to M&S. Shares fell.", ["He sold to M&S.", "Shares fell."]),
+        ('"No. Definitely not." He left.', ['"No.', 'Definitely not."', "He left."]),
+        ("He lives at No. 10 now. Next.", ["He lives at No. 10 now.", "Next."]),
+        ("It was at St Helen’s. Wales won.", ["It was at St Helen’s.", "Wales won."]),
     ],
 )
 def test_split_sentences(text: str, sentences: list[str]) -> None:
