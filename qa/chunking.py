@@ -78,6 +78,11 @@ def get_encoding(name: str = DEFAULT_ENCODING) -> Any:
 
 
 # --------------------------------------------------------------------------- sentences
+# Hand-written rather than syntok or pysbd: `python scripts/bench_sentences.py` (2,000 BBC and
+# bundled articles, 2026-12-02) times this splitter at 0.3 s, syntok 1.4.4 at 9 s and pysbd
+# 0.3.4 at 54 s. Of the sentence ends after terminal punctuation, syntok alone finds 172, most
+# of them wrong ("Lt. | Gen. Kevin", "Mr. | DeLay's") or before junk lines, and this one alone
+# 105; pysbd misses 2,225 that this one finds, most after quotes ('electrifying. | "A').
 
 _ABBREVIATIONS = {
     "mr", "mrs", "ms", "dr", "prof", "st", "jr", "sr", "gen", "col", "lt", "sgt", "capt", "cmdr",
@@ -110,8 +115,10 @@ def split_sentences(text: str, offset: int = 0) -> list[Span]:
                 continue
             if match.group().startswith(".") and len(match.group().rstrip("\"'’”)]")) == 1:
                 word = _word_before(line, end - len(match.group()))
-                if word and _is_abbreviation(word) and (
-                    word.lower() not in _BEFORE_NUMBERS or _NUMBER_NEXT.match(line, end)
+                if (
+                    word
+                    and _is_abbreviation(word)
+                    and (word.lower() not in _BEFORE_NUMBERS or _NUMBER_NEXT.match(line, end))
                 ):
                     continue
             _append_nonempty(spans, _trim(text, start, para.start() + end))
@@ -123,8 +130,8 @@ def split_sentences(text: str, offset: int = 0) -> list[Span]:
 def _word_before(line: str, dot: int) -> str:
     """The word that the full stop at `line[dot]` ends: the letters and dots before it,
     starting at a letter ("U.S" for "the U.S."); "" if there is none, or if it is the tail of a
-    figure or of a word with an apostrophe or ampersand ("m" of "£1m.", "s" of "1960s.", "t" of
-    "didn't.", "B" of "R&B."),
+    figure or of a word with an apostrophe, an ampersand or a letter beyond ASCII ("m" of "£1m.",
+    "s" of "1960s.", "t" of "didn't.", "B" of "R&B.", "n" of "Calderón."),
     which no abbreviation or initial is.
 
     A backwards scan: a regex searched from the line's start for each full stop made
@@ -134,7 +141,7 @@ def _word_before(line: str, dot: int) -> str:
         start -= 1
     while start < dot and line[start] == ".":
         start += 1
-    if start > 0 and (line[start - 1].isdigit() or line[start - 1] in "'’&"):
+    if start > 0 and (line[start - 1].isalnum() or line[start - 1] in "'’&"):
         return ""
     return line[start:dot]
 

@@ -109,6 +109,7 @@ def test_no_overlap_setting() -> None:
         ("She won the 400m. Dibaba was second.", ["She won the 400m.", "Dibaba was second."]),
         ("We didn't. We lost.", ["We didn't.", "We lost."]),
         ("He sold to M&S. Shares fell.", ["He sold to M&S.", "Shares fell."]),
+        ("Bush called Calderón. He won.", ["Bush called Calderón.", "He won."]),
         ('"No. Definitely not." He left.', ['"No.', 'Definitely not."', "He left."]),
         ("He lives at No. 10 now. Next.", ["He lives at No. 10 now.", "Next."]),
         ("It was at St Helen’s. Wales won.", ["It was at St Helen’s.", "Wales won."]),
