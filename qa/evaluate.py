@@ -12,6 +12,9 @@ is indexed like any other; then every question is asked against the whole index:
   `answered_accuracy` the accuracy on answerable ones with abstention on, next to
   `accuracy_without_abstention` on the same questions.
 
+`qa eval --answers FILE` also writes each question's outcome, one JSON object a line
+(`Outcome.as_record`): what was shown, its citation and confidence, and how it was scored.
+
 Articles are split in two halves by a hash of their title ("fit" and "heldout"; the same
 article falls in the same half in v1.1 and v2.0); weights and thresholds are fitted on the fit
 half only (`scripts/fit_weights.py`), so the honest figures are those of `--half heldout`.
@@ -28,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from qa.answers import Answer
 from qa.datasets import (
     GoldMapper,
     NewsQuestion,
@@ -65,6 +69,41 @@ class Outcome:
     reading_seconds: float = 0.0
     retrieval_hit: int | None = None
     """Best retrieval rank of a hit (`first_hit` is its place after the reader re-ranks)."""
+    answer: Answer | None = None
+    """The answer the reader rated best (shown unless `abstained`)."""
+
+    def as_record(self, squad: SquadSet | None = None) -> dict[str, Any]:
+        """One line of `qa eval --answers`: the question, its gold answers, what qa showed
+        (span, sentence, citation, confidence) and how that was scored."""
+        q = self.question
+        record: dict[str, Any] = {"question": q.question}
+        if isinstance(q, SquadQuestion):
+            record["id"] = q.id
+            record["article"] = squad.titles[q.article] if squad is not None else q.article
+            record["gold"] = [text for text, _ in q.answers]
+        else:
+            record["article"] = q.article
+            record["gold"] = list(q.answers)
+        top = self.answer
+        citation = top.citations[0] if top is not None and top.citations else None
+        record.update(
+            {
+                "span": top.span if top else None,
+                "sentence": top.text if top else None,
+                "cited": citation.path if citation else None,
+                "char_start": citation.char_start if citation else None,
+                "char_end": citation.char_end if citation else None,
+                "confidence": round(self.confidence, 4),
+                "abstained": self.abstained,
+                "correct": self.correct,
+                "correct_without_abstention": self.correct_without_abstention,
+                "span_em": self.span_em,
+                "span_f1": round(self.span_f1, 4),
+                "first_hit": self.first_hit,
+                "retrieval_hit": self.retrieval_hit,
+            }
+        )
+        return record
 
 
 def evaluate(
@@ -72,15 +111,21 @@ def evaluate(
     squad: SquadSet,
     questions: list[SquadQuestion],
     progress: Callable[[int, int], None] | None = None,
+    on_outcome: Callable[[Outcome], None] | None = None,
 ) -> dict[str, Any]:
     """Ask every question; return the metrics (and, when both halves were asked, the
-    held-out half's own, under "heldout": the figures to quote for anything fitted)."""
+    held-out half's own, under "heldout": the figures to quote for anything fitted).
+    `on_outcome` sees each question's outcome as soon as it is scored."""
     if questions and not set(doc_ids_by_article(engine)) & {q.article for q in questions}:
         raise InputError(
             f"{engine.index.index_dir} holds none of this SQuAD file's articles; pass --index "
             "with an index built from the file (or no --index for a temporary one)"
         )
-    outcomes = list(run_questions(engine, squad, questions, progress))
+    outcomes = []
+    for outcome in run_questions(engine, squad, questions, progress):
+        outcomes.append(outcome)
+        if on_outcome is not None:
+            on_outcome(outcome)
     metrics = summarize(outcomes, squad.version)
     halves = {article_half(squad.titles[q.article]) for q in questions}
     if len(halves) == 2:
@@ -98,6 +143,7 @@ def evaluate_news(
     engine: Any,
     questions: list[NewsQuestion],
     progress: Callable[[int, int], None] | None = None,
+    on_outcome: Callable[[Outcome], None] | None = None,
 ) -> dict[str, Any]:
     """Ask every question of a JSONL file; a passage is a hit when it comes from the named
     article and holds a gold answer."""
@@ -121,6 +167,8 @@ def evaluate_news(
             else set()
         )
         outcomes.append(ask_one(engine, q, q.answers, functools.partial(hit, q, docs)))
+        if on_outcome is not None:
+            on_outcome(outcomes[-1])
         if progress is not None:
             progress(number, len(questions))
     return summarize(outcomes, "v2.0" if any(q.impossible for q in questions) else "")
@@ -170,6 +218,7 @@ def ask_one(
         retrieval_seconds=searched - started,
         reading_seconds=read - searched,
         retrieval_hit=retrieval_hit,
+        answer=top,
     )
 
 
@@ -288,10 +337,16 @@ def evaluate_file(
     sample: int | None = None,
     seed: int = 0,
     progress: Callable[[Any], None] | None = None,
+    answers_file: Path | None = None,
 ) -> dict[str, Any]:
     """`qa eval`: ask the questions of a SQuAD file (its articles indexed into `index_dir`,
     or a temporary index when None) or of a JSONL file (over the existing `index_dir`) and
-    return the metrics. `progress` receives `qa.index.Progress` reports."""
+    return the metrics. `progress` receives `qa.index.Progress` reports. With
+    `answers_file`, each question's `Outcome.as_record` is written there, a JSON line each
+    (into `<name>.part` while asking, renamed when all are asked)."""
+    import contextlib
+    import json
+    import os
     import shutil
     import tempfile
 
@@ -312,6 +367,7 @@ def evaluate_file(
         if progress is not None:
             progress(Progress("questions", done, total))
 
+    partial = answers_file.with_name(answers_file.name + ".part") if answers_file else None
     workdir = Path(tempfile.mkdtemp(prefix="qa-eval-"))
     try:
         target = index_dir or workdir / "index"
@@ -320,10 +376,25 @@ def evaluate_file(
         engine = Engine.open(target)
         try:
             engine.warm_up()
-            if news:
-                metrics = evaluate_news(engine, news_questions, progress=asked)
-            else:
-                metrics = evaluate(engine, squad, questions, progress=asked)
+            with contextlib.ExitStack() as stack:
+                on_outcome = None
+                if partial is not None:
+                    try:
+                        out = stack.enter_context(partial.open("w", encoding="utf-8"))
+                    except OSError as exc:
+                        raise InputError(f"{answers_file}: cannot be written ({exc})") from exc
+
+                    def on_outcome(outcome: Outcome) -> None:
+                        record = outcome.as_record(None if news else squad)
+                        out.write(json.dumps(record, ensure_ascii=False) + "\n")
+                        out.flush()
+
+                if news:
+                    metrics = evaluate_news(engine, news_questions, asked, on_outcome)
+                else:
+                    metrics = evaluate(engine, squad, questions, asked, on_outcome)
+            if partial is not None and answers_file is not None:
+                os.replace(partial, answers_file)
             settings = {
                 "backend": engine.index.settings.backend,
                 "read_passages": engine.reader.read_passages,

@@ -97,7 +97,8 @@ def test_metrics_by_hand() -> None:
 @pytest.mark.model
 def test_eval_on_tiny_file(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     with pytest.raises(SystemExit) as exit_info:
-        main(["eval", str(TINY), "--json", "--index", str(tmp_path / "ix")])
+        main(["eval", str(TINY), "--json", "--index", str(tmp_path / "ix"),
+              "--answers", str(tmp_path / "answers.jsonl")])  # fmt: skip
     out, _ = capsys.readouterr()
     assert exit_info.value.code == 0
     metrics = json.loads(out)
@@ -108,6 +109,19 @@ def test_eval_on_tiny_file(capsys: pytest.CaptureFixture[str], tmp_path: Path) -
                 "answered_accuracy", "latency_ms_p50", "latency_ms_p95"):  # fmt: skip
         assert key in metrics
     assert (tmp_path / "ix" / "store.sqlite").exists(), "--index DIR keeps the built index"
+    # --answers: one record a question, scored as the metrics were
+    records = [json.loads(line) for line in (tmp_path / "answers.jsonl").read_text().splitlines()]
+    assert sorted(r["id"] for r in records) == sorted(q.id for q in load_squad(TINY).questions)
+    assert not (tmp_path / "answers.jsonl.part").exists()
+    answerable = [r for r in records if r["gold"]]
+    for r in answerable:
+        right = any(contains_answer(r["sentence"], gold) for gold in r["gold"])
+        assert r["correct_without_abstention"] == right
+        assert r["correct"] == (right and not r["abstained"])
+        assert r["span"] is None or r["span"] in r["sentence"]
+        assert r["char_end"] - r["char_start"] == len(r["sentence"])
+    accuracy = sum(r["correct_without_abstention"] for r in answerable) / len(answerable)
+    assert accuracy == metrics["answer_accuracy"]
 
 
 def test_calibration_table_and_confident_accuracy() -> None:

@@ -341,6 +341,14 @@ def verify_command(
     help="Articles to ask about: weights are fitted on 'fit'.",
 )
 @_json_option
+@click.option(
+    "--answers",
+    "answers_file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Also write each question's outcome to this JSONL file: gold answers, the answer "
+    "shown with its citation and confidence, and how it was scored.",
+)
 @click.option("-q", "--quiet", is_flag=True, help="No progress output.")
 @click.pass_context
 def eval_command(
@@ -352,6 +360,7 @@ def eval_command(
     seed: int,
     half: str,
     as_json: bool,
+    answers_file: Path | None,
     quiet: bool,
 ) -> None:
     """Measure retrieval and answers on a SQuAD-format file (v1.1 or v2.0, zipped or not)
@@ -374,7 +383,7 @@ def eval_command(
     \b
     Examples:
       qa eval ../shared/data/squad/dev-v1.1.json.zip --index /tmp/squad-index --json
-      qa eval tests/data/bbc_paraphrased.jsonl --index /tmp/bbc-index
+      qa eval tests/data/bbc_paraphrased.jsonl --index /tmp/bbc-index --answers bbc.jsonl
     """
     from qa.evaluate import evaluate_file
 
@@ -382,7 +391,14 @@ def eval_command(
         click.echo(f"qa: indexing {file.name}'s articles into a temporary index", err=True)
     with ProgressView(quiet or as_json) as view:
         metrics = evaluate_file(
-            file, index_dir, backend=backend, half=half, sample=sample, seed=seed, progress=view
+            file,
+            index_dir,
+            backend=backend,
+            half=half,
+            sample=sample,
+            seed=seed,
+            progress=view,
+            answers_file=answers_file,
         )
     if as_json:
         _print_json(metrics)
