@@ -398,8 +398,6 @@ def evaluate_file(
             settings = {
                 "backend": engine.index.settings.backend,
                 "read_passages": engine.reader.read_passages,
-                "read_more": engine.reader.read_more,
-                "read_more_below": engine.reader.read_more_below,
             }
         finally:
             engine.close()

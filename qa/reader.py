@@ -1,16 +1,15 @@
 """Passages -> answers: the span that answers, quoted in its sentence, with exact citations.
 
 The trained reader (`qa.reader_model`, fine-tuned from the bundled MiniLM weights by
-`scripts/train_reader.py`) reads the top `read_passages` retrieved passages (the top
-`read_more` when the best answer in those is unlikely) and proposes its best `spans` spans in
-each (1 as shipped), with span scores and the passage's no-answer score. Each proposal is
-scored by a small logistic model over the reader's scores and the passage's retrieval scores
-(`candidate_features`, fitted on the fit half of SQuAD 2.0 dev by `scripts/fit_weights.py`;
-the lexical cues and `qa.answer_types`' "is the span the kind of answer asked for" are
-computed too but weighed only if a fit chooses them), so the reader also re-ranks the
-passages; the best one is the answer. Its logit, Platt-scaled on the same data, is
-`confidence`: the probability that the shown answer is right. Below the fitted threshold the
-answer is "not found in the corpus", with the closest passages as related.
+`scripts/train_reader.py`) reads the top `read_passages` retrieved passages and proposes its
+best `spans` spans in each (1 as shipped), with span scores and the passage's no-answer
+score. Each proposal is scored by a small logistic model over the reader's scores and the
+passage's retrieval scores (`candidate_features`, fitted on the fit half of SQuAD 2.0 dev by
+`scripts/fit_weights.py`; the lexical cues and `qa.answer_types`' "is the span the kind of
+answer asked for" are computed too but weighed only if a fit chooses them), so the reader
+also re-ranks the passages; the best one is the answer. Its logit, Platt-scaled
+on the same data, is `confidence`: the probability that the shown answer is right. Below the
+fitted threshold the answer is "not found in the corpus", with the closest passages as related.
 
 The quote is the sentence (or sentences) around the span, so a citation always points at whole
 sentences, and the span is highlighted inside it. The same sentence found in duplicate articles
@@ -180,9 +179,6 @@ class Reader:
         self.weights: dict[str, float] = dict(settings.weights)
         self.platt = settings.platt
         self.read_passages = int(read_passages or settings.read_passages)
-        # an explicit read_passages reads exactly that many, as a fit needs
-        self.read_more = 0 if read_passages else settings.read_more
-        self.read_more_below = settings.read_more_below
         self.spans = int(spans or settings.spans)
         self.abstain_below = float(abstain_below if abstain_below is not None else settings.abstain)
         self._model = model
@@ -200,32 +196,17 @@ class Reader:
 
     def candidates(self, question: str, passages: Sequence[Passage]) -> list[Candidate]:
         """The reader's best spans (`spans` of them) in each of the top passages, best
-        first: the top `read_passages`, and the top `read_more` when the best answer in
-        those is less likely than `read_more_below` (look further before "not found")."""
+        first."""
         top = list(passages[: self.read_passages])
         if not top:
             return []
-        readings = self._read(question, top)
-        ranked = self._ranked(question, top, readings)
-        more = list(passages[self.read_passages : self.read_more])
-        if more and (not ranked or ranked[0].score < self.read_more_below):
-            readings += self._read(question, more)
-            ranked = self._ranked(question, top + more, readings)
-        return ranked
-
-    def _read(self, question: str, passages: list[Passage]) -> list[Reading]:
-        return self.model.read_passages(
-            question,
-            [p.text for p in passages],
-            spans=self.spans,
-            sentence_starts=[[s - p.char_start for s, _ in p.sentences[1:]] for p in passages],
-        )
-
-    def _ranked(
-        self, question: str, top: list[Passage], readings: list[Reading]
-    ) -> list[Candidate]:
-        """Each reading's spans as scored candidates, best first."""
         best = top[0].score
+        readings = self.model.read_passages(
+            question,
+            [p.text for p in top],
+            spans=self.spans,
+            sentence_starts=[[s - p.char_start for s, _ in p.sentences[1:]] for p in top],
+        )
         best_margin = max((r.margin for r in readings if r.start is not None), default=0.0)
         cues = QuestionCues.of(question)
         kind = question_kind(question)

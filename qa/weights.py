@@ -47,18 +47,14 @@ class SearchSettings:
 
 @dataclass(frozen=True)
 class ReaderWeights:
-    """The reader's candidate weights, Platt scaling, passages read (and read when the first
-    ones answer poorly), spans read in each passage and threshold."""
+    """The reader's candidate weights, Platt scaling, passages read, spans read in each
+    passage and threshold."""
 
     weights: dict[str, float]
     platt: tuple[float, float]
     read_passages: int
     abstain: float
     spans: int = 1
-    read_more: int = 0
-    """Passages read in all when the best answer in the first `read_passages` is less likely
-    than `read_more_below` (0: never read more)."""
-    read_more_below: float = 0.0
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], where: str = "reader weights") -> ReaderWeights:
@@ -72,15 +68,11 @@ class ReaderWeights:
                 read_passages=int(data["read_passages"]),
                 abstain=float(data["abstain"]),
                 spans=int(data.get("spans", 1)),
-                read_more=int(data.get("read_more", 0)),
-                read_more_below=float(data.get("read_more_below", 0.0)),
             )
         except (KeyError, TypeError, ValueError, IndexError) as exc:
             raise ModelError(f"{where}: the reader entry lacks or mangles {exc}") from None
         if weights.spans < 1:
             raise ModelError(f"{where}: the reader's spans must be 1 or more")
-        if weights.read_more and weights.read_more <= weights.read_passages:
-            raise ModelError(f"{where}: the reader's read_more must exceed read_passages")
         return weights
 
 

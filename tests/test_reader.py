@@ -440,46 +440,6 @@ def test_lexical_features_say_what_the_passage_leaves_out() -> None:
     assert far["q_missing"] > 0.5
 
 
-def test_the_reader_reads_further_only_when_the_first_passages_answer_poorly() -> None:
-    from qa.reader import Reader
-    from qa.reader_model import Reading
-    from qa.retrieval import Passage
-    from qa.weights import ReaderWeights
-
-    class Model:
-        """Finds a span in every passage; `sure` says how far its span beats "not here"."""
-
-        def __init__(self, sure: dict[str, float]) -> None:
-            self.sure = sure
-            self.read: list[list[str]] = []
-
-        def read_passages(self, question, passages, spans=1, sentence_starts=None):
-            self.read.append(list(passages))
-            return [Reading(0, 4, self.sure.get(text, -5.0), 0.0) for text in passages]
-
-    passages = [
-        Passage(rank, rank, rank, 1.0 / rank, 0, 10, f"text {rank:02d}", "t", ((0, 10),))
-        for rank in range(1, 11)
-    ]
-    fitted = ReaderWeights(
-        {"bias": 0.0, "margin": 1.0}, (1.0, 0.0), 4, 0.1, read_more=8, read_more_below=0.5
-    )
-    # a likely answer in the first four: the others are not read
-    model = Model({"text 02": 3.0, "text 07": 6.0})
-    ranked = Reader(None, model=model, fitted=fitted).candidates("Who?", passages)
-    assert [len(batch) for batch in model.read] == [4]
-    assert ranked[0].passage.rank == 2 and ranked[0].score > 0.5
-    # an unlikely one: passages 5 to 8 are read too, and their answer can win
-    model = Model({"text 02": -1.0, "text 07": 6.0})
-    ranked = Reader(None, model=model, fitted=fitted).candidates("Who?", passages)
-    assert model.read[1] == ["text 05", "text 06", "text 07", "text 08"]
-    assert ranked[0].passage.rank == 7 and len(ranked) == 8
-    # asked for a number of passages (as a fit asks), the reader reads exactly that many
-    model = Model({})
-    Reader(None, model=model, fitted=fitted, read_passages=3).candidates("Who?", passages)
-    assert [len(batch) for batch in model.read] == [3]
-
-
 def test_weights_are_read_strictly(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import json
 
@@ -503,9 +463,6 @@ def test_weights_are_read_strictly(tmp_path: Path, monkeypatch: pytest.MonkeyPat
         ),
         "no-spans.json": json.dumps({**real, "reader": {**real["reader"], "spans": 0}}),
         "text-spans.json": json.dumps({**real, "reader": {**real["reader"], "spans": "two"}}),
-        "read-less.json": json.dumps(
-            {**real, "reader": {**real["reader"], "read_passages": 4, "read_more": 3}}
-        ),
     }
     for name, text in cases.items():
         path = tmp_path / name
