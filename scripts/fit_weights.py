@@ -15,8 +15,6 @@
    proposal, is the confidence. The number of passages read (`read_passages`) is
    --read-passages (default 8; the fit half's accuracy for each K is printed), the spans
    weighed in each passage (`spans`) the fewest within 0.3 points of the best (--spans).
-   The weights are fitted on the proposals of the top --fit-passages passages only (default:
-   the count with the best fit-half accuracy when reading --read-passages).
 3. Abstention: the threshold on that confidence that turns away the most unanswerable
    questions while the answerable ones lose at most --max-loss of accuracy.
 
@@ -244,22 +242,14 @@ def fit_reader(args, passage_weights) -> dict:
     columns = [READER_FEATURES.index(n) for n in names]
 
     def fit(
-        k: int,
-        chosen: list[int] | None = None,
-        train: np.ndarray | None = None,
-        n: int = 1,
-        fit_k: int | None = None,
+        k: int, chosen: list[int] | None = None, train: np.ndarray | None = None, n: int = 1
     ) -> tuple[dict[str, float], np.ndarray, np.ndarray]:
         """Candidate weights for k passages read, n spans each, over the `chosen` feature
-        columns, fitted on the proposals of the top `fit_k` passages (default k) of the
-        `train` questions (default all); each question's best logit and label."""
+        columns (fitted on the `train` questions, default all); each question's best logit
+        and label."""
         chosen = columns if chosen is None else chosen
         groups = [(x[:, chosen], y) for x, y in read_top(k, n)]
-        if fit_k is not None and fit_k != k:
-            fitted = [(x[:, chosen], y) for x, y in read_top(fit_k, n)]
-        else:
-            fitted = groups
-        fitted = fitted if train is None else [g for g, t in zip(fitted, train) if t]
+        fitted = groups if train is None else [g for g, t in zip(groups, train) if t]
         w, b = fit_logistic(
             np.vstack([x for x, _ in fitted]), np.concatenate([y for _, y in fitted])
         )
@@ -328,22 +318,9 @@ def fit_reader(args, passage_weights) -> dict:
             f"fit_weights: --spans {args.spans} needs the alt_gap feature (--features) and rows "
             "read with runner-up spans (delete an older --rows file)"
         )
-    # A logistic fit over every proposal of every passage read is led by the many proposals
-    # of low-ranked passages, which are easy to tell wrong; fitted on the top few passages'
-    # proposals only, the weights rank the close calls better (fit half, reading 8: weights
-    # fitted on the top 2 passages 0.8549, top 4 0.8528, all 8 0.8475).
-    fit_accuracy = {}
-    for k in (k for k in K_CHOICES if k <= best_k):
-        fit_accuracy[k] = float(fit(best_k, fit_k=k)[2][~impossible].mean())
-        print(
-            f"read {best_k} passages, weights fitted on the top {k}: fit-half answer accuracy "
-            f"{fit_accuracy[k]:.4f}",
-            file=sys.stderr,
-        )
-    fit_k = args.fit_passages or max(fit_accuracy, key=lambda k: (fit_accuracy[k], k))
-    span_fits = {1: fit(best_k, fit_k=fit_k)}
+    span_fits = {1: fits[best_k]}
     for n in SPAN_CHOICES[1:] if can_weigh_alternatives else ():
-        span_fits[n] = fit(best_k, n=n, fit_k=fit_k)
+        span_fits[n] = fit(best_k, n=n)
     span_accuracy = {n: float(f[2][~impossible].mean()) for n, f in span_fits.items()}
     for n, accuracy in span_accuracy.items():
         print(f"{n} spans a passage: fit-half answer accuracy {accuracy:.4f}", file=sys.stderr)
@@ -352,11 +329,7 @@ def fit_reader(args, passage_weights) -> dict:
     )
     weights, logits, right = span_fits[spans]
     accuracy_of[best_k] = span_accuracy[spans]
-    print(
-        f"candidate weights ({best_k} passages, {spans} spans, fitted on the top {fit_k}): "
-        f"{weights}",
-        file=sys.stderr,
-    )
+    print(f"candidate weights ({best_k} passages, {spans} spans): {weights}", file=sys.stderr)
     a, b_platt = fit_platt(logits, right.astype(float))
     confidence = 1 / (1 + np.exp(-(a * logits + b_platt)))
     found, no_answer, answered = best_threshold(
@@ -374,7 +347,6 @@ def fit_reader(args, passage_weights) -> dict:
         "weights": weights,
         "platt": [round(a, 5), round(b_platt, 5)],
         "read_passages": best_k,
-        "fit_passages": fit_k,
         "spans": spans,
         "abstain": round(tau, 4),
         "questions": len(fit_v2),
@@ -416,14 +388,6 @@ def main() -> int:
         " accuracy). Default 8: SQuAD's fit half is flat from 3 to 8 (0.8305-0.8315 with the"
         " shipped reader) while paraphrased news questions, whose retrieval is weaker, gained"
         " from reading more (tests/data/bbc_paraphrased.jsonl: 0.56 with 3, 0.65 with 8)",
-    )
-    parser.add_argument(
-        "--fit-passages",
-        type=int,
-        choices=(0, *K_CHOICES),
-        default=0,
-        help="fit the candidate weights on the proposals of this many top passages (0: the"
-        " count with the best fit-half accuracy, reading --read-passages)",
     )
     parser.add_argument(
         "--spans",
