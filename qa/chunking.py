@@ -115,11 +115,7 @@ def split_sentences(text: str, offset: int = 0) -> list[Span]:
                 continue
             if match.group().startswith(".") and len(match.group().rstrip("\"'’”)]")) == 1:
                 word = _word_before(line, end - len(match.group()))
-                if (
-                    word
-                    and _is_abbreviation(word)
-                    and (word.lower() not in _BEFORE_NUMBERS or _NUMBER_NEXT.match(line, end))
-                ):
+                if word and _is_abbreviation(word, bool(_NUMBER_NEXT.match(line, end))):
                     continue
             _append_nonempty(spans, _trim(text, start, para.start() + end))
             start = para.start() + end
@@ -146,8 +142,12 @@ def _word_before(line: str, dot: int) -> str:
     return line[start:dot]
 
 
-def _is_abbreviation(word: str) -> bool:
+def _is_abbreviation(word: str, before_number: bool) -> bool:
+    """Whether a full stop after `word` leaves the sentence going on (`before_number`: a
+    number follows it)."""
     lowered = word.lower()
+    if lowered in _BEFORE_NUMBERS:
+        return before_number
     if lowered in _ABBREVIATIONS:
         return True
     # initials and dotted acronyms: "J.", "U.S.", "Kim J."
