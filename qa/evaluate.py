@@ -345,11 +345,11 @@ def evaluate_file(
     `answers_file`, each question's `Outcome.as_record` is written there, a JSON line each
     (into `<name>.part` while asking, renamed when all are asked)."""
     import contextlib
-    import json
     import os
     import shutil
     import tempfile
 
+    from qa.batch import Writer
     from qa.encoders import encoder_factory
     from qa.engine import Engine
     from qa.index import Progress, index_exists
@@ -383,11 +383,10 @@ def evaluate_file(
                         out = stack.enter_context(partial.open("w", encoding="utf-8"))
                     except OSError as exc:
                         raise InputError(f"{answers_file}: cannot be written ({exc})") from exc
+                    writer = Writer(out, "jsonl", header=False)
 
                     def on_outcome(outcome: Outcome) -> None:
-                        record = outcome.as_record(None if news else squad)
-                        out.write(json.dumps(record, ensure_ascii=False) + "\n")
-                        out.flush()
+                        writer.write(outcome.as_record(None if news else squad))
 
                 if news:
                     metrics = evaluate_news(engine, news_questions, asked, on_outcome)
