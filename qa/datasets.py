@@ -148,14 +148,31 @@ def article_half(title: str) -> str:
     return "fit" if zlib.crc32(title.encode("utf-8")) % 2 == 0 else "heldout"
 
 
+HALVES = ("all", "fit", "heldout", "fit:reader", "fit:weights")
+
+
+def fit_part(title: str) -> str:
+    """Inside the fit half, `reader` or `weights`, by another bit of the same hash: the
+    reader may train on the `reader` part's questions, and what is fitted on top of it
+    (weights, calibration, threshold) is fitted on the `weights` part, which it never saw."""
+    return "reader" if (zlib.crc32(title.encode("utf-8")) >> 1) % 2 == 0 else "weights"
+
+
 def select_questions(
     squad: SquadSet, half: str = "all", sample: int | None = None, seed: int = 0
 ) -> list[SquadQuestion]:
-    if half not in ("all", "fit", "heldout"):
-        raise InputError(f"--half must be all, fit or heldout, not {half!r}")
-    questions = [
-        q for q in squad.questions if half == "all" or article_half(squad.titles[q.article]) == half
-    ]
+    """The questions of `half`: all, fit, heldout, or a part of the fit half (`fit:reader`,
+    `fit:weights`, see `fit_part`)."""
+    if half not in HALVES:
+        raise InputError(f"--half must be one of {', '.join(HALVES)}, not {half!r}")
+
+    def inside(title: str) -> bool:
+        if half == "all":
+            return True
+        whole, _, part = half.partition(":")
+        return article_half(title) == whole and (not part or fit_part(title) == part)
+
+    questions = [q for q in squad.questions if inside(squad.titles[q.article])]
     if sample is not None and sample < len(questions):
         questions = random.Random(seed).sample(questions, sample)
     return questions

@@ -22,6 +22,7 @@ half only (`scripts/fit_weights.py`), so the honest figures are those of `--half
 
 from __future__ import annotations
 
+import bisect
 import functools
 import itertools
 import statistics
@@ -38,6 +39,7 @@ from qa.datasets import (
     SquadQuestion,
     SquadSet,
     article_half,
+    fit_part,
     index_squad,
     load_news_questions,
     load_squad,
@@ -171,7 +173,41 @@ def evaluate_news(
             on_outcome(outcomes[-1])
         if progress is not None:
             progress(number, len(questions))
-    return summarize(outcomes, "v2.0" if any(q.impossible for q in questions) else "")
+    version = "v2.0" if any(q.impossible for q in questions) else ""
+    metrics = summarize(outcomes, version)
+    halves = {news_half(q) for q in questions}
+    if {"fit", "heldout"} <= halves:
+        heldout = [o for o in outcomes if news_half(o.question) == "heldout"]
+        metrics["heldout"] = summarize(heldout, version)
+    return metrics
+
+
+def news_half(question: SquadQuestion | NewsQuestion) -> str | None:
+    """The half of a JSONL question, by its article (as SQuAD's by title); None without
+    one."""
+    article = getattr(question, "article", None)
+    return article_half(article) if isinstance(article, str) else None
+
+
+def select_news(
+    questions: list[NewsQuestion], half: str = "all", sample: int | None = None, seed: int = 0
+) -> list[NewsQuestion]:
+    """`select_questions` for JSONL questions: their article's half (a question without an
+    article is in no half), then a seeded sample."""
+    import random
+
+    if half != "all":
+        whole, _, part = half.partition(":")
+        questions = [
+            q
+            for q in questions
+            if q.article is not None
+            and article_half(q.article) == whole
+            and (not part or fit_part(q.article) == part)
+        ]
+    if sample is not None and sample < len(questions):
+        questions = random.Random(seed).sample(questions, sample)
+    return questions
 
 
 def doc_ids_by_article(engine: Any) -> dict[int, int]:
@@ -245,6 +281,103 @@ def run_questions(
 
 
 CALIBRATION_BINS = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
+CONFIDENCE_BANDS = ((0.0, 0.5), (0.5, 0.8), (0.8, 1.0))
+"""The bands `qa.answers.confidence_words` names (low, medium, high)."""
+SELECTIVE_ACCURACY = 0.9
+"""`selective_coverage`: the accuracy the answers shown must keep."""
+
+
+def auroc(scores: Sequence[float], labels: Sequence[bool]) -> float | None:
+    """Area under the ROC curve of `scores` for telling `labels` True from False: the
+    chance that a right answer has a higher confidence than a wrong one (ties count half);
+    None when either kind is missing."""
+    positives = [s for s, label in zip(scores, labels) if label]
+    negatives = [s for s, label in zip(scores, labels) if not label]
+    if not positives or not negatives:
+        return None
+    ordered = sorted(negatives)
+    wins = 0.0
+    for score in positives:
+        below = bisect.bisect_left(ordered, score)
+        ties = bisect.bisect_right(ordered, score) - below
+        wins += below + ties / 2
+    return wins / (len(positives) * len(negatives))
+
+
+def trust_metrics(outcomes: list[Outcome]) -> dict[str, Any]:
+    """How far the confidence can be trusted, as a reader meets it: an unanswerable
+    question answered is a wrong answer, an abstention is no answer.
+
+    - `auroc`: right against wrong among the answers shown (abstention on); `auroc_all`:
+      among every question's best answer (abstention off), the ranking abstention uses;
+    - `bands`: the answers shown by confidence band, each with its share and accuracy;
+    - `high_coverage`: the share of answerable questions answered at "high" (>= 0.8);
+    - `selective_coverage`: the share of answerable questions answered at the lowest
+      confidence above which at least 90 % of the answers shown are right (0 when none);
+    - `span_kind_fit`: among shown answers to questions that ask for a name, a number, a
+      time or a place (`qa.answer_types.question_kind`), the share whose span is of that
+      kind (`span_fits`: a whole number, an age only for an age, ...)."""
+    from qa.answer_types import question_kind, span_fits
+
+    shown = [o for o in outcomes if not o.abstained]
+    answerable = sum(1 for o in outcomes if not o.question.impossible) or 1
+    metrics: dict[str, Any] = {
+        "auroc": auroc([o.confidence for o in shown], [o.correct for o in shown]),
+        "auroc_all": auroc(
+            [o.confidence for o in outcomes], [o.correct_without_abstention for o in outcomes]
+        ),
+    }
+    bands = []
+    for low, high in CONFIDENCE_BANDS:
+        inside = [
+            o for o in shown if low <= o.confidence < high or (high == 1.0 and o.confidence == 1.0)
+        ]
+        bands.append(
+            {
+                "band": f"{low:.1f}-{high:.1f}",
+                "answers": len(inside),
+                "share": round(len(inside) / len(shown), 4) if shown else None,
+                "accuracy": (
+                    round(sum(o.correct for o in inside) / len(inside), 4) if inside else None
+                ),
+            }
+        )
+    metrics["bands"] = bands
+    metrics["high_coverage"] = round(
+        sum(1 for o in shown if o.confidence >= 0.8 and not o.question.impossible) / answerable, 4
+    )
+    # walk down from the most confident answer; the last place where the answers so far are
+    # right often enough sets the threshold
+    ranked = sorted(shown, key=lambda o: -o.confidence)
+    right = covered = best = 0
+    for number, outcome in enumerate(ranked, 1):
+        right += outcome.correct
+        covered += not outcome.question.impossible
+        nxt = ranked[number].confidence if number < len(ranked) else None
+        if nxt != outcome.confidence and right / number >= SELECTIVE_ACCURACY:
+            best = covered
+    metrics["selective_coverage"] = round(best / answerable, 4)
+    kinds = [
+        (kind, o)
+        for o in shown
+        if (kind := question_kind(o.question.question)) is not None and o.answer is not None
+    ]
+    fits = 0
+    for kind, o in kinds:
+        answer = o.answer
+        assert answer is not None
+        at = answer.span_start if answer.span is not None and answer.span_start is not None else 0
+        span = answer.span if answer.span is not None else answer.text
+        fits += span_fits(
+            kind, span, at == 0, answer.text[:at], answer.text[at + len(span) :],
+            o.question.question,
+        )  # fmt: skip
+    metrics["span_kind_fit"] = round(fits / len(kinds), 4) if kinds else None
+    if metrics["auroc"] is not None:
+        metrics["auroc"] = round(metrics["auroc"], 4)
+    if metrics["auroc_all"] is not None:
+        metrics["auroc_all"] = round(metrics["auroc_all"], 4)
+    return metrics
 
 
 def calibration_table(outcomes: list[Outcome]) -> list[dict[str, Any]]:
@@ -323,13 +456,14 @@ def summarize(outcomes: list[Outcome], version: str | SquadSet = "") -> dict[str
             "reading_ms_p50": round(percentile(reading, 0.5), 2),
             "reading_ms_p95": round(percentile(reading, 0.95), 2),
             "calibration": calibration_table(outcomes),
+            "trust": trust_metrics(outcomes),
         }
     )
     return metrics
 
 
 def evaluate_file(
-    file: Path,
+    file: Path | Sequence[Path],
     index_dir: Path | None,
     *,
     backend: str | None = None,
@@ -354,11 +488,24 @@ def evaluate_file(
     from qa.engine import Engine
     from qa.index import Progress, index_exists
 
-    news = file.suffix.lower() == ".jsonl"
+    files = [file] if isinstance(file, Path) else list(file)
+    if not files:
+        raise InputError("qa eval needs a question file")
+    news = all(f.suffix.lower() == ".jsonl" for f in files)
+    if len(files) > 1 and not news:
+        raise InputError(
+            f"{next(f for f in files if f.suffix.lower() != '.jsonl')}: only JSONL question "
+            "files can be asked together; pass a SQuAD file alone"
+        )
+    file = files[0]
     if news:
         if index_dir is None or not index_exists(index_dir):
             raise InputError(f"{file}: a JSONL question file needs --index DIR with an index")
-        news_questions = load_news_questions(file)
+        news_questions = select_news(
+            [q for f in files for q in load_news_questions(f)], half, sample, seed
+        )
+        if not news_questions:
+            raise InputError(f"{file}: no question of {half!r} to ask")
     else:
         squad = load_squad(file)
         questions = select_questions(squad, half, sample, seed)
@@ -402,4 +549,57 @@ def evaluate_file(
             engine.close()
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-    return {"file": str(file), "half": "all" if news else half, **settings, **metrics}
+    return {
+        "file": ", ".join(str(f) for f in files),
+        "half": half,
+        **settings,
+        **metrics,
+    }
+
+
+def evaluate_headlines(
+    engine: Any,
+    count: int = 100,
+    seed: int = 0,
+    progress: Callable[[int, int], None] | None = None,
+) -> dict[str, Any]:
+    """The first click's measure: for `count` articles drawn at random from the index, ask
+    'What is the story behind "<headline>"?' and check that the answer cites that article
+    (or a syndicated copy of it) and quotes its lead (`qa.story.lead_span`). Articles
+    without a headline are not drawn. Returns the shares and the misses."""
+    import random
+
+    from qa.story import lead_span
+
+    by_ref = engine.index.doc_ids_by_ref()
+    documents = engine.index.documents(set(by_ref.values()))
+    titled = sorted(
+        (ref, doc_id, title)
+        for ref, doc_id in by_ref.items()
+        for title in [next((a.title for a in documents[doc_id].articles if a.ref == ref), "")]
+        if title.strip()
+    )
+    drawn = random.Random(seed).sample(titled, min(count, len(titled)))
+    cites = quotes = 0
+    misses = []
+    for number, (ref, doc_id, title) in enumerate(drawn, 1):
+        result = engine.ask(f"What is the story behind “{title}”?")
+        document = documents[doc_id]
+        lead = lead_span(document.body, document.paragraphs)
+        citations = list(result.answers[0].citations) if result.answers else []
+        shown = {a.ref for a in document.articles}
+        cited = any(c.path in shown for c in citations)
+        quoted = any(c.path in shown and (c.char_start, c.char_end) == lead for c in citations)
+        cites += cited
+        quotes += quoted
+        if not quoted:
+            misses.append({"article": ref, "title": title, "cited": [c.path for c in citations]})
+        if progress is not None:
+            progress(number, len(drawn))
+    n = len(drawn) or 1
+    return {
+        "headlines": len(drawn),
+        "cites_the_article": round(cites / n, 4),
+        "quotes_its_lead": round(quotes / n, 4),
+        "misses": misses,
+    }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -18,7 +19,7 @@ from qa.datasets import (
     write_corpus,
 )
 from qa.errors import InputError
-from qa.evaluate import Outcome, summarize
+from qa.evaluate import Outcome, auroc, summarize
 from qa.text import contains_answer, exact_match, normalize_answer, token_f1
 
 TINY = Path(__file__).parent / "data" / "tiny-squad-v2.json"
@@ -168,3 +169,71 @@ def test_eval_of_a_jsonl_file_needs_an_index(
         main(["eval", str(questions), "--index", str(tmp_path / "none")])
     _, err = capsys.readouterr()
     assert exit_info.value.code == 1 and "needs --index DIR with an index" in err
+
+
+def test_auroc_counts_pairs_and_ties() -> None:
+    assert auroc([0.9, 0.8, 0.3, 0.1], [True, True, False, False]) == 1.0
+    assert auroc([0.1, 0.3, 0.8, 0.9], [True, True, False, False]) == 0.0
+    # one right answer below one wrong answer, one tie: (3 + 0.5) of 4 pairs
+    assert auroc([0.9, 0.5, 0.5, 0.7], [True, True, False, False]) == 2.5 / 4
+    assert auroc([0.9, 0.8], [True, True]) is None
+
+
+def test_trust_metrics_by_hand() -> None:
+    squad = load_squad(TINY)
+    q = {x.id: x for x in squad.questions}
+    outcomes = [
+        # shown at high confidence: right, right
+        Outcome(q["hb1"], 1, True, True, False, 1.0, 1.0, 0.01, confidence=0.95),
+        Outcome(q["hb2"], 1, True, True, False, 1.0, 1.0, 0.01, confidence=0.85),
+        # shown at medium: wrong; at low: right
+        Outcome(q["hb4"], 1, False, False, False, 0.0, 0.0, 0.01, confidence=0.6),
+        Outcome(q["c1"], 1, True, True, False, 1.0, 1.0, 0.01, confidence=0.3),
+        # unanswerable and answered: a wrong answer at 0.9
+        Outcome(q["hb3"], None, False, False, False, 0.0, 0.0, 0.01, confidence=0.9),
+    ]
+    trust = summarize(outcomes, squad)["trust"]
+    # right {0.95, 0.85, 0.3} against wrong {0.9, 0.6}: 0.95 beats 2, 0.85 beats 1, 0.3 none
+    assert trust["auroc"] == round(3 / 6, 4)
+    bands = {row["band"]: row for row in trust["bands"]}
+    assert bands["0.8-1.0"] == {"band": "0.8-1.0", "answers": 3, "share": 0.6, "accuracy": 0.6667}
+    assert bands["0.5-0.8"]["accuracy"] == 0.0 and bands["0.0-0.5"]["accuracy"] == 1.0
+    # answerable questions answered at >= 0.8: hb1, hb2 of 4
+    assert trust["high_coverage"] == 0.5
+    # only the 0.95 answer alone is right 90 % of the time: it covers 1 of 4 answerable
+    assert trust["selective_coverage"] == 0.25
+    # an abstention is no answer: nothing shown, nothing to rank
+    abstaining = [dataclasses.replace(o, abstained=True) for o in outcomes]
+    assert summarize(abstaining, squad)["trust"]["auroc"] is None
+
+
+def test_news_questions_split_by_article_half(tmp_path: Path) -> None:
+    from qa.evaluate import news_half, select_news
+
+    questions = load_news_questions(Path(__file__).parent / "data" / "bbc_nearmiss.jsonl")
+    fit = select_news(questions, "fit")
+    heldout = select_news(questions, "heldout")
+    assert fit and heldout and len(fit) + len(heldout) == len(questions)
+    assert {news_half(q) for q in fit} == {"fit"}
+    # every question of an article falls in the same half
+    halves: dict[str, set[str | None]] = {}
+    for q in questions:
+        halves.setdefault(str(q.article), set()).add(news_half(q))
+    assert all(len(h) == 1 for h in halves.values())
+    parts = select_news(questions, "fit:reader") + select_news(questions, "fit:weights")
+    assert sorted(q.question for q in parts) == sorted(q.question for q in fit)
+    assert len(select_news(questions, "all", sample=7, seed=3)) == 7
+    assert select_news(questions, "all", sample=7, seed=3) == select_news(
+        questions, "all", sample=7, seed=3
+    )
+
+
+def test_eval_refuses_a_squad_file_with_others(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    questions = tmp_path / "q.jsonl"
+    questions.write_text('{"question": "Who?", "answers": ["A"]}\n')
+    with pytest.raises(SystemExit) as exit_info:
+        main(["eval", str(questions), str(TINY), "--index", str(tmp_path / "none")])
+    _, err = capsys.readouterr()
+    assert exit_info.value.code == 1 and "only JSONL question files can be asked together" in err

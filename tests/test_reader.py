@@ -78,6 +78,33 @@ def test_the_bundled_corpus_question_file_is_well_formed() -> None:
         assert record["answers"] and all(contains_answer(body, a) for a in record["answers"])
 
 
+def test_the_near_miss_question_files_are_well_formed(bbc: Path) -> None:
+    """Questions that look answerable about an article that does not answer them (no gold
+    answer), each from an article of its corpus, of a named kind, over both halves."""
+    from qa.datasets import load_news_questions
+    from qa.evaluate import news_half
+
+    wikinews = set()
+    for path in (REPO / "corpus" / "wikinews").glob("*.jsonl"):
+        for line in path.read_text(encoding="utf-8").splitlines():
+            wikinews.add(f"wikinews/{path.name}#{json.loads(line)['id']}")
+    total = 0
+    for name, exists in (
+        ("bbc_nearmiss.jsonl", lambda article: (bbc / article).is_file()),
+        ("wikinews_nearmiss.jsonl", lambda article: article in wikinews),
+    ):
+        path = REPO / "tests" / "data" / name
+        records = [json.loads(line) for line in path.read_text().splitlines()]
+        assert all(r["answers"] == [] and exists(r["article"]) for r in records), name
+        assert {r["kind"] for r in records} <= {"unstated", "swapped", "after", "wrong_kind"}
+        questions = load_news_questions(path)
+        assert all(q.impossible for q in questions)
+        assert {news_half(q) for q in questions} == {"fit", "heldout"}
+        assert len({r["question"] for r in records}) == len(records)
+        total += len(records)
+    assert total >= 150
+
+
 @pytest.fixture(scope="module")
 def model() -> ReaderModel:
     return ReaderModel.load()

@@ -22,6 +22,7 @@ from qa.cli.options import (
     resolve_corpus,
     resolve_index,
 )
+from qa.datasets import HALVES
 from qa.errors import InputError, QAError
 
 
@@ -321,7 +322,9 @@ def verify_command(
 
 
 @cli.command("eval")
-@click.argument("file", type=click.Path(path_type=Path, exists=True, dir_okay=False))
+@click.argument(
+    "files", nargs=-1, required=True, type=click.Path(path_type=Path, exists=True, dir_okay=False)
+)
 @click.option(
     "--index",
     "index_dir",
@@ -335,10 +338,11 @@ def verify_command(
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option(
     "--half",
-    type=click.Choice(["all", "fit", "heldout"]),
+    type=click.Choice(HALVES),
     default="all",
     show_default=True,
-    help="Articles to ask about: weights are fitted on 'fit'.",
+    help="Articles to ask about (by a hash of the title, or of a JSONL question's article): "
+    "the reader trains on 'fit:reader', weights are fitted on 'fit:weights'; report 'heldout'.",
 )
 @_json_option
 @click.option(
@@ -353,7 +357,7 @@ def verify_command(
 @click.pass_context
 def eval_command(
     ctx: click.Context,
-    file: Path,
+    files: tuple[Path, ...],
     index_dir: Path | None,
     backend: str | None,
     sample: int | None,
@@ -371,27 +375,31 @@ def eval_command(
     index built here; an existing index keeps its own.
 
     A JSONL file holds one `{"question", "answers": [...], "article": "PATH"}` record a line
-    (`article`, optional, is the end of the path of the article that answers it; `answers`
-    empty for a question the corpus cannot answer) and needs --index: the index of the
-    corpus the questions are about.
+    (`article`, optional, is the end of the path of the article that answers it, or that an
+    unanswerable question was written from; `answers` empty for a question the corpus cannot
+    answer) and needs --index: the index of the corpus the questions are about. Several
+    JSONL files are asked together, as one set; --half splits them by article.
 
     Reports recall@k (the passages as qa ranks them, the reader re-ranking those it reads;
     retrieval_recall@5 for retrieval's own order), answer (sentence) accuracy, span exact
     match and F1 (SQuAD's normalisation), no-answer accuracy, a calibration table
-    (confidence bins against accuracy) and latency split into retrieval and reading.
+    (confidence bins against accuracy), how far the confidence can be trusted (AUROC of right
+    against wrong answers, accuracy by confidence band, the share of answerable questions
+    answered where 90 % of answers are right) and latency split into retrieval and reading.
 
     \b
     Examples:
       qa eval ../shared/data/squad/dev-v1.1.json.zip --index /tmp/squad-index --json
       qa eval tests/data/bbc_paraphrased.jsonl --index /tmp/bbc-index --answers bbc.jsonl
+      qa eval tests/data/bbc_*.jsonl --index /tmp/bbc-index --half heldout
     """
     from qa.evaluate import evaluate_file
 
     if index_dir is None and not (quiet or as_json):
-        click.echo(f"qa: indexing {file.name}'s articles into a temporary index", err=True)
+        click.echo(f"qa: indexing {files[0].name}'s articles into a temporary index", err=True)
     with ProgressView(quiet or as_json) as view:
         metrics = evaluate_file(
-            file,
+            files,
             index_dir,
             backend=backend,
             half=half,
@@ -412,6 +420,8 @@ def eval_command(
 
 def _echo_metrics(metrics: dict[str, Any]) -> None:
     calibration = metrics.pop("calibration")
+    trust = metrics.pop("trust")
+    bands = trust.pop("bands")
     for key, value in metrics.items():
         click.echo(f"{key:<28} {value}")
     click.echo("calibration (confidence bin: questions, mean confidence, accuracy)")
@@ -419,6 +429,12 @@ def _echo_metrics(metrics: dict[str, Any]) -> None:
         click.echo(
             f"  {row['bin']}: {row['questions']:>6}  {row['mean_confidence']}  {row['accuracy']}"
         )
+    click.echo("trust (unanswerable questions answered count as wrong)")
+    for key, value in trust.items():
+        click.echo(f"  {key:<26} {value}")
+    click.echo("  answers shown by confidence band: answers, share, accuracy")
+    for row in bands:
+        click.echo(f"    {row['band']}: {row['answers']:>6}  {row['share']}  {row['accuracy']}")
 
 
 @cli.command("tui")
