@@ -117,12 +117,66 @@ TYPE_FEATURES = tuple(f"{kind}_{fit}" for kind in KINDS for fit in ("fits", "mis
 """`type_features` names: for each kind of question, whether the span is of that kind."""
 
 
-def type_features(kind: Kind | None, span: str, at_sentence_start: bool) -> dict[str, float]:
-    """`<kind>_fits` = 1 when the question asks for `kind` and the span is one,
-    `<kind>_misfits` = 1 when it asks for `kind` and the span is not; all 0 otherwise.
-    `at_sentence_start`: the span begins its sentence (its first capital says nothing)."""
+def cut_number(span: str, before: str, after: str) -> bool:
+    """The span begins or ends inside a number ("96" out of "21,004.96", "004" of
+    "21,004"): a piece of a figure is never an answer."""
+    if not span:
+        return False
+    starts_inside = span[0].isdigit() and (
+        before[-1:].isdigit() or (before[-1:] in ",." and before[-2:-1].isdigit())
+    )
+    ends_inside = span[-1].isdigit() and (
+        after[:1].isdigit() or (after[:1] in ",." and after[1:2].isdigit())
+    )
+    return starts_inside or ends_inside
+
+
+_AGE_AFTER = re.compile(r"^\s*-?\s*(years?|yrs?)[- ]old\b|^\s*,?\s*(years? of age)\b", re.I)
+_AGE_BEFORE = re.compile(r"\b(aged|age of)\s*$", re.I)
+_AGE_QUESTION = re.compile(r"\bhow old\b|\bage\b|\baged\b", re.I)
+_UNIT_AFTER = re.compile(
+    r"^\s*-?\s*(tonnes?|tons?|kilometres?|km|miles?|metres?|meters?|feet|ft|kg|kilos?"
+    r"|pounds?|lb|per ?cent|percent|%|degrees?|acres?|hectares?|barrels?)\b"
+    r"|^\s*%",
+    re.I,
+)
+_HOW_MANY = re.compile(r"\bhow many\b", re.I)
+
+
+def span_fits(
+    kind: Kind, span: str, at_sentence_start: bool, before: str = "", after: str = "",
+    question: str = "",
+) -> bool:  # fmt: skip
+    """Whether `span` is an answer of the `kind` asked, read in its sentence (`before` and
+    `after` it): besides `span_kinds`, a number must be a whole one, an age answers only a
+    question about age ("how many miners died" is not answered by "24-year-old"), and a
+    figure with a unit of measure (tonnes, miles, per cent) does not count things ("how
+    many people" is not answered by "17,000-tonne")."""
+    if kind not in span_kinds(span, at_sentence_start):
+        return False
+    if kind not in ("number", "time"):
+        return True
+    if cut_number(span, before, after):
+        return False
+    if kind != "number":
+        return True
+    is_age = bool(_AGE_AFTER.match(after) or _AGE_BEFORE.search(before))
+    if is_age and not _AGE_QUESTION.search(question):
+        return False
+    return not (_HOW_MANY.search(question) and _UNIT_AFTER.match(after))
+
+
+def type_features(
+    kind: Kind | None, span: str, at_sentence_start: bool, before: str = "", after: str = "",
+    question: str = "",
+) -> dict[str, float]:  # fmt: skip
+    """`<kind>_fits` = 1 when the question asks for `kind` and the span is one
+    (`span_fits`), `<kind>_misfits` = 1 when it asks for `kind` and the span is not; all 0
+    otherwise. `at_sentence_start`: the span begins its sentence (its first capital says
+    nothing); `before`, `after`: the text of its sentence around it; `question`: the
+    question asked."""
     features = dict.fromkeys(TYPE_FEATURES, 0.0)
     if kind is not None:
-        fits = kind in span_kinds(span, at_sentence_start)
+        fits = span_fits(kind, span, at_sentence_start, before, after, question)
         features[f"{kind}_{'fits' if fits else 'misfits'}"] = 1.0
     return features

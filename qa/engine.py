@@ -17,6 +17,7 @@ from qa.answers import Result
 from qa.index import IndexReader, StoredArticle, check_encoder
 from qa.reader import Reader
 from qa.retrieval import Filters, Passage, QueryTerms, Retriever
+from qa.story import story_subject
 
 if TYPE_CHECKING:
     from qa.encoders import Encoder
@@ -61,7 +62,11 @@ class Engine:
     ) -> Result:
         """Answer `question`; `query` (a rewritten follow-up) is what gets searched."""
         question = " ".join(question.split())
-        search_text = query or question
+        # "What happened to Ring?" asks for a story: the lead of the article it is about
+        # (unless a follow-up was rewritten into another query)
+        standalone = query is None or " ".join(query.split()) == question
+        subject = story_subject(question) if standalone else None
+        search_text = subject or query or question
         # sqlite3 connections and the model are shared: one question at a time, and one
         # read transaction for all of it (an update committing meanwhile is not half seen).
         with self._lock, self.index.snapshot():
@@ -69,6 +74,8 @@ class Engine:
             if not passages and filters and self.retriever.allowed_chunks(filters) == []:
                 reason = f"no article matches the filter {filters.describe()}"
                 return Result(question, search_text, True, (), reason=reason)
+            if subject is not None:
+                return self.reader.story(question, subject, passages, query=search_text)
             return self.reader.read(
                 question, terms, passages, query=search_text, n=n, abstain=abstain
             )
@@ -98,6 +105,24 @@ class Engine:
         """What an empty chat shows: size, date range and the latest headlines."""
         with self._lock, self.index.snapshot():
             return self.index.overview(recent)
+
+    def starter_questions(self, count: int = 3, tried: int = 10) -> list[str]:
+        """Questions an empty chat can suggest: 'What is the story behind "<headline>"?' for
+        the latest headlines, each kept only when its answer cites the story it names (of
+        the `tried` latest, the first `count` that do)."""
+        overview = self.overview(tried)
+        with self._lock, self.index.snapshot():
+            documents = self.index.documents(set(overview["recent_docs"]))
+        starters: list[str] = []
+        for title, doc_id in zip(overview["recent_titles"], overview["recent_docs"]):
+            if len(starters) >= count:
+                break
+            question = f"What is the story behind “{title}”?"
+            result = self.ask(question, n=1)
+            refs = {article.ref for article in documents[doc_id].articles}
+            if result.answers and any(c.path in refs for c in result.answers[0].citations):
+                starters.append(question)
+        return starters
 
     def close(self) -> None:
         self.index.close()

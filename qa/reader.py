@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from qa.answer_types import Kind, question_kind, type_features
+from qa.answer_types import Kind, cut_number, question_kind, type_features
 from qa.answers import Answer, Citation, Result
 from qa.retrieval import Passage, QueryTerms
 from qa.text import QUESTION_WORDS, STOPWORDS, normalize_answer, stem, words
@@ -217,9 +217,11 @@ class Reader:
             spans = reading.alternatives or ((reading.start, reading.end, reading.span_score),)
             for alt_rank, (first, last, score) in enumerate(spans, 1):
                 candidate = self._candidate(
-                    passage, first, last, kind,
+                    question, passage, first, last, kind,
                     candidate_features(reading, passage, best, best_margin, cues, score),
                 )  # fmt: skip
+                if candidate is None:
+                    continue
                 candidate.alt_rank = alt_rank
                 key = (passage.doc_id, candidate.span_start, candidate.span_end)
                 # overlapping chunks of one article can find the same span: keep the best
@@ -228,15 +230,26 @@ class Reader:
         return sorted(found.values(), key=lambda c: -c.logit)
 
     def _candidate(
-        self, passage: Passage, first: int, last: int, kind: Kind | None, features: dict[str, float]
-    ) -> Candidate:
-        """The span [first, last) of `passage` as a scored candidate with its sentence."""
+        self,
+        question: str,
+        passage: Passage,
+        first: int,
+        last: int,
+        kind: Kind | None,
+        features: dict[str, float],
+    ) -> Candidate | None:
+        """The span [first, last) of `passage` as a scored candidate with its sentence; None
+        for a piece of a number ("96" of "21,004.96"), which answers nothing."""
         span_start = passage.char_start + first
         span_end = passage.char_start + last
         start, end = sentence_bounds(passage, span_start, span_end)
         text = passage.text[start - passage.char_start : end - passage.char_start]
         span = passage.text[first:last]
-        features.update(type_features(kind, span, at_sentence_start=span_start == start))
+        before = passage.text[max(0, start - passage.char_start) : first]
+        after = passage.text[last : end - passage.char_start]
+        if cut_number(span, before, after):
+            return None
+        features.update(type_features(kind, span, span_start == start, before, after, question))
         candidate = Candidate(passage, span_start, span_end, start, end, text, features)
         candidate.logit = linear(self.weights, features)
         candidate.score = self.probability(candidate.logit)
@@ -304,6 +317,48 @@ class Reader:
                 )
             )
         return Result(question, query, False, tuple(answers), (), tuple(passages), confidence)
+
+    def story(
+        self, question: str, subject: str, passages: Sequence[Passage], *, query: str | None = None
+    ) -> Result:
+        """The answer to a story question (`qa.story.story_subject`): the lead of the article
+        it is about, verbatim and cited. Of the articles of the top passages, the one whose
+        headline and lead name most of the subject wins (retrieval's order breaks ties); the
+        confidence is that share (`subject_cover`): how sure this is the story meant. An
+        article naming none of it is "not found", with the closest passages."""
+        from qa.story import lead_span, subject_cover
+
+        query = query or subject
+        order: dict[int, int] = {}
+        for passage in passages[: self.read_passages]:
+            order.setdefault(passage.doc_id, len(order))
+        documents = self._documents(set(order)) if order else {}
+        best: tuple[float, float, int, int, int, int] | None = None
+        for doc_id, place in order.items():
+            document = documents[doc_id]
+            lead = lead_span(document.body, document.paragraphs)
+            if lead is None:
+                continue
+            headline = document.articles[0].title if document.articles else ""
+            cover = subject_cover(subject, f"{headline}\n{document.body[lead[0] : lead[1]]}")
+            # ties (two stories on one topic) go to the headline that names more of it, then
+            # to retrieval's order
+            key = (cover, subject_cover(subject, headline), -place, doc_id, *lead)
+            if best is None or key[:3] > best[:3]:
+                best = key
+        if best is None or best[0] == 0.0:
+            related = self._related(passages[:3])
+            return Result(question, query, True, (), related, tuple(passages), 0.0)
+        cover, _, _, doc_id, start, end = best
+        citations = tuple(self._citations(documents, doc_id, start, end))
+        answer = Answer(
+            text=documents[doc_id].body[start:end],
+            span=None,
+            span_start=None,
+            score=cover,
+            citations=citations,
+        )
+        return Result(question, query, False, (answer,), (), tuple(passages), cover)
 
     def _documents(self, doc_ids: set[int]) -> dict[int, DocumentRow]:
         assert self.index is not None, "a Reader without an index only scores"

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from qa.answer_types import TYPE_FEATURES, question_kind, span_kinds, type_features
+from qa.answer_types import (
+    TYPE_FEATURES,
+    cut_number,
+    question_kind,
+    span_fits,
+    span_kinds,
+    type_features,
+)
 
 
 @pytest.mark.parametrize(
@@ -55,3 +62,36 @@ def test_type_features() -> None:
     assert fits["name_fits"] == 1.0 and sum(fits.values()) == 1.0
     misfits = type_features("number", "behemoth", False)
     assert misfits["number_misfits"] == 1.0 and sum(misfits.values()) == 1.0
+
+
+@pytest.mark.parametrize(
+    ("question", "span", "before", "after", "fits"),
+    [
+        # an age does not count the dead, the injured or the jobs
+        ("How many miners died in the accident?", "24", "Juan, ", "-year-old, was hurt", False),
+        ("How many miners died in the accident?", "24", "a total of ", " miners died", True),
+        ("How old was the miner?", "24", "Juan, ", "-year-old, was hurt", True),
+        ("How many people were killed?", "61", "aged ", ", he was shot", False),
+        # a tonnage, a distance or a share does not count people
+        ("How many people did the pirates kill?", "17,000", "the ", "-tonne ship", False),
+        ("How many people live there?", "8,000", "run by the ", " residents", True),
+        ("How much did output grow?", "2.9", "up ", "% on a year earlier", True),
+        # a piece of a figure is no answer at all
+        ("When did the Sensex first close above 21,000?", "96", "at 21,004.", " on", False),
+        ("How many points did the Sensex gain?", "004", "21,", " points", False),
+        ("Who runs General Electric?", "Jeff Immelt", "boss ", " said", True),
+    ],
+)
+def test_span_fits_reads_the_sentence_around_the_span(
+    question: str, span: str, before: str, after: str, fits: bool
+) -> None:
+    kind = question_kind(question)
+    assert kind is not None
+    assert span_fits(kind, span, False, before, after, question) is fits
+
+
+def test_cut_number() -> None:
+    assert cut_number("96", "21,004.", "")
+    assert cut_number("21", "", ",004.96 points")
+    assert not cut_number("21,004.96", "at ", " points")
+    assert not cut_number("2004", "in ", ".")  # a full stop ending the sentence

@@ -478,11 +478,16 @@ def test_overview_lists_the_newest_documents_once_each(tmp_path: Path) -> None:
     with IndexReader(tmp_path / "index") as reader:
         overview = reader.overview(3)
         everything = reader.overview(10)
+    recent_docs = overview.pop("recent_docs")
     assert overview == {
         "articles": 5,
         "earliest": "2004-03-01",
         "latest": "2018-06-02",
         "recent_titles": ["Newest story", "Middle story", "Old news"],
     }
+    # each title's document, in the same order (the starter questions check them)
+    with IndexReader(tmp_path / "index") as reader:
+        documents = reader.documents(set(recent_docs))
+    assert [documents[d].articles[0].title for d in recent_docs] == overview["recent_titles"]
     assert everything["recent_titles"][-1] == "Undated story"
     assert len(everything["recent_titles"]) == 4

@@ -448,10 +448,22 @@ def test_empty_chat_shows_the_index_and_starter_questions(
         note = plain(app.query(".welcome").first())
         assert "2 articles" in note
         starters = list(app.query(StarterQuestion))
-        assert any("N.Korea Purges" in s.question for s in starters)
-        await pilot.click(starters[0])
+        story = next(s for s in starters if "N.Korea Purges" in s.question)
+        await pilot.click(story)
         await wait_for(pilot, lambda: len(app.conversation.turns) == 1 and not app.asking)
         assert not app.query(StarterQuestion), "the suggestions go once the chat starts"
+        # the first click answers with the story it names: its lead, verbatim and cited
+        result = app.conversation.turns[0].result
+        assert not result.not_found
+        answer = result.answers[0]
+        citation = answer.citations[0]
+        assert citation.title == "N.Korea Purges Military Officers with Ties to Defectors"
+        assert citation.published and citation.published.startswith("2016-11-01")
+        assert citation.char_start == 0 and answer.text.startswith("North Korea is apparently")
+        body = BUNDLED_SEED.read_text(encoding="utf-8")
+        assert answer.text in body
+        card = plain(app.query(AnswerCard).last())
+        assert "North Korea is apparently purging military officers" in card
 
     run(app, script)
 

@@ -101,6 +101,8 @@ class QAApp(ChatActions):
         self.store = store
         self.encoder = encoder
         self.engine: Any = None
+        self.starters: list[str] = []
+        """The welcome's suggested questions, checked against the index they ask."""
         self.conversation = Conversation()
         self._question_card: QuestionCard | None = None
         self.conversation_id: int | None = None
@@ -189,10 +191,13 @@ class QAApp(ChatActions):
 
         engine = Engine.open(self.index_dir, self.encoder)
         engine.warm_up()
-        self.call_from_thread(self._engine_ready, engine)
+        # asked here, off the UI thread: each suggestion must answer with the story it names
+        starters = engine.starter_questions()
+        self.call_from_thread(self._engine_ready, engine, starters)
 
-    def _engine_ready(self, engine: Any) -> None:
+    def _engine_ready(self, engine: Any, starters: list[str] | None = None) -> None:
         old, self.engine = self.engine, engine
+        self.starters = starters or []
         self.encoder = engine.encoder
         if old is not None:
             old.close()
@@ -212,14 +217,13 @@ class QAApp(ChatActions):
         widgets: list[Static] = [
             Static(
                 Content(
-                    f"{overview['articles']:,} articles{span}. Ask anything about them; "
-                    "for example (click one, or type your own):"
+                    f"{overview['articles']:,} articles{span}. Ask anything about them"
+                    + ("; for example (click one, or type your own):" if self.starters else ".")
                 ),
                 classes="note welcome",
             )
         ]
-        for title in overview["recent_titles"]:
-            widgets.append(StarterQuestion(f"What is the story behind “{title}”?"))
+        widgets.extend(StarterQuestion(question) for question in self.starters)
         transcript.mount_all(widgets)
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
