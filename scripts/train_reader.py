@@ -58,6 +58,8 @@ from qa.text import contains_answer, exact_match, token_f1  # noqa: E402
 DATA = ROOT.parent / "shared" / "data" / "squad"
 TRAIN_FILE = DATA / "train-v1.1-explorer.json.zip"
 DEV_FILE = DATA / "dev-v1.1.json.zip"
+DEV2_FILE = DATA / "dev-v2.0.json.zip"
+TRAIN2_FILE = DATA / "train-v2.0-first10-articles.json.zip"
 OUT_DIR = ROOT / "qa" / "models" / "reader"
 EXAMPLES_VERSION = 1
 
@@ -189,6 +191,94 @@ def add_swapped(examples: list[dict[str, Any]], share: float, seed: int) -> int:
             twins.append({"question": swapped, "context": example["context"], "start": None})
     examples.extend(twins)
     return len(twins)
+
+
+def deleted_twin(context: str, start: int, end: int) -> str | None:
+    """The passage without the sentence that holds the answer [start, end): still on the
+    topic, still holding other numbers, names and dates of the same kind, but no longer
+    saying the thing asked (a count it does not state, a date it does not give): the near
+    miss that readers meet most. None when too little would be left."""
+    from qa.chunking import split_sentences
+
+    sentences = split_sentences(context)
+    kept = [(s, e) for s, e in sentences if e <= start or s >= end]
+    if len(kept) < 2 or len(kept) == len(sentences):
+        return None
+    return " ".join(context[s:e] for s, e in kept)
+
+
+def squad_examples(
+    squad: Any, questions: list[Any], negatives: int, deleted: float, rng: random.Random
+) -> list[dict[str, Any]]:
+    """Gold-paragraph examples of SQuAD questions: an answerable question's paragraph with
+    its answer, then (same question, so one group for the multi-passage loss) up to
+    `negatives` other paragraphs of its article that do not hold the answer text, and for
+    `deleted` of them its paragraph without the answer's sentence (`deleted_twin`), both
+    labelled no-answer; an unanswerable question (SQuAD 2.0) its paragraph, labelled
+    no-answer."""
+    from qa.datasets import clean_map
+
+    examples: list[dict[str, Any]] = []
+    for q in questions:
+        paragraph = squad.paragraphs[q.article][q.paragraph]
+        cleaned, mapping = clean_map(paragraph)
+        if q.impossible:
+            examples.append({"question": q.question, "context": cleaned, "start": None})
+            continue
+        text, start = q.answers[0]
+        end = mapping[min(start + len(text), len(mapping) - 1) - 1] + 1
+        start = mapping[start]
+        examples.append({"question": q.question, "context": cleaned, "start": start, "end": end})
+        others = [
+            clean_map(p)[0]
+            for number, p in enumerate(squad.paragraphs[q.article])
+            if number != q.paragraph and not any(contains_answer(p, t) for t, _ in q.answers)
+        ]
+        for other in rng.sample(others, min(negatives, len(others))):
+            examples.append({"question": q.question, "context": other, "start": None})
+        if rng.random() < deleted:
+            twin = deleted_twin(cleaned, start, end)
+            if twin is not None and not any(contains_answer(twin, t) for t, _ in q.answers):
+                examples.append({"question": q.question, "context": twin, "start": None})
+    return examples
+
+
+def trust_examples(args: argparse.Namespace) -> list[dict[str, Any]]:
+    """The "not in this passage" stage's data (`--stage trust`), gold paragraphs only (no
+    index needed):
+    - SQuAD 2.0 dev, the `fit:reader` part of its fit half (`qa.datasets.fit_part`): real
+      unanswerable questions written to look answerable, and their answerable neighbours;
+      the `fit:weights` part and the held-out half are never trained on;
+    - the 10-article slice of SQuAD 2.0 train (its 348 unanswerable questions and a sample
+      of the answerable ones);
+    - `--questions` SQuAD v1.1 train questions with same-article negatives and
+      answer-sentence-deleted twins (`--deleted`), and swapped twins (`--swapped`, added
+      by the caller)."""
+    from qa.datasets import select_questions
+
+    rng = random.Random(args.seed)
+    examples: list[dict[str, Any]] = []
+    counts = {}
+    dev2 = load_squad(DEV2_FILE)
+    part = select_questions(dev2, "fit:reader")
+    examples += squad_examples(dev2, part, args.negatives, args.deleted, rng)
+    counts["SQuAD 2.0 dev fit:reader"] = len(part)
+    if TRAIN2_FILE.exists():
+        slice2 = load_squad(TRAIN2_FILE)
+        answerable = [q for q in slice2.questions if not q.impossible]
+        chosen = [q for q in slice2.questions if q.impossible]
+        chosen += rng.sample(answerable, min(len(answerable), 4 * len(chosen)))
+        examples += squad_examples(slice2, chosen, args.negatives, args.deleted, rng)
+        counts["SQuAD 2.0 train slice"] = len(chosen)
+    train1 = load_squad(args.train)
+    sampled = [q for q in train1.questions if q.answers]
+    if args.questions and args.questions < len(sampled):
+        sampled = rng.sample(sampled, args.questions)
+    examples += squad_examples(train1, sampled, args.negatives, args.deleted, rng)
+    counts["SQuAD v1.1 train"] = len(sampled)
+    unanswerable = sum(1 for e in examples if e["start"] is None)
+    log(f"trust stage: {counts} -> {len(examples)} examples ({unanswerable} no-answer)")
+    return examples
 
 
 def windows(
@@ -352,6 +442,68 @@ def collate(items: list[tuple[list[int], list[int], int, int]], torch: Any) -> d
     }
 
 
+def dequantized_state(path: Path) -> dict[str, Any]:
+    """The weights of an int8 ONNX reader exported by `export`, dequantised into
+    `BertForQuestionAnswering` parameter names: (q - zero point) * scale, per channel. A
+    linear layer's weight is named after the module of the MatMulInteger node that uses it
+    (the exporter gives those initialisers anonymous names) and transposed back."""
+    import numpy as np
+    import onnx
+    from onnx import numpy_helper
+
+    graph = onnx.load(str(path)).graph
+    inits = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
+
+    def dequantize(base: str) -> Any:
+        q = inits[base + "_quantized"].astype(np.float32)
+        scale = inits[base + "_scale"].astype(np.float32)
+        zero = inits[base + "_zero_point"].astype(np.float32)
+        if scale.size > 1:  # per channel: along the axis of that size (the last that fits)
+            axis = [d for d in range(q.ndim) if q.shape[d] == scale.size][-1]
+            shape = [1] * q.ndim
+            shape[axis] = scale.size
+            scale, zero = scale.reshape(shape), zero.reshape(shape)
+        return (q - zero) * scale
+
+    state: dict[str, Any] = {}
+    suffixes = ("_quantized", "_scale", "_zero_point")
+    for name, value in inits.items():
+        if name.startswith("inner.") and not name.endswith(suffixes):
+            state[name.removeprefix("inner.")] = value
+        elif name.startswith("inner.") and name.endswith("_quantized"):
+            base = name.removesuffix("_quantized")
+            state[base.removeprefix("inner.")] = dequantize(base)
+    for node in graph.node:
+        if node.op_type == "MatMulInteger":
+            found = re.match(r"/inner/(.+)/MatMul_output_0_output_quantized$", node.output[0])
+            if found is None:
+                raise ValueError(f"{path}: unexpected MatMulInteger output {node.output[0]}")
+            key = found.group(1).replace("/", ".") + ".weight"
+            state[key] = dequantize(node.input[1].removesuffix("_quantized")).T.copy()
+    return state
+
+
+def initial_weights(model: Any, init: Path, torch: Any) -> None:
+    """Start from a trained reader (`--init`): a folder saved by `train` or an int8 ONNX
+    file written by `export` (such as the shipped one), instead of the bare MiniLM."""
+    import numpy as np
+
+    if init.is_dir():
+        from transformers import BertForQuestionAnswering
+
+        state = BertForQuestionAnswering.from_pretrained(str(init)).state_dict()
+    else:
+        state = {
+            k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in dequantized_state(init).items()
+        }
+    expected = model.state_dict()
+    missing = [k for k in expected if k not in state and not k.endswith("position_ids")]
+    if missing:
+        raise SystemExit(f"train_reader: {init} lacks {len(missing)} weights, e.g. {missing[0]}")
+    model.load_state_dict({k: v for k, v in state.items() if k in expected}, strict=False)
+    log(f"initialised from {init}")
+
+
 def save_atomic(obj: Any, path: Path, torch: Any) -> None:
     tmp = path.with_suffix(".tmp")
     torch.save(obj, tmp)
@@ -369,7 +521,7 @@ def train(args: argparse.Namespace, work: Path) -> Any:
         torch.set_num_threads(args.threads)
     model_dir = bundled_model_dir()
     tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
-    examples = build_examples(args, work)
+    examples = trust_examples(args) if args.stage == "trust" else build_examples(args, work)
     if args.swapped:
         added = add_swapped(examples, args.swapped, args.seed)
         log(f"{added} no-answer twins with a swapped number or name (--swapped {args.swapped})")
@@ -396,6 +548,8 @@ def train(args: argparse.Namespace, work: Path) -> Any:
     total = len(batches)
 
     model = BertForQuestionAnswering.from_pretrained(str(model_dir), attn_implementation="eager")
+    if args.init is not None:
+        initial_weights(model, args.init, torch)
     model.to(args.device)
     no_decay = ("bias", "LayerNorm.weight")
     groups = [
@@ -680,6 +834,27 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=1.0,
         help="weight of the multi-passage loss that makes span scores compare across a "
         "question's passages (0: per-window loss alone, as the first models)",
+    )
+    parser.add_argument(
+        "--stage",
+        choices=("squad", "trust"),
+        default="squad",
+        help="squad: SQuAD v1.1 train read as qa reads it (the first stage); trust: teach a "
+        "trained reader (--init) to say 'not in this passage' (trust_examples)",
+    )
+    parser.add_argument(
+        "--init",
+        type=Path,
+        default=None,
+        help="start from this trained reader (a saved model folder, or an int8 ONNX file such "
+        "as the shipped one) instead of the bare MiniLM weights",
+    )
+    parser.add_argument(
+        "--deleted",
+        type=float,
+        default=0.0,
+        help="trust stage: share of answerable questions that also get their paragraph "
+        "without the answer's sentence as a no-answer example",
     )
     parser.add_argument("--max-length", type=int, default=320)
     parser.add_argument("--stride", type=int, default=128)
