@@ -486,16 +486,13 @@ def dequantized_state(path: Path) -> dict[str, Any]:
 def initial_weights(model: Any, init: Path, torch: Any) -> None:
     """Start from a trained reader (`--init`): a folder saved by `train` or an int8 ONNX
     file written by `export` (such as the shipped one), instead of the bare MiniLM."""
-    import numpy as np
 
     if init.is_dir():
         from transformers import BertForQuestionAnswering
 
         state = BertForQuestionAnswering.from_pretrained(str(init)).state_dict()
     else:
-        state = {
-            k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in dequantized_state(init).items()
-        }
+        state = {k: torch.tensor(v) for k, v in dequantized_state(init).items()}
     expected = model.state_dict()
     missing = [k for k in expected if k not in state and not k.endswith("position_ids")]
     if missing:

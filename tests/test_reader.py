@@ -503,3 +503,38 @@ def test_weights_are_read_strictly(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     shipped = qa.weights.read_weights(shipped_file)
     assert shipped.as_dict()["search"] == real["search"]
     assert shipped.reader.read_passages == real["reader"]["read_passages"]
+
+
+def test_the_shipped_int8_reader_dequantizes_into_the_torch_model(model: ReaderModel) -> None:
+    """`train_reader.py --init` starts from the shipped file: its weights, dequantized into
+    BertForQuestionAnswering, give the logits the int8 file gives (up to activation
+    quantisation)."""
+    import torch
+    from transformers import BertConfig, BertForQuestionAnswering
+
+    from qa.encoders import bundled_model_dir
+
+    train = load_train_script()
+    torch_model = BertForQuestionAnswering(BertConfig.from_pretrained(str(bundled_model_dir())))
+    train.initial_weights(torch_model, MODEL_DIR / MODEL_NAME, torch)
+    torch_model.eval()
+    question = model.tokenizer.encode(
+        "How many jobs is the firm cutting?", add_special_tokens=False
+    )
+    passage = model.tokenizer.encode(
+        "The retailer said it would cut 1,000 jobs out of its 4,000 staff by next year.",
+        add_special_tokens=False,
+    )
+    ids = [model.cls_id, *question.ids, model.sep_id, *passage.ids, model.sep_id]
+    types = [0] * (len(question.ids) + 2) + [1] * (len(passage.ids) + 1)
+    inputs = {
+        "input_ids": np.array([ids], dtype=np.int64),
+        "attention_mask": np.ones((1, len(ids)), dtype=np.int64),
+        "token_type_ids": np.array([types], dtype=np.int64),
+    }
+    start, end = model.session.run(None, inputs)
+    with torch.inference_mode():
+        output = torch_model(**{k: torch.from_numpy(v) for k, v in inputs.items()})
+    assert np.corrcoef(output.start_logits[0].numpy(), start[0])[0, 1] > 0.99
+    assert np.corrcoef(output.end_logits[0].numpy(), end[0])[0, 1] > 0.99
+    assert int(output.start_logits[0].argmax()) == int(start[0].argmax())
