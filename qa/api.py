@@ -24,7 +24,11 @@ class Index:
     ) -> None:
         from qa.engine import Engine
 
+        _check_path("index_dir", index_dir)
+        if corpus is not None:
+            _check_path("corpus", corpus)
         self.index_dir = Path(index_dir)
+        self._closed = False
         self._engine = Engine.open(self.index_dir)
         stored = self._engine.index.meta.get("corpus")
         if corpus is not None:
@@ -45,14 +49,34 @@ class Index:
         """Answer one question: up to `n` quoted sentences with citations, or not found.
 
         `since` / `until` (`2006`, `2006-01` or `2006-01-31`) and `source` filter articles
-        as `qa ask` does."""
+        as `qa ask` does. Arguments of the wrong type raise TypeError, out of range
+        ValueError, a closed index QAError."""
+        if not isinstance(question, str):
+            raise TypeError(f"ask: question must be a str, not {type(question).__name__}")
+        if not question.strip():
+            raise ValueError("ask: the question is empty")
+        if not isinstance(n, int) or isinstance(n, bool):
+            raise TypeError(f"ask: n must be an int, not {type(n).__name__}")
+        if n < 1:
+            raise ValueError(f"ask: n must be at least 1, not {n}")
+        for name, value in (("since", since), ("until", until), ("source", source)):
+            if value is not None and not isinstance(value, str):
+                raise TypeError(
+                    f"ask: {name} must be a str such as '2006-01-31', not {type(value).__name__}"
+                )
+        self._check_open()
         filters = parse_filters(since, until, source)
         return self._engine.ask(question, n=n, filters=filters, abstain=abstain)
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise QAError(f"{self.index_dir}: this index was closed; open it again with qa.open")
 
     def update(self, *, allow_mass_removal: bool = False) -> UpdateReport:
         """Bring the index in line with its corpus (only new and changed articles are
         embedded); the next question sees the update. Removing more than half of the
         articles needs `allow_mass_removal=True`."""
+        self._check_open()
         if self.corpus is None:
             raise QAError(f"{self.index_dir} does not record its corpus; pass corpus= to open")
         encoder = self._engine.encoder
@@ -69,10 +93,17 @@ class Index:
             return reader.status()
 
     def close(self) -> None:
-        self._engine.close()
+        if not self._closed:
+            self._closed = True
+            self._engine.close()
 
     def __enter__(self) -> Index:
         return self
 
     def __exit__(self, *_: object) -> None:
         self.close()
+
+
+def _check_path(name: str, value: object) -> None:
+    if not isinstance(value, (str, os.PathLike)):
+        raise TypeError(f"qa.open: {name} must be a path, not {type(value).__name__}")

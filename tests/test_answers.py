@@ -7,6 +7,7 @@ import json
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -346,3 +347,28 @@ def test_python_api(index: Path, corpus: Path, tmp_path: Path) -> None:
     shutil.copytree(index, tmp_path / "index")
     with qa.open(tmp_path / "index", corpus=copy) as opened:
         assert opened.update().added == 1
+
+
+def test_python_api_validates_its_arguments(index: Path) -> None:
+    """Wrong arguments are named at the boundary, not met deep inside (a TypeError or
+    AttributeError from the retriever)."""
+    import qa
+
+    with pytest.raises(TypeError, match="index_dir must be a path, not NoneType"):
+        qa.open(None)  # type: ignore[arg-type]
+    opened = qa.open(index)
+    for kwargs, error, message in (
+        ({"question": None}, TypeError, "question must be a str"),
+        ({"question": "  "}, ValueError, "the question is empty"),
+        ({"n": "3"}, TypeError, "n must be an int, not str"),
+        ({"n": 0}, ValueError, "n must be at least 1"),
+        ({"since": 2016}, TypeError, "since must be a str"),
+        ({"source": 5}, TypeError, "source must be a str"),
+    ):
+        arguments: dict[str, Any] = {"question": QUESTIONS[1][0], **kwargs}
+        with pytest.raises(error, match=message):
+            opened.ask(**arguments)
+    opened.close()
+    with pytest.raises(qa.QAError, match="this index was closed"):
+        opened.ask(QUESTIONS[1][0])
+    opened.close()  # closing twice is harmless
