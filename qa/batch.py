@@ -192,6 +192,11 @@ CSV_FIELDS = [
 class Writer:
     """Writes records one at a time, flushing each."""
 
+    def written_id(self, question_id: str) -> str:
+        """How an id reads back from this writer's output (`done_ids`): CSV cells are made
+        safe for spreadsheets."""
+        return str(cell_safe(question_id)) if self.fmt == "csv" else question_id
+
     def __init__(self, handle: IO[str], fmt: str, header: bool) -> None:
         if fmt not in FORMATS:
             raise InputError(f"unknown format {fmt!r} (choose from {', '.join(FORMATS)})")
@@ -258,8 +263,8 @@ def _csv_row(record: dict[str, Any]) -> dict[str, Any]:
         "reason": record.get("reason", ""),
         "error": record.get("error", ""),
     }
-    # the id is left as it is: --resume matches it against the input
-    return {key: value if key == "id" else cell_safe(value) for key, value in row.items()}
+    # the id too: an input's id is data like its question (--resume compares written ids)
+    return {key: cell_safe(value) for key, value in row.items()}
 
 
 _MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+!|~>-])")
@@ -331,9 +336,10 @@ def run_batch(
     skip: set[str],
     progress: Callable[[int, int], None] | None = None,
 ) -> tuple[int, int]:
-    """Answer each question not in `skip`; returns (answered, failed)."""
+    """Answer each question not in `skip` (ids as `writer` writes them); returns (answered,
+    failed)."""
     answered = failed = 0
-    todo = [q for q in questions if q.id not in skip]
+    todo = [q for q in questions if writer.written_id(q.id) not in skip]
     for number, item in enumerate(todo, 1):
         record: dict[str, Any]
         if item.error:

@@ -54,6 +54,32 @@ def test_csv_cells_are_never_formulas_or_control_sequences() -> None:
     assert row["id"] == "q1"
 
 
+def test_csv_ids_are_made_safe_and_still_resume(tmp_path: Path) -> None:
+    """An id from the input is data: no formula, no escape sequence in the CSV; --resume
+    still knows the question was answered."""
+    from qa.answers import Result
+    from qa.batch import BatchQuestion, done_ids, run_batch
+
+    evil = '=HYPERLINK("http://evil.example") \x1b]52;c;cHduZWQ=\x07'
+    out = tmp_path / "answers.csv"
+    questions = [BatchQuestion(evil, "Who?"), BatchQuestion("q2", "What?")]
+    with out.open("w", encoding="utf-8", newline="") as handle:
+        writer = Writer(handle, "csv", header=True)
+        run_batch(questions[:1], lambda q: Result(q, q, True, ()), writer, set())
+    (row,) = csv.DictReader(io.StringIO(out.read_text(encoding="utf-8")))
+    assert row["id"].startswith("'=") and "\x1b" not in row["id"] and "\x07" not in row["id"]
+    with out.open("a", encoding="utf-8", newline="") as handle:
+        writer = Writer(handle, "csv", header=False)
+        asked: list[str] = []
+
+        def ask(question: str) -> Result:
+            asked.append(question)
+            return Result(question, question, True, ())
+
+        run_batch(questions, ask, writer, done_ids(out, "csv"))
+    assert asked == ["What?"], "the evil id was answered already"
+
+
 def test_markdown_output_is_literal() -> None:
     text = markdown_record(RECORD)
     assert "\x1b" not in text and "\x07" not in text and "\u202e" not in text
@@ -576,3 +602,16 @@ def test_8_update_of_an_index_with_other_bundled_weights_is_refused(
     with pytest.raises(IndexMismatchError, match=r"cccccccccccc.*qa index build"):
         sync_index(corpus, index, factory)
     assert factory.calls == 0, "found out without loading a model"
+
+
+@pytest.mark.parametrize("value", ["1e9", "inf", "nan", "-5", "0", "many"])
+def test_an_unusable_file_size_limit_is_one_line(
+    value: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.conftest import run_qa
+
+    (tmp_path / "a.txt").write_text("Title\n\nBody text.\n")
+    monkeypatch.setenv("QA_MAX_FILE_MB", value)
+    code, _, err = run_qa(capsys, "corpus", "check", "--corpus", str(tmp_path))
+    assert code == 1 and f"QA_MAX_FILE_MB={value!r}" in err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err

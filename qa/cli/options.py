@@ -71,9 +71,20 @@ def _max_file_bytes() -> int:
     if not value:
         return DEFAULT_MAX_BYTES
     try:
-        return int(float(value) * 1024 * 1024)
+        megabytes = float(value)
     except ValueError:
         raise QAError(f"QA_MAX_FILE_MB={value!r} is not a number") from None
+    # an article is read whole into memory: a limit past what a machine holds is a typo
+    if not 0 < megabytes <= MAX_FILE_MB:
+        raise QAError(
+            f"QA_MAX_FILE_MB={value!r} must be a number of megabytes above 0 and at most "
+            f"{MAX_FILE_MB:,}"
+        )
+    return int(megabytes * 1024 * 1024)
+
+
+MAX_FILE_MB = 4096
+"""The largest QA_MAX_FILE_MB accepted."""
 
 
 def _print_json(obj: Any) -> None:
