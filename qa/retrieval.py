@@ -56,7 +56,8 @@ class Filters:
         return " ".join(parts)
 
 
-_DATE = re.compile(r"^\d{4}(-\d{2}(-\d{2})?)?$")
+# ASCII digits only, the whole value (\d would take "٢٠٠٣", and $ a trailing newline)
+_DATE = re.compile(r"[0-9]{4}(?:-[0-9]{2}(?:-[0-9]{2})?)?")
 
 
 def parse_filter_date(value: str | None, name: str) -> str | None:
@@ -64,7 +65,7 @@ def parse_filter_date(value: str | None, name: str) -> str | None:
     `2009-13-45` or `2009-02-30` is an error, not a filter that silently matches nothing."""
     if value is None or value == "":
         return None
-    if not _DATE.match(value):
+    if not _DATE.fullmatch(value):
         raise QAError(f"{name} must be a date like 2006-01-31 (or 2006-01, 2006), not {value!r}")
     year, month, day = ([int(part) for part in value.split("-")] + [1, 1])[:3]
     try:

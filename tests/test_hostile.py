@@ -615,3 +615,13 @@ def test_an_unusable_file_size_limit_is_one_line(
     code, _, err = run_qa(capsys, "corpus", "check", "--corpus", str(tmp_path))
     assert code == 1 and f"QA_MAX_FILE_MB={value!r}" in err
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+@pytest.mark.parametrize("value", ["٢٠٠٣", "２０１６", "2016\n", "2016-01-31\n", " 2016"])
+def test_filter_dates_are_ascii_and_whole(value: str) -> None:
+    from qa.errors import QAError
+    from qa.retrieval import parse_filter_date
+
+    with pytest.raises(QAError, match="must be a date like 2006-01-31"):
+        parse_filter_date(value, "--since")
+    assert parse_filter_date("2016-01-31", "--since") == "2016-01-31"
