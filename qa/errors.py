@@ -53,3 +53,8 @@ class ModelError(QAError):
 
 class InputError(QAError):
     """A file given on the command line (questions, articles) cannot be used."""
+
+
+class ReportedInterrupt(KeyboardInterrupt):
+    """Ctrl+C in a command that has already told the user what it kept (and how to go on):
+    the command line exits 130 without a second message."""

@@ -372,3 +372,30 @@ def test_python_api_validates_its_arguments(index: Path) -> None:
     with pytest.raises(qa.QAError, match="this index was closed"):
         opened.ask(QUESTIONS[1][0])
     opened.close()  # closing twice is harmless
+
+
+def test_an_interrupted_batch_says_so_once(
+    capsys: pytest.CaptureFixture[str],
+    index: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    questions = tmp_path / "q.txt"
+    questions.write_text("".join(f"{q}\n" for q, _ in QUESTIONS[:3]))
+    out = tmp_path / "answers.jsonl"
+    asked: list[str] = []
+    real_ask = Engine.ask
+
+    def ask(self: Engine, question: str, **options: Any) -> Any:
+        if asked:
+            raise KeyboardInterrupt
+        asked.append(question)
+        return real_ask(self, question, **options)
+
+    monkeypatch.setattr(Engine, "ask", ask)
+    code, _, err = run_qa(
+        capsys, "batch", str(questions), "--index", str(index), "-o", str(out), "-q"
+    )
+    assert code == 130
+    assert "interrupted after 1 record(s) written" in err and "--resume" in err
+    assert "nothing was changed" not in err, "one message, not two"

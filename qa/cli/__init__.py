@@ -12,7 +12,7 @@ import click
 
 from qa.cli import asking, corpus, indexing  # noqa: F401 - registers the commands
 from qa.cli.options import cli
-from qa.errors import QAError
+from qa.errors import QAError, ReportedInterrupt
 
 __all__ = ["cli", "main"]
 
@@ -24,8 +24,10 @@ def main(argv: list[str] | None = None) -> None:
     except click.ClickException as exc:
         exc.show()
         code = exc.exit_code
-    except (click.exceptions.Abort, KeyboardInterrupt):
-        click.echo("\nqa: interrupted; nothing was changed by the unfinished step", err=True)
+    except (click.exceptions.Abort, KeyboardInterrupt) as exc:
+        # click turns Ctrl+C into Abort; a command that said what it kept raised the cause
+        if not isinstance(exc.__cause__ or exc, ReportedInterrupt):
+            click.echo("\nqa: interrupted; nothing was changed by the unfinished step", err=True)
         code = 130
     except QAError as exc:
         click.echo(f"qa: error: {exc}", err=True)

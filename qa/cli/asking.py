@@ -23,7 +23,7 @@ from qa.cli.options import (
     resolve_index,
 )
 from qa.datasets import HALVES
-from qa.errors import InputError, QAError
+from qa.errors import InputError, QAError, ReportedInterrupt
 
 
 def render_result(result: Any, color: bool) -> str:
@@ -252,6 +252,7 @@ def batch(
                 "run the same command with --resume to finish",
                 err=True,
             )
+            raise ReportedInterrupt from None
         raise
     finally:
         engine.close()
