@@ -47,6 +47,12 @@ SUPPORTED_EXTENSIONS = (
 _IGNORED_NAME = re.compile(r"^(readme|license|licence|notice|copying)(\.[a-z0-9]+)?$", re.I)
 
 _UTF16_BOMS = (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
+# checked first: UTF-32 LE's mark begins with UTF-16 LE's
+_UTF32_BOMS = (codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE)
+_WIDE_BOMS = _UTF32_BOMS + _UTF16_BOMS
+_INVISIBLE = re.compile(r"[\s\u00ad\u200b-\u200f\u2060-\u2064\ufeff]+")
+"""White space and the characters that show nothing (zero-width spaces and joiners, word
+joiners, soft hyphens, byte order marks)."""
 _BINARY_MAGIC = (b"%PDF", b"\x89PNG", b"PK\x03\x04", b"\x1f\x8b", b"GIF8", b"\xff\xd8\xff")
 
 
@@ -297,13 +303,17 @@ def load_file(
         return [], [Problem(rel, f"cannot read file: {exc.strerror or exc}")]
     if not data.strip():
         return [], [Problem(rel, "empty file")]
-    if not data.startswith(_UTF16_BOMS) and _looks_binary(data):
+    if not data.startswith(_WIDE_BOMS) and _looks_binary(data):
         return [], [Problem(rel, "binary file, not text")]
 
     problems: list[Problem] = []
     from qa.formats import parse_html, parse_json, parse_jsonl, parse_markdown, parse_text
 
     text, bad_bytes, first_bad = decode_text(data)
+    if not _INVISIBLE.sub("", text):
+        return [], [
+            Problem(rel, "empty file (nothing visible, only spaces or zero-width characters)")
+        ]
     if bad_bytes:
         problems.append(
             Problem(
@@ -382,12 +392,14 @@ def decode_text(data: bytes) -> tuple[str, int, int]:
     """Decode bytes as UTF-8, repairing invalid bytes; returns (text, bad bytes, first bad offset).
 
     Line endings are normalised to `\\n` and a byte order mark is dropped; text with a UTF-16
-    byte order mark (what Windows editors call "Unicode") is decoded as UTF-16.
+    byte order mark (what Windows editors call "Unicode") is decoded as UTF-16, with a UTF-32
+    one as UTF-32.
     """
-    if data.startswith(_UTF16_BOMS):
-        wide = data.decode("utf-16", errors="replace")
+    if data.startswith(_WIDE_BOMS):
+        width, codec = (4, "utf-32") if data.startswith(_UTF32_BOMS) else (2, "utf-16")
+        wide = data.decode(codec, errors="replace")
         bad = wide.count("\ufffd")
-        first = wide.index("\ufffd") * 2 if bad else -1
+        first = wide.index("\ufffd") * width if bad else -1
         return wide.replace("\r\n", "\n").replace("\r", "\n"), bad, first
     skipped = 0
     if data.startswith(codecs.BOM_UTF8):

@@ -260,6 +260,29 @@ def test_4_utf16_text_with_a_bom_is_decoded(corpus: Path) -> None:
     assert articles["wide.txt"].body == "A body in UTF-16."
 
 
+def test_utf32_text_with_a_bom_is_decoded_as_utf32(corpus: Path) -> None:
+    """UTF-32 LE's byte order mark begins with UTF-16 LE's: it was read as UTF-16, with a NUL
+    between every two characters."""
+    for codec in ("utf-32", "utf-32-be"):
+        data = "Wide headline\n\nA body in UTF-32.\n".encode(codec)
+        if codec == "utf-32-be":
+            data = b"\x00\x00\xfe\xff" + data
+        (corpus / f"{codec}.txt").write_bytes(data)
+    result = load_corpus(corpus)
+    articles = {a.path: a for a in result.articles}
+    for codec in ("utf-32", "utf-32-be"):
+        assert articles[f"{codec}.txt"].title == "Wide headline"
+        assert articles[f"{codec}.txt"].body == "A body in UTF-32."
+
+
+@pytest.mark.parametrize("text", ["\u200b\u200b\n\u200d", "\u3000\u3000\n", "\ufeff\u2060 \u00ad"])
+def test_text_that_shows_nothing_is_an_empty_file(corpus: Path, text: str) -> None:
+    (corpus / "invisible.txt").write_text(text, encoding="utf-8")
+    result = load_corpus(corpus)
+    assert "invisible.txt" not in {a.path for a in result.articles}
+    assert problems_of(result)["invisible.txt"].startswith("empty file")
+
+
 def test_5_file_names_are_printed_as_data(
     corpus: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
