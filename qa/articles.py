@@ -193,7 +193,7 @@ def load_corpus(root: str | os.PathLike[str], max_bytes: int = DEFAULT_MAX_BYTES
         base = root_path
     for file in files:
         result.files += 1
-        rel = file.relative_to(base).as_posix()
+        rel = relative_name(file, base)
         refusal = entry_problem(file, base) if root_path.is_dir() else None
         if refusal is not None:
             result.problems.append(Problem(rel, refusal))
@@ -204,13 +204,26 @@ def load_corpus(root: str | os.PathLike[str], max_bytes: int = DEFAULT_MAX_BYTES
     return result
 
 
+def relative_name(file: Path, base: Path) -> str:
+    """`file`'s path under `base` as text that can be stored and printed: a name that is not
+    valid UTF-8 (`caf\\xe9.txt` from a Latin-1 system) keeps its odd bytes as `\\xe9`."""
+    rel = file.relative_to(base).as_posix()
+    return os.fsencode(rel).decode("utf-8", "backslashreplace")
+
+
 def entry_problem(file: Path, root: Path) -> str | None:
     """Why a file found under the corpus folder `root` must not be read, or None.
 
     Only regular files are read (a named pipe blocks a reader forever, a device such as
     /dev/zero never ends), and a symbolic link is followed only when its target lies inside
     the corpus: a link to /etc/passwd must not end up in the index, or copied by `qa add`.
+    A name that is not valid UTF-8 cannot be stored or cited: the file is skipped, the
+    others indexed.
     """
+    try:
+        str(file).encode("utf-8")
+    except UnicodeEncodeError:
+        return "file name is not valid UTF-8 (rename the file to index it)"
     try:
         info = file.stat()
     except OSError as exc:

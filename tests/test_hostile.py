@@ -648,3 +648,22 @@ def test_filter_dates_are_ascii_and_whole(value: str) -> None:
     with pytest.raises(QAError, match="must be a date like 2006-01-31"):
         parse_filter_date(value, "--since")
     assert parse_filter_date("2016-01-31", "--since") == "2016-01-31"
+
+
+def test_a_file_name_that_is_not_utf8_is_skipped_not_fatal(
+    corpus: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """One Latin-1 file name (from an old system) stopped every article from being indexed
+    (UnicodeEncodeError); it is one skipped file with a reason now."""
+    import os
+
+    with open(os.fsencode(corpus) + b"/caf\xe9.txt", "wb") as handle:
+        handle.write(b"Cafe headline\n\nA body.\n")
+    report = sync_index(corpus, tmp_path / "index", Factory(), full=True)
+    assert report.added >= 1
+    (skipped,) = [item for item in report.skipped if item["path"] == "caf\\xe9.txt"]
+    assert skipped["reason"] == "file name is not valid UTF-8 (rename the file to index it)"
+    report = sync_index(corpus, tmp_path / "index", Factory())
+    assert report.added == report.removed == 0, "an update after it is a no-op"
+    code, out, _ = run_qa(capsys, "corpus", "check", "--corpus", str(corpus))
+    assert code == 0 and "caf\\xe9.txt: file name is not valid UTF-8" in out

@@ -16,6 +16,7 @@ from qa.articles import (
     entry_problem,
     iter_corpus_files,
     load_file,
+    relative_name,
 )
 from qa.errors import (
     QAError,
@@ -54,7 +55,7 @@ def scan_corpus(
         # An unreadable folder is reported; what was indexed from it stays (see `gone`).
         scans.extend(FileScan(p.path, 0, 0, "", [], [p]) for p in folder_problems)
     for number, file in enumerate(files, 1):
-        rel = file.relative_to(base).as_posix()
+        rel = relative_name(file, base)
         refusal = entry_problem(file, base) if root.is_dir() else None
         if refusal is not None:
             scans.append(FileScan(rel, 0, 0, "", [], [Problem(rel, refusal)]))
