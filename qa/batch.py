@@ -21,7 +21,7 @@ from typing import IO, Any
 
 from qa.answers import citation_date, confidence_words, not_found_message
 from qa.errors import InputError
-from qa.text import terminal_safe
+from qa.text import file_lines, terminal_safe
 
 FORMATS = ("jsonl", "csv", "md")
 
@@ -50,7 +50,7 @@ def read_questions(path: Path) -> list[BatchQuestion]:
     if suffix == ".csv":
         return _flag_duplicates(_read_csv(text, path))
     questions = []
-    for number, line in enumerate(text.splitlines(), 1):
+    for number, line in enumerate(file_lines(text), 1):
         line = line.strip()
         if line and not line.startswith("#"):
             questions.append(BatchQuestion(f"q{number}", line))
@@ -71,7 +71,7 @@ def _flag_duplicates(questions: list[BatchQuestion]) -> list[BatchQuestion]:
 
 def _read_jsonl(text: str) -> list[BatchQuestion]:
     questions = []
-    for number, line in enumerate(text.splitlines(), 1):
+    for number, line in enumerate(file_lines(text), 1):
         if not line.strip():
             continue
         fallback = f"q{number}"
@@ -163,7 +163,7 @@ def done_ids(path: Path, fmt: str) -> set[str]:
     text = path.read_text(encoding="utf-8", errors="replace")
     ids = set()
     if fmt == "jsonl":
-        for line in text.splitlines():
+        for line in file_lines(text):
             try:
                 record = json.loads(line)
             except json.JSONDecodeError:

@@ -15,6 +15,7 @@ from typing import Any
 
 from qa.articles import clean_paragraph
 from qa.errors import InputError
+from qa.text import file_lines
 
 
 @dataclass(frozen=True)
@@ -197,7 +198,7 @@ def load_news_questions(path: Path) -> list[NewsQuestion]:
     for a question the corpus cannot answer)."""
     questions = []
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        lines = file_lines(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError) as exc:
         raise InputError(f"{path}: cannot read the questions ({exc})") from exc
     for number, line in enumerate(lines, 1):

@@ -140,3 +140,11 @@ def one_line(text: str) -> str:
     `terminal_safe`, and newlines and tabs shown as `\\n` / `\\t`, so a file named
     "a\\nindex built" cannot forge a line of a report."""
     return terminal_safe(text.replace("\t", "\\t").replace("\r", "\\r").replace("\n", "\\n"))
+
+
+def file_lines(text: str) -> list[str]:
+    """The lines of a file qa reads line by line (JSONL, question lists, answers files),
+    split at "\\n" only: `str.splitlines` also splits at U+2028, U+0085 and other separators
+    that article text and JSON strings may hold raw, which cut one record in two. A "\\r"
+    before the "\\n" stays and is white space to JSON and to `strip`."""
+    return text.split("\n")

@@ -22,6 +22,7 @@ from typing import Any
 
 from qa.articles import Article, load_file
 from qa.errors import InputError
+from qa.text import file_lines
 
 VERIFIED, CHANGED, MISSING = "verified", "changed", "missing"
 STATUSES = (VERIFIED, CHANGED, MISSING)
@@ -68,7 +69,7 @@ def read_citations(path: Path) -> list[_Cited]:
     try:
         records = [json.loads(text)]
     except json.JSONDecodeError:
-        for number, line in enumerate(text.splitlines(), 1):
+        for number, line in enumerate(file_lines(text), 1):
             if not line.strip():
                 continue
             try:
@@ -110,7 +111,7 @@ _MD_CITATION = re.compile(
 
 
 def _markdown_citations(text: str) -> Iterator[_Cited]:
-    lines = text.splitlines()
+    lines = file_lines(text)
     for number, line in enumerate(lines):
         match = _MD_CITATION.match(line)
         if match is None:

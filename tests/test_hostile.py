@@ -667,3 +667,36 @@ def test_a_file_name_that_is_not_utf8_is_skipped_not_fatal(
     assert report.added == report.removed == 0, "an update after it is a no-op"
     code, out, _ = run_qa(capsys, "corpus", "check", "--corpus", str(corpus))
     assert code == 0 and "caf\\xe9.txt: file name is not valid UTF-8" in out
+
+
+def test_line_separators_inside_jsonl_records_do_not_split_them(tmp_path: Path) -> None:
+    """U+2028, U+2029 and U+0085 may stand raw inside JSON strings (qa writes them so, from
+    article text); str.splitlines cut such a record in two."""
+    import json
+
+    from qa.batch import done_ids, read_questions
+    from qa.datasets import load_news_questions
+
+    odd = "Who said\u2028it\u2029and\x85this?"
+    questions = tmp_path / "q.jsonl"
+    questions.write_text(
+        json.dumps({"id": "a", "question": odd}, ensure_ascii=False) + "\n"
+        + json.dumps({"id": "b", "question": "Plain?"}) + "\r\n",
+        encoding="utf-8",
+    )  # fmt: skip
+    assert [(q.id, q.question, q.error) for q in read_questions(questions)] == [
+        ("a", odd, None), ("b", "Plain?", None)
+    ]  # fmt: skip
+    news = tmp_path / "news.jsonl"
+    news.write_text(json.dumps({"question": odd, "answers": ["x\u2028y"]}, ensure_ascii=False))
+    (loaded,) = load_news_questions(news)
+    assert loaded.question == odd and loaded.answers == ("x\u2028y",)
+    answers = tmp_path / "answers.jsonl"
+    answers.write_text(
+        json.dumps(
+            {"id": "a", "answers": [{"text": "quote\u2028with a break"}]}, ensure_ascii=False
+        )
+        + "\n",
+        encoding="utf-8",
+    )
+    assert done_ids(answers, "jsonl") == {"a"}
