@@ -59,9 +59,29 @@ class ConversationStore:
     def __init__(self, path: Path | None = None) -> None:
         self.path = path or data_dir() / "conversations.sqlite"
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.conn = sqlite3.connect(self.path, check_same_thread=False)
-        self.conn.execute("PRAGMA foreign_keys = ON")
-        self.conn.executescript(SCHEMA)
+        self.moved_aside: Path | None = None
+        """Where a damaged store was moved (a new one replaces it), for the UI to say."""
+        try:
+            self.conn = self._open()
+        except sqlite3.DatabaseError:
+            # the history is a convenience: a damaged file never keeps the chat from starting,
+            # and it is kept, not deleted, for whoever wants to rescue it
+            self.moved_aside = self.path.with_name(
+                f"{self.path.name}.damaged-{dt.datetime.now():%Y%m%d-%H%M%S}"
+            )
+            os.replace(self.path, self.moved_aside)
+            self.conn = self._open()
+
+    def _open(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, check_same_thread=False)
+        try:
+            conn.execute("PRAGMA foreign_keys = ON")
+            conn.executescript(SCHEMA)
+            conn.execute("SELECT count(*) FROM turns").fetchone()
+        except sqlite3.DatabaseError:
+            conn.close()
+            raise
+        return conn
 
     def close(self) -> None:
         self.conn.close()
@@ -111,4 +131,11 @@ class ConversationStore:
             "SELECT question, query, result FROM turns WHERE conversation_id = ? ORDER BY number",
             (conversation_id,),
         ).fetchall()
-        return [Turn(q, query, Result.from_dict(json.loads(r))) for q, query, r in rows]
+        turns = []
+        for question, query, stored in rows:
+            try:
+                result = Result.from_dict(json.loads(stored))
+            except (ValueError, TypeError, KeyError, AttributeError):
+                continue  # a damaged turn: the others still reopen
+            turns.append(Turn(question, query, result))
+        return turns

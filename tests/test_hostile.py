@@ -700,3 +700,27 @@ def test_line_separators_inside_jsonl_records_do_not_split_them(tmp_path: Path) 
         encoding="utf-8",
     )
     assert done_ids(answers, "jsonl") == {"a"}
+
+
+def test_a_damaged_conversation_store_is_moved_aside(tmp_path: Path) -> None:
+    """A corrupt conversations.sqlite killed `qa tui` before the UI started; it is moved
+    aside (kept, not deleted) and a new store takes its place."""
+    from qa.answers import Result
+    from qa.chat import Turn
+    from qa.conversations import ConversationStore
+
+    path = tmp_path / "conversations.sqlite"
+    path.write_bytes(b"this is not a database" * 100)
+    store = ConversationStore(path)
+    assert store.moved_aside is not None and store.moved_aside.read_bytes().startswith(b"this is")
+    conversation = store.start("Who?", "index")
+    store.add_turn(conversation, Turn("Who?", "Who?", Result("Who?", "Who?", True, ())))
+    store.add_turn(conversation, Turn("And?", "And?", Result("And?", "And?", True, ())))
+    # one stored turn that is not JSON: the others still reopen
+    store.conn.execute("UPDATE turns SET result = '{not json' WHERE number = 1")
+    store.conn.commit()
+    assert [turn.question for turn in store.turns(conversation)] == ["And?"]
+    store.close()
+    reopened = ConversationStore(path)
+    assert reopened.moved_aside is None and len(reopened.recent()) == 1
+    reopened.close()

@@ -131,6 +131,14 @@ class QAApp(ChatActions):
         from qa.index import index_exists
         from qa.tui import settings
 
+        if self.store is not None and self.store.moved_aside is not None:
+            self.notify(
+                f"The saved conversations were damaged: moved to {self.store.moved_aside}; "
+                "new ones are kept again.",
+                severity="warning",
+                timeout=15,
+                markup=False,
+            )
         theme = settings.load().get("theme")
         if theme in self.available_themes:
             self.theme = theme
