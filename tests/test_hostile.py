@@ -724,3 +724,28 @@ def test_a_damaged_conversation_store_is_moved_aside(tmp_path: Path) -> None:
     reopened = ConversationStore(path)
     assert reopened.moved_aside is None and len(reopened.recent()) == 1
     reopened.close()
+
+
+def test_the_settings_file_is_kept_as_the_user_wrote_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A theme change rewrote config.toml wholesale (comments and other keys lost), and an
+    invalid file was silently replaced."""
+    from qa.tui import settings
+
+    monkeypatch.setenv("QA_CONFIG_DIR", str(tmp_path))
+    path = tmp_path / "config.toml"
+    path.write_text('# my settings\ntheme = "nord"  # dark\neditor = "vim"\n\n[extra]\nx = 1\n')
+    assert settings.read() == ({"theme": "nord"}, None)
+    assert settings.save(theme="gruvbox") is None
+    assert path.read_text() == (
+        '# my settings\ntheme = "gruvbox"  # dark\neditor = "vim"\n\n[extra]\nx = 1\n'
+    )
+    broken = 'theme = "nord\n# half-edited\n'
+    path.write_text(broken)
+    values, problem = settings.read()
+    assert values == {} and problem is not None and "not valid TOML" in problem
+    assert settings.save(theme="gruvbox") == problem
+    assert path.read_text() == broken, "an unreadable file is never replaced"
+    path.unlink()
+    assert settings.save(theme="nord") is None and settings.read() == ({"theme": "nord"}, None)

@@ -139,7 +139,16 @@ class QAApp(ChatActions):
                 timeout=15,
                 markup=False,
             )
-        theme = settings.load().get("theme")
+        saved, problem = settings.read()
+        if problem is not None:
+            self.notify(
+                f"Settings not read: {problem}; the defaults are used and the file is left as "
+                "it is.",
+                severity="warning",
+                timeout=15,
+                markup=False,
+            )
+        theme = saved.get("theme")
         if theme in self.available_themes:
             self.theme = theme
         self.theme_changed_signal.subscribe(self, lambda t: settings.save(theme=t.name))
