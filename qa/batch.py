@@ -14,7 +14,7 @@ import html
 import io
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -112,9 +112,17 @@ def _read_csv(text: str, path: Path) -> list[BatchQuestion]:
     return questions
 
 
-def check_output(output: Path, question_file: Path, index_dirs: list[Path]) -> None:
-    """Refuse an output path that would destroy an input: the question file itself, or any
-    file of an index (the store, the FAISS file, the manifest)."""
+def check_output(
+    output: Path,
+    question_file: Path,
+    index_dirs: Sequence[Path],
+    corpus_dirs: Sequence[Path] = (),
+) -> bool:
+    """Refuse an output path that would destroy an input: the question file itself, any
+    file of an index (the store, the FAISS file, the manifest) or of a corpus (an article).
+    Returns whether the output must be written in
+    place: a device, a named pipe or a symbolic link is written to, never replaced by a
+    renamed temporary file (`-o /dev/null` must stay the device, `-o >(wc -c)` a pipe)."""
     from qa.index import STORE_FILE
 
     target = output.resolve()
@@ -123,6 +131,12 @@ def check_output(output: Path, question_file: Path, index_dirs: list[Path]) -> N
     in_an_index = (target.parent / STORE_FILE).exists()
     if in_an_index or any(target.parent == d.resolve() for d in index_dirs):
         raise InputError(f"{output}: that is inside an index folder; choose another output file")
+    if any(c.is_dir() and target.is_relative_to(c.resolve()) for c in corpus_dirs):
+        raise InputError(
+            f"{output}: that is inside the corpus folder (it would become an article or "
+            "overwrite one); choose another output file"
+        )
+    return output.is_symlink() or (output.exists() and not output.is_file())
 
 
 def drop_torn_tail(path: Path, fmt: str) -> int:

@@ -399,3 +399,40 @@ def test_an_interrupted_batch_says_so_once(
     assert code == 130
     assert "interrupted after 1 record(s) written" in err and "--resume" in err
     assert "nothing was changed" not in err, "one message, not two"
+
+
+def test_batch_output_that_is_a_link_pipe_corpus_file_or_folder(
+    capsys: pytest.CaptureFixture[str], index: Path, corpus: Path, tmp_path: Path
+) -> None:
+    """A link or a pipe is written to, not replaced by a renamed temporary file; an article
+    of the corpus or a folder is refused."""
+    import os
+    import threading
+
+    questions = tmp_path / "q.txt"
+    questions.write_text(f"{QUESTIONS[0][0]}\n")
+    target = tmp_path / "real.jsonl"
+    link = tmp_path / "link.jsonl"
+    link.symlink_to(target)
+    batch = ("batch", str(questions), "--index", str(index))
+    code, _, _ = run_qa(capsys, *batch, "-o", str(link), "-q")
+    assert code == 0 and link.is_symlink() and json.loads(target.read_text())["id"] == "q1"
+    assert not list(tmp_path.glob(".*.tmp")), "no temporary file left"
+    code, _, err = run_qa(capsys, *batch, "-o", str(link), "--resume", "-q")
+    assert code == 1 and "--resume needs a regular output file" in err
+
+    pipe = tmp_path / "pipe"
+    os.mkfifo(pipe)
+    received: list[str] = []
+    reader = threading.Thread(target=lambda: received.append(pipe.read_text()))
+    reader.start()
+    code, _, _ = run_qa(capsys, *batch, "-o", str(pipe), "-q")
+    reader.join(timeout=60)
+    assert code == 0 and json.loads(received[0])["id"] == "q1" and pipe.is_fifo()
+
+    article = next(p for p in corpus.rglob("*.txt"))
+    before = article.read_bytes()
+    code, _, err = run_qa(capsys, "--corpus", str(corpus), *batch, "-o", str(article))
+    assert code == 1 and "inside the corpus folder" in err and article.read_bytes() == before
+    code, _, err = run_qa(capsys, *batch, "-o", str(tmp_path))
+    assert code == 2 and "is a directory" in err  # click's own check of -o

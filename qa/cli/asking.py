@@ -215,8 +215,15 @@ def batch(
     if resume and output is None:
         raise QAError("--resume needs -o OUT (the file whose ids are skipped)")
     index_target = resolve_index(ctx, index_dir)
+    in_place = False
     if output is not None:
-        check_output(output, file, [index_target])
+        corpus = resolve_corpus(ctx, None, index_target)
+        in_place = check_output(output, file, [index_target], [corpus])
+        if in_place and resume:
+            raise QAError(
+                f"{output}: --resume needs a regular output file (this is a device, a pipe or a "
+                "link)"
+            )
     questions = read_questions(file)
     if resume and output is not None and drop_torn_tail(output, fmt) and not quiet:
         click.echo(f"qa: {output}: dropped a half-written last record; asking it again", err=True)
@@ -228,7 +235,7 @@ def batch(
     # existing OUT is never truncated by a batch that then fails; --resume appends in place.
     existed = output is not None and output.exists()
     temp = None
-    if output is not None and not append:
+    if output is not None and not append and not in_place:
         temp = output.with_name(f".{output.name}.{os.getpid()}.tmp")
     path = temp or output
     handle = path.open("a" if append else "w", encoding="utf-8", newline="") if path else None
