@@ -168,22 +168,24 @@ def _last_record_end(data: bytes, quoted: bool) -> int:
     return end
 
 
-def done_ids(path: Path, fmt: str) -> set[str]:
-    """Ids already answered in an existing output file (for --resume)."""
+def written_ids(path: Path, fmt: str) -> dict[str, bool]:
+    """Ids already in an existing output file (for --resume), each with whether its record
+    is a failure. Every written id counts as done: asking a failed one again would append a
+    second record with the same id."""
     if not path.exists():
-        return set()
+        return {}
     if fmt == "md":
         raise InputError("--resume needs --format jsonl or csv (Markdown is not re-read)")
     text = path.read_text(encoding="utf-8", errors="replace")
-    ids = set()
+    ids: dict[str, bool] = {}
     if fmt == "jsonl":
         for line in file_lines(text):
             try:
                 record = json.loads(line)
             except json.JSONDecodeError:
                 continue  # a line cut by a crash: that question is asked again
-            if isinstance(record, dict) and "id" in record and "error" not in record:
-                ids.add(str(record["id"]))
+            if isinstance(record, dict) and "id" in record:
+                ids[str(record["id"])] = "error" in record
     else:
         reader = csv.DictReader(io.StringIO(text))
         if reader.fieldnames and list(reader.fieldnames) != CSV_FIELDS:
@@ -192,9 +194,14 @@ def done_ids(path: Path, fmt: str) -> set[str]:
                 "resume into a new file"
             )
         for row in reader:
-            if row.get("id") and not row.get("error"):
-                ids.add(row["id"])
+            if row.get("id"):
+                ids[row["id"]] = bool(row.get("error"))
     return ids
+
+
+def done_ids(path: Path, fmt: str) -> set[str]:
+    """Every id already written to an output file, answered or failed (`written_ids`)."""
+    return set(written_ids(path, fmt))
 
 
 CSV_FIELDS = [

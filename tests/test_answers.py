@@ -243,13 +243,14 @@ def test_batch_formats_resume_and_failures(
     assert "politburo" in records[0]["answers"][0]["text"].lower()
     assert "2 answered, 1 failed" in err
 
-    # --resume asks only what is missing (the failed one again)
+    # --resume asks only what is missing; a failed question is not asked and appended again
+    # (a second record with its id), it is reported
     code, _, err = run_qa(
         capsys, "batch", str(questions), "--index", str(index), "-o", str(out), "--resume"
     )
     assert code == 1
-    assert "0 answered, 1 failed, 2 already done" in err
-    assert len(out.read_text().splitlines()) == 4
+    assert "0 answered, 0 failed, 3 already done (1 of them failed" in err
+    assert [json.loads(line)["id"] for line in out.read_text().splitlines()] == ["a", "q2", "c"]
 
     text = tmp_path / "questions.txt"
     text.write_text(f"# a comment\n{QUESTIONS[1][0]}\n\n{QUESTIONS[3][0]}\n")
@@ -436,3 +437,40 @@ def test_batch_output_that_is_a_link_pipe_corpus_file_or_folder(
     assert code == 1 and "inside the corpus folder" in err and article.read_bytes() == before
     code, _, err = run_qa(capsys, *batch, "-o", str(tmp_path))
     assert code == 2 and "is a directory" in err  # click's own check of -o
+
+
+def test_a_batch_killed_with_sigkill_resumes_where_it_stopped(
+    capsys: pytest.CaptureFixture[str], index: Path, tmp_path: Path
+) -> None:
+    """A new output is written as records are answered: kill -9 leaves them in OUT (they
+    were only in a hidden temporary file, which --resume never found), and --resume asks
+    the rest, each question once."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    questions = tmp_path / "q.txt"
+    lines = [f"{q} ({n})" for n in range(8) for q, _ in QUESTIONS[:4]]
+    questions.write_text("".join(f"{line}\n" for line in lines))
+    out = tmp_path / "answers.jsonl"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "qa.cli", "batch", str(questions), "--index", str(index),
+         "-o", str(out), "-q"],
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+    )  # fmt: skip
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline and process.poll() is None:
+        if out.exists() and out.read_text().count("\n") >= 2:
+            break
+        time.sleep(0.05)
+    process.kill()
+    process.wait()
+    kept = [json.loads(line) for line in out.read_text().split("\n")[:-1]]
+    assert len(kept) >= 2, "the records answered before the kill are in OUT"
+    assert not list(tmp_path.glob(".*.tmp")), "no hidden temporary file"
+    code, _, _ = run_qa(capsys, "batch", str(questions), "--index", str(index), "-o", str(out),
+                        "--resume", "-q")  # fmt: skip
+    assert code == 0
+    ids = [json.loads(line)["id"] for line in out.read_text().splitlines()]
+    assert sorted(ids) == sorted(f"q{n}" for n in range(1, len(lines) + 1)), "each once"

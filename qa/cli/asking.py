@@ -205,7 +205,14 @@ def batch(
       qa batch questions.csv -o answers.csv --resume
       qa batch questions.jsonl --format md > answers.md
     """
-    from qa.batch import Writer, check_output, done_ids, drop_torn_tail, read_questions, run_batch
+    from qa.batch import (
+        Writer,
+        check_output,
+        drop_torn_tail,
+        read_questions,
+        run_batch,
+        written_ids,
+    )
     from qa.engine import Engine
     from qa.index import Progress
 
@@ -227,15 +234,19 @@ def batch(
     questions = read_questions(file)
     if resume and output is not None and drop_torn_tail(output, fmt) and not quiet:
         click.echo(f"qa: {output}: dropped a half-written last record; asking it again", err=True)
-    skip = done_ids(output, fmt) if resume and output else set()
+    written = written_ids(output, fmt) if resume and output else {}
+    skip = set(written)
+    failed_before = {writer_id for writer_id, failed in written.items() if failed}
     filters = _filters(since, until, source)
     engine = Engine.open(index_target)
     append = bool(resume and output and output.exists() and output.stat().st_size > 0)
-    # A new output is written to a temporary file and renamed over OUT at the end, so an
-    # existing OUT is never truncated by a batch that then fails; --resume appends in place.
+    # A batch over an existing OUT writes a temporary file renamed over OUT at the end, so
+    # OUT is never truncated by a batch that then fails. A new OUT is written as answered
+    # (a batch killed even with kill -9 leaves its records there, and --resume finds them);
+    # --resume appends in place.
     existed = output is not None and output.exists()
     temp = None
-    if output is not None and not append and not in_place:
+    if output is not None and existed and not append and not in_place:
         temp = output.with_name(f".{output.name}.{os.getpid()}.tmp")
     path = temp or output
     handle = path.open("a" if append else "w", encoding="utf-8", newline="") if path else None
@@ -266,15 +277,22 @@ def batch(
         if handle is not None:
             handle.close()
         if temp is not None and output is not None:
-            if finished or not existed:
-                os.replace(temp, output)  # an unfinished new file is kept for --resume
+            if finished:
+                os.replace(temp, output)
             else:
                 temp.unlink(missing_ok=True)
                 click.echo(f"qa: {output} was left as it was", err=True)
+    asked_ids = {writer.written_id(q.id) for q in questions}
+    failed_before &= asked_ids
     if not quiet:
-        skipped = f", {len(skip & {q.id for q in questions})} already done" if skip else ""
+        skipped = f", {len(skip & asked_ids)} already done" if skip else ""
+        if failed_before:
+            skipped += (
+                f" ({len(failed_before)} of them failed: their error records stay; delete those "
+                "lines from the output to ask them again)"
+            )
         click.echo(f"{answered} answered, {failed} failed{skipped}", err=True)
-    if failed:
+    if failed or failed_before:
         ctx.exit(1)
 
 
