@@ -167,6 +167,8 @@ def parse_text(text: str, rel: str) -> Article:
 
 # --------------------------------------------------------------------------- markdown
 
+MAX_FRONT_MATTER_ALIASES = 20
+"""Aliases a front matter may use: a real one uses none or a few."""
 _FRONT_MATTER = re.compile(r"\A---[ \t]*\n(?P<yaml>.*?)\n(?:---|\.\.\.)[ \t]*(?:\n|\Z)", re.S)
 
 
@@ -180,7 +182,18 @@ def _front_matter_loader() -> Any:
     import yaml
 
     class Loader(yaml.SafeLoader):
-        pass
+        aliases = 0
+
+        def compose_node(self, parent: Any, index: Any) -> Any:
+            # an alias repeats a node without copying it, but whatever walks the result
+            # does not: nine nested aliases of nine make a billion strings ("billion laughs")
+            if self.check_event(yaml.AliasEvent):
+                self.aliases += 1
+                if self.aliases > MAX_FRONT_MATTER_ALIASES:
+                    raise yaml.YAMLError(
+                        f"more than {MAX_FRONT_MATTER_ALIASES} aliases (&anchor / *alias)"
+                    )
+            return super().compose_node(parent, index)
 
     Loader.yaml_implicit_resolvers = {
         first: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:timestamp"]
@@ -201,7 +214,8 @@ def parse_markdown(text: str, rel: str, problems: list[Problem] | None = None) -
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
             where = f" at line {mark.line + 2}" if mark is not None else ""
-            raise SkipFile(f"malformed YAML front matter{where}") from None
+            why = f": {exc}" if type(exc) is yaml.YAMLError else ""
+            raise SkipFile(f"malformed YAML front matter{where}{why}") from None
         if loaded is not None and not isinstance(loaded, dict):
             raise SkipFile("front matter is not a mapping of fields")
         meta = loaded or {}
