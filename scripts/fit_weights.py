@@ -39,10 +39,16 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 
 from qa.answer_types import TYPE_FEATURES  # noqa: E402
-from qa.datasets import GoldMapper, index_squad, load_squad, select_questions  # noqa: E402
+from qa.datasets import (  # noqa: E402
+    GoldMapper,
+    index_squad,
+    load_news_questions,
+    load_squad,
+    select_questions,
+)
 from qa.encoders import encoder_factory  # noqa: E402
 from qa.engine import Engine  # noqa: E402
-from qa.evaluate import doc_ids_by_article  # noqa: E402
+from qa.evaluate import doc_ids_by_article, select_news  # noqa: E402
 from qa.index import index_exists  # noqa: E402
 from qa.reader import Reader  # noqa: E402
 from qa.retrieval import Retriever  # noqa: E402
@@ -93,13 +99,17 @@ def fit_listwise(
     return w / scale
 
 
-def fit_platt(scores: np.ndarray, labels: np.ndarray, steps: int = 2000) -> tuple[float, float]:
-    """a, b such that sigmoid(a * score + b) is the probability of being right."""
+def fit_platt(
+    scores: np.ndarray, labels: np.ndarray, steps: int = 2000, weights: np.ndarray | None = None
+) -> tuple[float, float]:
+    """a, b such that sigmoid(a * score + b) is the probability of being right (each
+    question counted `weights` times, default once)."""
+    w = np.ones_like(scores) if weights is None else weights / weights.mean()
     a, b = 1.0, 0.0
     for _ in range(steps):
         p = 1 / (1 + np.exp(-(a * scores + b)))
-        a -= 0.5 * float(np.mean((p - labels) * scores))
-        b -= 0.5 * float(np.mean(p - labels))
+        a -= 0.5 * float(np.mean(w * (p - labels) * scores))
+        b -= 0.5 * float(np.mean(w * (p - labels)))
     return a, b
 
 
@@ -127,7 +137,15 @@ def passage_groups(engine: Engine, squad, questions) -> list[tuple[np.ndarray, n
     return groups
 
 
-def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float = 1e-3, steps: int = 3000):
+def fit_logistic(
+    x: np.ndarray,
+    y: np.ndarray,
+    l2: float = 1e-3,
+    steps: int = 3000,
+    sample: np.ndarray | None = None,
+):
+    """Logistic regression of y on x (each row counted `sample` times, default once)."""
+    sample = np.ones(len(y)) if sample is None else sample / sample.mean()
     scale = x.std(axis=0)
     scale[scale == 0] = 1.0
     mean = x.mean(axis=0)
@@ -136,8 +154,8 @@ def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float = 1e-3, steps: int = 30
     b = 0.0
     for _ in range(steps):
         p = 1 / (1 + np.exp(-(xs @ w + b)))
-        w -= 0.5 * (xs.T @ (p - y) / len(y) + l2 * w)
-        b -= 0.5 * float(np.mean(p - y))
+        w -= 0.5 * (xs.T @ (sample * (p - y)) / len(y) + l2 * w)
+        b -= 0.5 * float(np.mean(sample * (p - y)))
     weights = w / scale
     return weights, b - float(mean @ weights)
 
@@ -148,19 +166,25 @@ def best_threshold(
     impossible: np.ndarray,
     max_loss: float,
     thresholds: np.ndarray | None = None,
+    weights: np.ndarray | None = None,
 ) -> tuple[float | None, float, float]:
     """The threshold on `score` (abstain below it) that turns away the most unanswerable
     questions while the answerable ones lose at most `max_loss` of accuracy (an abstention
     counts as wrong): (threshold, no-answer accuracy, answered accuracy); the threshold is
     None when none turns any away within that cost. `thresholds`: those to try (default:
-    every score)."""
+    every score); `weights`: how much each question counts (default once)."""
+    w = np.ones(len(score)) if weights is None else weights
     answerable = ~impossible
-    base = float(right[answerable].mean())
+
+    def mean(values: np.ndarray, inside: np.ndarray) -> float:
+        return float((values * w)[inside].sum() / w[inside].sum())
+
+    base = mean(right, answerable)
     best: tuple[float | None, float, float] = (None, 0.0, base)
     for t in np.unique(score) if thresholds is None else thresholds:
         keep = score >= t
-        answered = float((right & keep)[answerable].mean())
-        no_answer = float((~keep)[impossible].mean())
+        answered = mean(right & keep, answerable)
+        no_answer = mean(~keep, impossible)
         if base - answered <= max_loss and no_answer > best[1]:
             best = (float(t), no_answer, answered)
     return best
@@ -172,18 +196,20 @@ LEXICAL = ("q_missing", "names_missing", "numbers_missing")
 NBEST = ("alt_gap", *TYPE_FEATURES)
 
 
-def reader_rows(engine: Engine, questions) -> list[dict]:
-    """For each question: its proposals' features, labels and passage ranks."""
+def reader_rows(engine: Engine, questions, source: str) -> list[dict]:
+    """For each question (a SQuAD or a JSONL question): its proposals' features, labels and
+    passage ranks; `source` names the set it comes from."""
     from tqdm import tqdm
 
     rows = []
-    for q in tqdm(questions, desc="reading", mininterval=20, file=sys.stderr):
+    for q in tqdm(questions, desc=f"reading {source}", mininterval=20, file=sys.stderr):
         _, passages = engine.search(q.question)
         candidates = engine.reader.candidates(q.question, passages)
-        golds = [text for text, _ in q.answers]
+        golds = [a if isinstance(a, str) else a[0] for a in q.answers]
         rows.append(
             {
                 "article": q.article,
+                "source": source,
                 "impossible": q.impossible,
                 "x": np.array(
                     [[c.features[n] for n in READER_FEATURES] for c in candidates]
@@ -198,12 +224,16 @@ def reader_rows(engine: Engine, questions) -> list[dict]:
     return rows
 
 
-def fit_reader(args, passage_weights) -> dict:
-    """The reader's candidate weights, Platt scaling, passages read and threshold."""
-    ensure_index(args.v2, args.index_v2)
-    v2 = load_squad(args.v2)
-    fit_v2 = select_questions(v2, "fit")
-    engine = Engine.open(args.index_v2)
+def news_pair(text: str) -> tuple[Path, Path]:
+    questions, sep, index = text.partition("=")
+    if not sep:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected FILE=INDEX")
+    return Path(questions), Path(index)
+
+
+def open_engine(index: Path, passage_weights: dict) -> Engine:
+    """An engine over `index` that reads every passage and span the fit may weigh."""
+    engine = Engine.open(index)
     engine.retriever = Retriever(engine.index, engine.encoder, weights=passage_weights)
     engine.reader = Reader(
         engine.index,
@@ -211,16 +241,47 @@ def fit_reader(args, passage_weights) -> dict:
         read_passages=max(K_CHOICES),
         spans=max(SPAN_CHOICES),
     )
+    return engine
+
+
+def all_rows(args, passage_weights) -> tuple[list[dict], int, dict[str, int]]:
+    """The proposals of every question the reader's weights are fitted on: SQuAD 2.0 dev's
+    `--v2-part` and the fit half of each `--news` file; cached in --rows. Also the number of
+    SQuAD questions and the count of each news file's questions."""
     if args.rows and args.rows.exists():
         with args.rows.open("rb") as handle:
-            rows = pickle.load(handle)  # a file this script wrote (--rows)
-    else:
-        print(f"reader: {len(fit_v2)} fit-half v2.0 questions ...", file=sys.stderr)
-        rows = reader_rows(engine, fit_v2)
-        if args.rows:
-            with args.rows.open("wb") as handle:
-                pickle.dump(rows, handle)
+            cached = pickle.load(handle)  # a file this script wrote (--rows)
+        return cached["rows"], cached["squad"], cached["news"]
+    ensure_index(args.v2, args.index_v2)
+    v2 = load_squad(args.v2)
+    fit_v2 = select_questions(v2, args.v2_part)
+    print(f"reader: {len(fit_v2)} v2.0 questions ({args.v2_part}) ...", file=sys.stderr)
+    engine = open_engine(args.index_v2, passage_weights)
+    rows = reader_rows(engine, fit_v2, "squad")
     engine.close()
+    news_counts = {}
+    for questions_file, index in args.news:
+        questions = select_news(load_news_questions(questions_file), "fit")
+        engine = open_engine(index, passage_weights)
+        rows += reader_rows(engine, questions, f"news:{questions_file.name}")
+        engine.close()
+        news_counts[questions_file.name] = len(questions)
+    if args.rows:
+        with args.rows.open("wb") as handle:
+            pickle.dump({"rows": rows, "squad": len(fit_v2), "news": news_counts}, handle)
+    return rows, len(fit_v2), news_counts
+
+
+def fit_reader(args, passage_weights) -> dict:
+    """The reader's candidate weights, Platt scaling, passages read and threshold."""
+    rows, squad_count, news_counts = all_rows(args, passage_weights)
+    # the news questions, few but like readers' questions, weigh --news-weight of the whole
+    is_news = np.array([r["source"] != "squad" for r in rows])
+    share = args.news_weight if is_news.any() else 0.0
+    question_weight = np.where(
+        is_news, share / max(1, is_news.sum()), (1 - share) / max(1, (~is_news).sum())
+    )
+    question_weight = question_weight / question_weight.mean()
     impossible = np.array([r["impossible"] for r in rows])
     margin_at = READER_FEATURES.index("margin")
     lead_at = READER_FEATURES.index("lead")
@@ -245,13 +306,16 @@ def fit_reader(args, passage_weights) -> dict:
         k: int, chosen: list[int] | None = None, train: np.ndarray | None = None, n: int = 1
     ) -> tuple[dict[str, float], np.ndarray, np.ndarray]:
         """Candidate weights for k passages read, n spans each, over the `chosen` feature
-        columns (fitted on the `train` questions, default all); each question's best logit
-        and label."""
+        columns (fitted on the `train` questions, default all, each weighed by its
+        question's weight); each question's best logit and label."""
         chosen = columns if chosen is None else chosen
         groups = [(x[:, chosen], y) for x, y in read_top(k, n)]
-        fitted = groups if train is None else [g for g, t in zip(groups, train) if t]
+        inside = np.ones(len(groups), dtype=bool) if train is None else train
+        fitted = [(g, question_weight[i]) for i, g in enumerate(groups) if inside[i]]
         w, b = fit_logistic(
-            np.vstack([x for x, _ in fitted]), np.concatenate([y for _, y in fitted])
+            np.vstack([x for (x, _), _ in fitted]),
+            np.concatenate([y for (_, y), _ in fitted]),
+            sample=np.concatenate([np.full(len(y), q) for (_, y), q in fitted]),
         )
         weights = {"bias": round(b, 5)}
         weights.update({READER_FEATURES[c]: round(float(v), 5) for c, v in zip(chosen, w)})
@@ -265,49 +329,82 @@ def fit_reader(args, passage_weights) -> dict:
                 right[number] = bool(y[best])
         return weights, logits, right
 
+    def calibrated(
+        logits: np.ndarray, right: np.ndarray, train: np.ndarray
+    ) -> tuple[np.ndarray, float]:
+        """Confidence for every question from a Platt scaling and a threshold fitted on the
+        `train` questions."""
+        a, b_platt = fit_platt(
+            logits[train], right[train].astype(float), weights=question_weight[train]
+        )
+        confidence = 1 / (1 + np.exp(-(a * logits + b_platt)))
+        tau, _, _ = best_threshold(
+            confidence[train], right[train], impossible[train], args.max_loss,
+            np.unique(np.round(confidence[train], 4)), question_weight[train],
+        )  # fmt: skip
+        return confidence, tau or 0.0
+
+    def report(label: str, confidence: np.ndarray, right: np.ndarray, keep: np.ndarray) -> None:
+        """Each source's figures, the questions `keep` marks answered (the rest abstain)."""
+        from qa.evaluate import auroc
+
+        parts = []
+        for name, members in (("squad", ~is_news), ("news", is_news)):
+            if not members.any():
+                continue
+            answerable, unanswerable = members & ~impossible, members & impossible
+            shown = members & keep
+            score = auroc(confidence[shown], right[shown] & ~impossible[shown]) or 0.0
+            high = shown & (confidence >= 0.8)
+            parts.append(
+                f"{name}: accuracy {right[answerable].mean():.4f}, answered "
+                f"{(right & keep)[answerable].mean():.4f}, no-answer "
+                f"{(~keep)[unanswerable].mean() if unanswerable.any() else 0:.4f}, "
+                f"AUROC {score:.4f}, >=0.8 right {right[high].mean() if high.any() else 0:.3f}"
+                f" covering {high[answerable].mean():.3f}"
+            )
+        print(f"{label}: " + "; ".join(parts), file=sys.stderr)
+
     if args.compare:
-        # Two folds by article inside the fit half: does a feature set help on articles its
+        # Two folds by article inside the fit data: does a feature set help on articles its
         # weights were not fitted on? (The held-out half stays untouched.)
         import zlib
 
         fold = np.array([zlib.crc32(str(r["article"]).encode()) % 2 for r in rows])
         plain = [n for n in READER_FEATURES[:width] if n not in LEXICAL and n not in NBEST]
-        variants = [("reader+retrieval, 1 span a passage", plain, 1)]
+        variants = [("reader+retrieval", plain, 1)]
+        variants.append(("+ answer types", [*plain, *TYPE_FEATURES], 1))
+        variants.append(("+ lexical", [*plain, *LEXICAL], 1))
+        variants.append(("+ answer types + lexical", [*plain, *TYPE_FEATURES, *LEXICAL], 1))
         variants += [
             (f"+ alt_gap and answer types, {n} spans a passage", [*plain, *NBEST], n)
-            for n in SPAN_CHOICES
+            for n in SPAN_CHOICES[1:]
         ]
-        variants.append(("+ lexical, 1 span a passage", [*plain, *LEXICAL], 1))
         for label, chosen_names, n in variants:
             chosen = [READER_FEATURES.index(name) for name in chosen_names]
-            answered = no_answer = accuracy = 0.0
+            confidence = np.zeros(len(rows))
+            right = np.zeros(len(rows), dtype=bool)
+            taus = np.zeros(len(rows))
             for held in (0, 1):
                 train = fold != held
-                _, logits, right = fit(args.read_passages or 8, chosen, train, n)
-                a, b_platt = fit_platt(logits[train], right[train].astype(float))
-                confidence = 1 / (1 + np.exp(-(a * logits + b_platt)))
-                tau, _, _ = best_threshold(
-                    confidence[train], right[train], impossible[train], args.max_loss,
-                    np.unique(np.round(confidence[train], 4)),
-                )  # fmt: skip
-                test = ~train
-                keep = confidence >= (tau or 0.0)
-                accuracy += right[test & ~impossible].mean() / 2
-                answered += (right & keep)[test & ~impossible].mean() / 2
-                no_answer += (~keep)[test & impossible].mean() / 2
-            print(
-                f"2-fold within the fit half, {label}: answer accuracy {accuracy:.4f}, "
-                f"with abstention: answered {answered:.4f}, no-answer {no_answer:.4f}",
-                file=sys.stderr,
-            )
+                _, logits, right_k = fit(args.read_passages or 8, chosen, train, n)
+                conf_k, tau = calibrated(logits, right_k, train)
+                confidence[~train] = conf_k[~train]
+                right[~train] = right_k[~train]
+                taus[~train] = tau
+            report(f"2-fold, {label}", confidence, right, confidence >= taus)
 
     has_alternatives = any("alt" in r for r in rows)
+    answerable_weight = question_weight * ~impossible
+
+    def accuracy(right: np.ndarray) -> float:
+        return float((right * answerable_weight).sum() / answerable_weight.sum())
+
     fits = {}
     for k in K_CHOICES:
         fits[k] = fit(k)
-        accuracy = float(fits[k][2][~impossible].mean())
-        print(f"read {k} passages: fit-half answer accuracy {accuracy:.4f}", file=sys.stderr)
-    accuracy_of = {k: float(fits[k][2][~impossible].mean()) for k in K_CHOICES}
+        print(f"read {k} passages: fit answer accuracy {accuracy(fits[k][2]):.4f}", file=sys.stderr)
+    accuracy_of = {k: accuracy(fits[k][2]) for k in K_CHOICES}
     best_k = args.read_passages or min(
         k for k in K_CHOICES if accuracy_of[k] >= max(accuracy_of.values()) - 0.003
     )
@@ -321,27 +418,17 @@ def fit_reader(args, passage_weights) -> dict:
     span_fits = {1: fits[best_k]}
     for n in SPAN_CHOICES[1:] if can_weigh_alternatives else ():
         span_fits[n] = fit(best_k, n=n)
-    span_accuracy = {n: float(f[2][~impossible].mean()) for n, f in span_fits.items()}
-    for n, accuracy in span_accuracy.items():
-        print(f"{n} spans a passage: fit-half answer accuracy {accuracy:.4f}", file=sys.stderr)
+    span_accuracy = {n: accuracy(f[2]) for n, f in span_fits.items()}
+    for n, value in span_accuracy.items():
+        print(f"{n} spans a passage: fit answer accuracy {value:.4f}", file=sys.stderr)
     spans = args.spans or min(
         n for n in span_fits if span_accuracy[n] >= max(span_accuracy.values()) - 0.003
     )
     weights, logits, right = span_fits[spans]
-    accuracy_of[best_k] = span_accuracy[spans]
     print(f"candidate weights ({best_k} passages, {spans} spans): {weights}", file=sys.stderr)
-    a, b_platt = fit_platt(logits, right.astype(float))
-    confidence = 1 / (1 + np.exp(-(a * logits + b_platt)))
-    found, no_answer, answered = best_threshold(
-        confidence, right, impossible, args.max_loss, np.unique(np.round(confidence, 4))
-    )
-    tau = 0.0 if found is None else found
-    print(
-        f"read_passages {best_k}; abstain below {tau:.4f}: fit-half v2.0 no_answer_accuracy "
-        f"{no_answer:.4f}, answered_accuracy {answered:.4f} "
-        f"(without abstention {accuracy_of[best_k]:.4f})",
-        file=sys.stderr,
-    )
+    a, b_platt = fit_platt(logits, right.astype(float), weights=question_weight)
+    confidence, tau = calibrated(logits, right, np.ones(len(rows), dtype=bool))
+    report(f"read_passages {best_k}; abstain below {tau:.4f}", confidence, right, confidence >= tau)
     return {
         "features": names,
         "weights": weights,
@@ -349,7 +436,8 @@ def fit_reader(args, passage_weights) -> dict:
         "read_passages": best_k,
         "spans": spans,
         "abstain": round(tau, 4),
-        "questions": len(fit_v2),
+        "questions": squad_count,
+        "news": news_counts,
     }
 
 
@@ -361,6 +449,29 @@ def main() -> int:
     parser.add_argument("--index-v1", type=Path, default=tmp / "qa-squad-v1-index")
     parser.add_argument("--index-v2", type=Path, default=tmp / "qa-squad-v2-index")
     parser.add_argument("--out", type=Path, default=ROOT / "qa" / "weights.json")
+    parser.add_argument(
+        "--v2-part",
+        default="fit:weights",
+        choices=("fit", "fit:weights"),
+        help="SQuAD 2.0 dev questions to fit the reader's weights on: the part of the fit half "
+        "the reader was not trained on (fit:weights), or the whole fit half (a reader trained "
+        "without SQuAD 2.0 dev)",
+    )
+    parser.add_argument(
+        "--news",
+        type=news_pair,
+        action="append",
+        default=None,
+        help="FILE=INDEX: a JSONL question file and the index of its corpus; the fit half of "
+        "its questions joins the fit (repeatable) [default: the news sets of tests/data over "
+        "/tmp/bbc-index and /tmp/corpus-index]",
+    )
+    parser.add_argument(
+        "--news-weight",
+        type=float,
+        default=0.5,
+        help="the share of the fit that the news questions weigh, however few they are",
+    )
     # 0.02: news readers ask questions the corpus answers far more often than SQuAD 2.0's
     # half-unanswerable mix; a wrong "not found" costs them more than SQuAD's trade suggests
     parser.add_argument("--max-loss", type=float, default=0.02)
@@ -409,6 +520,16 @@ def main() -> int:
         "--passages", action="store_true", help="refit the passage ranking weights too"
     )
     args = parser.parse_args()
+    if args.news is None:
+        data = ROOT / "tests" / "data"
+        args.news = [
+            (data / f"{corpus}_{kind}.jsonl", tmp / f"{index}-index")
+            for corpus, index in (("bbc", "bbc"), ("wikinews", "corpus"))
+            for kind in ("paraphrased", "nearmiss")
+        ]
+    missing = [str(index) for _, index in args.news if not index_exists(index)]
+    if missing:
+        sys.exit(f"fit_weights: no index at {', '.join(sorted(set(missing)))} (qa index build)")
     weights = json.loads(args.out.read_text()) if args.out.exists() else {}
     passage_weights = weights.get("passage") or dict(UNFITTED_PASSAGE)
     fit_v1_count = weights.get("questions", {}).get("v1.1")
@@ -428,10 +549,14 @@ def main() -> int:
 
     reader = fit_reader(args, passage_weights)
     weights = {
-        "fitted_on": "SQuAD v1.1 dev (passages) and v2.0 dev (reader), fit half of the "
-        "articles only (qa.evaluate.article_half)",
+        "fitted_on": f"SQuAD v1.1 dev (passages) and v2.0 dev {args.v2_part} with the news "
+        "question sets (reader), fit half of the articles only (qa.evaluate.article_half)",
         "fitted_at": dt.date.today().isoformat(),
-        "questions": {"v1.1": fit_v1_count, "v2.0": reader.pop("questions")},
+        "questions": {
+            "v1.1": fit_v1_count,
+            "v2.0": reader.pop("questions"),
+            **reader.pop("news"),
+        },
         # what the fit was made with: answering reads these, so a change needs a refit
         "search": dataclasses.asdict(SearchSettings()),
         "passage": passage_weights,
