@@ -2,10 +2,11 @@
 
 "Who runs General Electric?" wants a name, "How old is he?" a number, "When does the season
 close?" a date. The trained reader mostly knows, but on questions worded unlike SQuAD's it
-sometimes highlights "behemoth" for a "who" or a name for a "how old". The pipeline reads a
-few spans per passage (`qa.reader_model.ReaderModel.read_passages(spans=n)`) and weighs these
-cues with the reader's scores (`type_features`, fitted with the rest on the fit half of SQuAD
-2.0 dev by `scripts/fit_weights.py`); it is a weighed feature, never a hard filter.
+sometimes highlights "behemoth" for a "who" or a name for a "how old". `span_fits` reads the
+span in its sentence: a piece of a figure is no number, an age answers only "how old", a
+figure with a unit of measure does not count people. The pipeline weighs these cues with the
+reader's scores (`type_features`, fitted with the rest by `scripts/fit_weights.py`); they
+are weighed features, never a hard filter (a piece of a figure is never proposed at all).
 
 The question's kind comes from its wh-phrase (English only); a question of no clear kind
 ("What did he say?") has no type features at all.

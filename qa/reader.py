@@ -3,13 +3,17 @@
 The trained reader (`qa.reader_model`, fine-tuned from the bundled MiniLM weights by
 `scripts/train_reader.py`) reads the top `read_passages` retrieved passages and proposes its
 best `spans` spans in each (1 as shipped), with span scores and the passage's no-answer
-score. Each proposal is scored by a small logistic model over the reader's scores and the
-passage's retrieval scores (`candidate_features`, fitted on the fit half of SQuAD 2.0 dev by
-`scripts/fit_weights.py`; the lexical cues and `qa.answer_types`' "is the span the kind of
-answer asked for" are computed too but weighed only if a fit chooses them), so the reader
-also re-ranks the passages; the best one is the answer. Its logit, Platt-scaled
-on the same data, is `confidence`: the probability that the shown answer is right. Below the
-fitted threshold the answer is "not found in the corpus", with the closest passages as related.
+score. Each proposal is scored by a small logistic model over the reader's scores, whether
+the span is the kind of answer the question asks for (`qa.answer_types`: a whole number, an
+age only for "how old", a name for "who") and the passage's retrieval scores
+(`candidate_features`, fitted by `scripts/fit_weights.py` on SQuAD 2.0 dev's `fit:weights`
+part with the fit half of the news question sets; the lexical cues are computed too but
+weighed only if a fit chooses them), so the reader also re-ranks the passages; the best one
+is the answer. Its logit, Platt-scaled on the same data, is `confidence`: the probability
+that the shown answer is right. Below the fitted threshold the answer is "not found in the
+corpus", with the closest passages as related. A piece of a number ("96" of "21,004.96") is
+never proposed. Story questions ("What happened to Ring?") are answered by `Reader.story`
+with the lead of the article they are about.
 
 The quote is the sentence (or sentences) around the span, so a citation always points at whole
 sentences, and the span is highlighted inside it. The same sentence found in duplicate articles
