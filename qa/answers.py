@@ -11,6 +11,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from collections.abc import Collection
+
+if TYPE_CHECKING:
     from qa.retrieval import Passage
 
 CONFIDENCE_WORDS = ((0.8, "high"), (0.5, "medium"), (0.0, "low"))
@@ -65,6 +68,10 @@ class Answer:
     score: float
     """Calibrated probability that this answer is right (0..1)."""
     citations: tuple[Citation, ...]
+
+    def cites(self, paths: Collection[str]) -> bool:
+        """Whether one of the answer's citations is an article at one of `paths`."""
+        return any(citation.path in paths for citation in self.citations)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Answer:

@@ -120,7 +120,7 @@ class Engine:
             question = f"What is the story behind “{title}”?"
             result = self.ask(question, n=1)
             refs = {article.ref for article in documents[doc_id].articles}
-            if result.answers and any(c.path in refs for c in result.answers[0].citations):
+            if result.answers and result.answers[0].cites(refs):
                 starters.append(question)
         return starters
 

@@ -586,14 +586,17 @@ def evaluate_headlines(
         result = engine.ask(f"What is the story behind “{title}”?")
         document = documents[doc_id]
         lead = lead_span(document.body, document.paragraphs)
-        citations = list(result.answers[0].citations) if result.answers else []
+        answer = result.answers[0] if result.answers else None
         shown = {a.ref for a in document.articles}
-        cited = any(c.path in shown for c in citations)
-        quoted = any(c.path in shown and (c.char_start, c.char_end) == lead for c in citations)
+        cited = answer is not None and answer.cites(shown)
+        quoted = answer is not None and any(
+            c.path in shown and (c.char_start, c.char_end) == lead for c in answer.citations
+        )
         cites += cited
         quotes += quoted
         if not quoted:
-            misses.append({"article": ref, "title": title, "cited": [c.path for c in citations]})
+            cited_paths = [c.path for c in answer.citations] if answer is not None else []
+            misses.append({"article": ref, "title": title, "cited": cited_paths})
         if progress is not None:
             progress(number, len(drawn))
     n = len(drawn) or 1
