@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from collections.abc import Collection
 
-if TYPE_CHECKING:
     from qa.retrieval import Passage
 
 CONFIDENCE_WORDS = ((0.8, "high"), (0.5, "medium"), (0.0, "low"))
