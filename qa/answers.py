@@ -7,6 +7,7 @@ below, so a citation reads the same everywhere: `Title — 2016-11-01 — path:3
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -19,9 +20,12 @@ CONFIDENCE_WORDS = ((0.8, "high"), (0.5, "medium"), (0.0, "low"))
 
 
 def confidence_words(probability: float) -> str:
-    """ "high confidence (87 %)": the calibrated probability in words a person reads."""
-    word = next(word for bound, word in CONFIDENCE_WORDS if probability >= bound)
-    return f"{word} confidence ({round(100 * probability)} %)"
+    """ "high confidence, 87 %": the calibrated probability in words a person reads. The
+    percentage is rounded half up from the four decimals JSON keeps, so the chat (which has
+    the float) and an export (which has the JSON) show the same number."""
+    stored = round(probability, 4)
+    word = next(word for bound, word in CONFIDENCE_WORDS if stored >= bound)
+    return f"{word} confidence, {math.floor(stored * 100 + 0.5)} %"
 
 
 @dataclass(frozen=True)

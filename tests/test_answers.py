@@ -474,3 +474,17 @@ def test_a_batch_killed_with_sigkill_resumes_where_it_stopped(
     assert code == 0
     ids = [json.loads(line)["id"] for line in out.read_text().splitlines()]
     assert sorted(ids) == sorted(f"q{n}" for n in range(1, len(lines) + 1)), "each once"
+
+
+def test_confidence_words_read_the_same_everywhere() -> None:
+    """One pair of parentheses in the CLI and in Markdown ("(medium confidence (65 %))" had
+    two), and the same percentage from the float the chat has and the four decimals an export
+    keeps (0.405 was 40 % in the chat and 41 % in an export)."""
+    from qa.answers import confidence_words
+
+    assert confidence_words(0.65) == "medium confidence, 65 %"
+    assert confidence_words(0.405) == confidence_words(round(0.405, 4)) == "low confidence, 41 %"
+    assert confidence_words(0.40499999) == "low confidence, 41 %"
+    assert confidence_words(0.79996) == "high confidence, 80 %"
+    assert confidence_words(0.8) == "high confidence, 80 %"
+    assert confidence_words(0.0) == "low confidence, 0 %"
