@@ -155,3 +155,20 @@ def test_corpus_show_prints_what_was_extracted(
     assert code == 0
     assert "title       Port strike ends" in out and "date        2021-03-04" in out
     assert "[1] First." in out and "[2] Second" in out
+
+
+def test_add_quiet_prints_nothing_but_failures(
+    capsys: pytest.CaptureFixture[str],
+    seed_corpus: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from tests.fakes import Factory
+
+    monkeypatch.setattr("qa.encoders.encoder_factory", lambda *_: Factory())
+    story = tmp_path / "story.txt"
+    story.write_text("A headline\n\nA body of the new story.\n")
+    code, out, err = run_qa(capsys, "add", str(story), "--corpus", str(seed_corpus),
+                            "--index", str(tmp_path / "index"), "-q")  # fmt: skip
+    assert code == 0 and out == "" and err == ""
+    assert (seed_corpus / "story.txt").exists()

@@ -176,7 +176,14 @@ def _wrap(text: str) -> str:
     help="Output format. [default: from the output's extension, else jsonl]",
 )
 @click.option("--resume", is_flag=True, help="Skip ids already answered in the output file.")
-@click.option("-n", "answers", type=click.IntRange(1, 20), default=3, show_default=True)
+@click.option(
+    "-n",
+    "answers",
+    type=click.IntRange(1, 20),
+    default=3,
+    show_default=True,
+    help="Distinct answers to keep for each question at most.",
+)
 @_filter_options
 @click.option("-q", "--quiet", is_flag=True, help="No progress output.")
 @click.pass_context

@@ -211,7 +211,7 @@ def index_status(ctx: click.Context, index_dir: Path | None, as_json: bool) -> N
     help="Sub-folder of the corpus to copy into. [default: the corpus root]",
 )
 @_json_option
-@click.option("-q", "--quiet", is_flag=True, help="No progress output.")
+@click.option("-q", "--quiet", is_flag=True, help="Print only what failed.")
 @click.pass_context
 def add(
     ctx: click.Context,
@@ -276,7 +276,7 @@ def add(
         raise
     if as_json:
         _print_json({"copied": copied, "failed": failures, "index": report.as_dict()})
-    else:
-        _print_report(report, False, quiet)
+    elif not quiet:  # -q: only what failed is said
+        _print_report(report, False, False)
     if failures:
         ctx.exit(1)
