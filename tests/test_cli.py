@@ -172,3 +172,15 @@ def test_add_quiet_prints_nothing_but_failures(
                             "--index", str(tmp_path / "index"), "-q")  # fmt: skip
     assert code == 0 and out == "" and err == ""
     assert (seed_corpus / "story.txt").exists()
+
+
+def test_verify_with_a_missing_corpus_is_an_error(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """It said "43 citation(s): 0 verified, 0 changed, 43 missing": a reader concludes the
+    answers were invented."""
+    answers = tmp_path / "answers.jsonl"
+    answers.write_text('{"id": "q1", "answers": []}\n')
+    code, out, err = run_qa(capsys, "verify", str(answers), "--corpus", str(tmp_path / "gone"))
+    assert code == 1 and out == ""
+    assert f"{tmp_path / 'gone'}: no such corpus folder" in err

@@ -333,6 +333,12 @@ def verify_command(
     from qa.verify import STATUSES, VERIFIED, verify
 
     root = resolve_corpus(ctx, corpus, resolve_index(ctx, index_dir))
+    if not root.exists():
+        # every citation would read "missing", as if the answers had been invented
+        raise InputError(
+            f"{one_line(str(root))}: no such corpus folder; pass --corpus with the folder the "
+            "answers were drawn from"
+        )
     checks = verify(file, root)
     counts = {status: sum(c.status == status for c in checks) for status in STATUSES}
     if as_json:
