@@ -75,10 +75,37 @@ class Engine:
                 reason = f"no article matches the filter {filters.describe()}"
                 return Result(question, search_text, True, (), reason=reason)
             if subject is not None:
-                return self.reader.story(question, subject, passages, query=search_text)
-            return self.reader.read(
-                question, terms, passages, query=search_text, n=n, abstain=abstain
-            )
+                result = self.reader.story(question, subject, passages, query=search_text)
+            else:
+                result = self.reader.read(
+                    question, terms, passages, query=search_text, n=n, abstain=abstain
+                )
+            if result.not_found and filters and result.reason is None:
+                result = self._filtered_out(result, search_text, k, filters, subject, n)
+            return result
+
+    def _filtered_out(
+        self, result: Result, text: str, k: int, filters: Filters, subject: str | None, n: int
+    ) -> Result:
+        """A "not found" under a filter that hides an answer says so: asked without the
+        filter, the question is answered, and the filter left out that many of the passages
+        closest to it. Where the whole corpus is silent, it stays the corpus's silence."""
+        import dataclasses
+
+        terms, everything = self._search(text, k, None)
+        if subject is not None:
+            unfiltered = self.reader.story(result.question, subject, everything, query=text)
+        else:
+            unfiltered = self.reader.read(result.question, terms, everything, query=text, n=n)
+        if unfiltered.not_found:
+            return result
+        inside = {p.chunk_id for p in result.passages}
+        hidden = sum(1 for p in everything if p.chunk_id not in inside)
+        reason = (
+            f"the filter {filters.describe()} hides what may answer it (it leaves out {hidden} "
+            f"of the {len(everything)} passages closest to the question)"
+        )
+        return dataclasses.replace(result, reason=reason)
 
     def search(
         self, text: str, *, k: int = 20, filters: Filters | None = None

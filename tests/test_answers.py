@@ -144,6 +144,11 @@ def test_filters_restrict_articles(engine: Engine) -> None:
     assert unknown.reason == "no article matches the filter source:nosuchsource"
     # a filter that matches articles but not the answer is the corpus's silence, said as such
     assert engine.ask("Zyxqv blorft gnarbled?", filters=Filters(source="wire a")).reason is None
+    # ...unless the corpus answers it outside the filter: then the filter is named
+    hidden = engine.ask(QUESTIONS[0][0], filters=Filters(source="wire a"))
+    assert hidden.not_found and hidden.reason is not None
+    assert hidden.reason.startswith("the filter source:wire a hides what may answer it")
+    assert "passages closest to the question" in hidden.not_found_message
 
 
 @pytest.mark.parametrize(
