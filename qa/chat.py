@@ -41,6 +41,8 @@ _NAME = re.compile(
     r"(?<![\s,])"
 )
 MAX_CONTEXT_TERMS = 8
+OWN_SUBJECT_TERMS = 3
+"""Content words with a name that make a question opening with "And" or "So" a new one."""
 
 
 @dataclass(frozen=True)
@@ -93,8 +95,12 @@ def kind(question: str) -> str:
     if not words(question):
         return "alone"
     own = len(_own_terms(question))
-    if _CONTINUATION.match(question) or own == 0:
+    if own == 0:
         return "follow-up"
+    if _CONTINUATION.match(question):
+        # "And where did Putin and Prodi meet?" names its own subject: not a follow-up,
+        # whatever word it starts with; "And 50 Cent?" or "What about profits?" leans back
+        return "alone" if own >= OWN_SUBJECT_TERMS and _names(question) else "follow-up"
     pronouns = _pronouns(question)
     if any(not resolved for _, resolved in pronouns):
         return "follow-up"
@@ -160,12 +166,15 @@ def _substitute(question: str, history: list[Turn]) -> str | None:
 
 
 def _context_terms(turn: Turn, keep_answer: bool) -> list[str]:
-    """What the previous turn was about: its query's own words (and its answer's span)."""
+    """What the previous turn was about: its own words (its question as searched: with a
+    pronoun replaced, but never the words it borrowed from the turn before it, so that they
+    do not pile up over a conversation), and its answer's span."""
     terms: list[str] = []
     top = turn.result.answers[0] if turn.result.answers else None
     if keep_answer and top is not None and top.span:
         terms.append(top.span)
-    for word in re.findall(r"[A-Za-z0-9][\w'’-]*", turn.query):
+    own = turn.question if turn.query.startswith(turn.question) else turn.query
+    for word in re.findall(r"[A-Za-z0-9][\w'’-]*", own):
         lowered = word.lower()
         if lowered in STOPWORDS or lowered in QUESTION_WORDS or lowered in _DEMONSTRATIVE:
             continue

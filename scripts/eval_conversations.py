@@ -1,11 +1,12 @@
 """Score follow-up handling: two-turn conversations asked through `qa.chat.Conversation`.
 
-Each line of the file is `{"turns": [first, second], "answers": [...], "follow_up": bool}`:
-half are true follow-ups (the second question leans on the first), half new topics (the
-second stands alone, often with a pronoun that points inside itself). The second turn counts
-as right when the top answer's sentence holds a gold answer (SQuAD normalisation), as in
-`qa eval`. Prints accuracy on each half and how often a new topic was searched with words of
-the old one (pollution).
+Each line of the file is `{"turns": [first, ..., last], "answers": [...], "follow_up": bool}`:
+about half are true follow-ups (the last question leans on the turn before it), half new
+topics (the last stands alone, often with a pronoun that points inside itself, or opening
+with "And" or "So" while naming its own subject). The earlier turns are asked in order; the
+last counts as right when the top answer's sentence holds a gold answer (SQuAD
+normalisation), as in `qa eval`. Prints accuracy on each half and how often a new topic was
+searched with words of earlier turns (pollution).
 
     python scripts/eval_conversations.py --index /tmp/qa-bench-bbc
 """
@@ -41,19 +42,20 @@ def main() -> int:
     polluted = 0
     for item in conversations:
         conversation = Conversation()
-        first, second = item["turns"]
-        conversation.ask(engine.ask, first)
-        result = conversation.ask(engine.ask, second)
+        *earlier, last = item["turns"]
+        for question in earlier:
+            conversation.ask(engine.ask, question)
+        result = conversation.ask(engine.ask, last)
         top = result.answers[0].text if result.answers and not result.not_found else ""
         right = any(contains_answer(top, gold) for gold in item["answers"])
         follow_up = bool(item["follow_up"])
         tally[follow_up][0] += right
         tally[follow_up][1] += 1
-        if not follow_up and result.query != " ".join(second.split()):
+        if not follow_up and result.query != " ".join(last.split()):
             polluted += 1
         if args.verbose:
             mark = "ok " if right else "BAD"
-            print(f"{mark} {'follow-up' if follow_up else 'new topic'}: {second!r} -> "
+            print(f"{mark} {'follow-up' if follow_up else 'new topic'}: {last!r} -> "
                   f"searched {result.query!r}; {top[:80]!r}")  # fmt: skip
     engine.close()
     figures = {

@@ -40,3 +40,26 @@ def test_follow_ups_take_the_previous_answer_or_topic() -> None:
     other = readings("And 50 Cent?", [_turn("What is The Game really called?", "Jayceon "
                                             "Taylor", "real name Jayceon Taylor")])  # fmt: skip
     assert "Jayceon" not in other[0].query and "called" in other[0].query
+
+
+def test_words_borrowed_from_earlier_turns_never_pile_up() -> None:
+    """A question opening with "And" or "So" that names its own subject is asked as typed,
+    and a follow-up borrows from the last turn only: "And where did Putin and Prodi meet..."
+    had searched "... Skype's boss outage Metronet go administration"."""
+    assert kind("And where did Putin and Prodi meet for their talks?") == "alone"
+    assert kind("So what did Microsoft pay for Skype last year?") == "alone"
+    assert kind("And 50 Cent?") == "follow-up"  # one name, nothing else of its own
+    first = _turn("Who runs Skype?", "Niklas Zennstrom", "Its boss is Niklas Zennstrom.")
+    # the second turn was searched with the first turn's words appended
+    second = Turn(
+        "Why?",
+        "Why? Niklas Zennstrom runs Skype",
+        Result("Why?", "Why? Niklas Zennstrom runs Skype", False,
+               (Answer("A software fault caused the outage.", "software fault", 2, 0.6, ()),)),
+    )  # fmt: skip
+    third = readings("And when?", [first, second])
+    # the last turn's own words and answer, not what it borrowed from the first turn
+    assert third and all("Zennstrom" not in r.query and "runs" not in r.query for r in third)
+    assert all("software fault" in r.query for r in third)
+    new_topic = readings("And where did Putin and Prodi meet for their talks?", [first, second])
+    assert new_topic == [Reading(new_topic[0].question, new_topic[0].question)]
