@@ -148,3 +148,22 @@ def file_lines(text: str) -> list[str]:
     that article text and JSON strings may hold raw, which cut one record in two. A "\\r"
     before the "\\n" stays and is white space to JSON and to `strip`."""
     return text.split("\n")
+
+
+_SENTENCE_END = re.compile(r"[.!?][\"'’”)\]]*(?=\s)")
+
+
+def excerpt(text: str, limit: int) -> str:
+    """`text` shortened to at most `limit` characters for a preview, never mid-word: at the
+    last sentence end in the second half of the limit, else at the last space, with "…"
+    (the whole text when it fits). A preview only: a quote that a citation points at is
+    never shortened."""
+    if len(text) <= limit:
+        return text
+    head = text[:limit]
+    ends = [m.end() for m in _SENTENCE_END.finditer(head + " ") if m.end() >= limit // 2]
+    if ends:
+        return head[: ends[-1]] + " …"
+    space = head.rstrip().rfind(" ")
+    cut = head[:space] if space > 0 else head
+    return cut.rstrip(" ,;:-–—") + "…"

@@ -769,3 +769,16 @@ def test_a_yaml_alias_bomb_in_front_matter_is_one_skipped_file(corpus: Path) -> 
     assert problems_of(result)["bomb.md"].startswith("malformed YAML front matter")
     assert "aliases" in problems_of(result)["bomb.md"]
     assert "anchors.md" in {a.path for a in result.articles}, "a few aliases are fine"
+
+
+def test_previews_are_cut_at_a_sentence_or_a_word() -> None:
+    """Related passages were cut mid-word ("gaining t...")."""
+    from qa.text import excerpt
+
+    text = "The index rose sharply on Monday. Traders said gains were broad, gaining ten points."
+    assert excerpt(text, 200) == text
+    assert excerpt(text, 60) == "The index rose sharply on Monday. …"
+    words_only = "alpha beta gamma delta epsilon zeta eta theta iota kappa lambda"
+    cut = excerpt(words_only, 30)
+    assert cut.endswith("…") and cut[:-1] in words_only and words_only[len(cut) - 1] == " "
+    assert len(cut) <= 31

@@ -29,7 +29,7 @@ from qa.errors import InputError, QAError, ReportedInterrupt
 def render_result(result: Any, color: bool) -> str:
     """A `Result` as readable text; article text is made inert for the terminal."""
     from qa.answers import citation_label, confidence_words
-    from qa.text import terminal_safe
+    from qa.text import excerpt, terminal_safe
 
     def cite(number: int, citation: Any) -> str:
         return f"   [{number}] {terminal_safe(citation_label(citation))}"
@@ -43,9 +43,8 @@ def render_result(result: Any, color: bool) -> str:
             lines.append("Related passages:")
             for number, citation in enumerate(result.related, 1):
                 lines.append(cite(number, citation))
-                excerpt = " ".join(citation.quote.split())
-                excerpt = excerpt[:240] + ("…" if len(excerpt) > 240 else "")
-                lines.append(f"       {terminal_safe(excerpt)}")
+                preview = excerpt(" ".join(citation.quote.split()), 240)
+                lines.append(f"       {terminal_safe(preview)}")
         return "\n".join(lines)
     number = 0
     for index, answer in enumerate(result.answers, 1):

@@ -14,7 +14,7 @@ from textual.widgets import Input, OptionList, Static
 from textual.widgets.option_list import Option
 
 from qa.answers import Answer, Citation, Result, citation_date, confidence_words, not_found_message
-from qa.text import terminal_safe
+from qa.text import excerpt, terminal_safe
 
 
 def safe(text: str) -> Content:
@@ -192,8 +192,8 @@ class SourcesPanel(Vertical):
 
     def _prompt(self, number: int, citation: Citation, answer: Answer | None) -> Content:
         quote = citation.quote
-        if answer is None and len(quote) > 400:
-            quote = quote[:400] + "…"
+        if answer is None:
+            quote = excerpt(quote, 400)
         if self._span is not None and answer is not None:
             start, end = self._span
             quoted = Content.assemble(
