@@ -184,3 +184,13 @@ def test_verify_with_a_missing_corpus_is_an_error(
     code, out, err = run_qa(capsys, "verify", str(answers), "--corpus", str(tmp_path / "gone"))
     assert code == 1 and out == ""
     assert f"{tmp_path / 'gone'}: no such corpus folder" in err
+
+
+def test_a_missing_index_names_its_folder(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """It said "no index in index" for the default folder."""
+    monkeypatch.chdir(tmp_path)
+    code, _, err = run_qa(capsys, "ask", "Who?", "--index", "index")
+    assert code == 1 and "index/: no index in this folder yet" in err
+    assert "qa index build --corpus DIR --index index" in err

@@ -30,6 +30,7 @@ from qa.index.schema import (
     write_lock,
 )
 from qa.index.vectors import build_faiss_from_store, faiss_factory_for, save_faiss
+from qa.text import one_line
 
 if TYPE_CHECKING:
     import numpy as np
@@ -99,9 +100,10 @@ class IndexReader:
         self.index_dir = Path(index_dir)
         store_path = self.index_dir / STORE_FILE
         if not store_path.exists():
+            # "no index in index" read as a stutter: name the folder as a folder
             raise IndexMissingError(
-                f"no index in {self.index_dir}; build one with: "
-                f"qa index build --corpus DIR --index {self.index_dir}"
+                f"{one_line(str(self.index_dir))}/: no index in this folder yet; build one "
+                f"with: qa index build --corpus DIR --index {one_line(str(self.index_dir))}"
             )
         try:
             self.conn = connect_reader(store_path)
