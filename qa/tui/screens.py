@@ -123,8 +123,9 @@ class BuildScreen(Screen[bool]):
             yield Static(
                 Content.assemble(
                     ("No index yet", "bold"),
-                    f"\n\nThere is no index in {terminal_safe(self.index)}.\nBuild it from the "
-                    f"articles in {terminal_safe(self.corpus)}? This reads every article, splits "
+                    f"\n\nThe folder {terminal_safe(self.index)}/ holds no index yet.\n"
+                    f"Build it from the articles in {terminal_safe(self.corpus)}? This reads "
+                    "every article, splits "
                     "it into passages and embeds them (minutes for a large corpus).",
                 ),
                 markup=False,
