@@ -102,6 +102,7 @@ import shutil  # noqa: E402
 import sqlite3  # noqa: E402
 import threading  # noqa: E402
 from pathlib import Path  # noqa: E402
+from typing import Any  # noqa: E402
 
 import pytest  # noqa: E402
 
@@ -251,6 +252,38 @@ def test_4_unreadable_folder_is_reported(
     report = sync_index(corpus, index, Factory())
     assert report.removed == 0, "what was indexed from an unreadable folder stays"
     assert any(item["path"] == "locked/" for item in report.skipped)
+
+
+def test_an_unreadable_file_keeps_its_article_like_an_unreadable_folder(
+    corpus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """chmod 000 on a file removed its article from the index, while an unreadable folder
+    kept its articles: both are kept now, with a problem line."""
+    shutil.copy(corpus / "seed.txt", corpus / "locked.txt")
+    index = tmp_path / "index"
+    built = sync_index(corpus, index, Factory(), full=True)
+    # Root reads a chmod 000 file anyway, so the refusal is injected where files are opened.
+    real_open, real_path_open = os.open, Path.open
+
+    def refuse(path: object) -> None:
+        if str(path).endswith("locked.txt"):
+            raise PermissionError(13, "Permission denied", str(path))
+
+    def os_open(path: Any, *args: Any, **kwargs: Any) -> int:
+        refuse(path)
+        return real_open(path, *args, **kwargs)
+
+    def path_open(self: Path, *args: Any, **kwargs: Any) -> Any:
+        refuse(self)
+        return real_path_open(self, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", os_open)
+    monkeypatch.setattr(Path, "open", path_open)
+    (corpus / "locked.txt").touch()  # a new modification time: the file is looked at again
+    report = sync_index(corpus, index, Factory())
+    assert report.removed == 0 and report.articles == built.articles
+    (item,) = [i for i in report.skipped if i["path"] == "locked.txt"]
+    assert item["reason"] == "cannot read file now; what was indexed from it is kept"
 
 
 def test_4_utf16_text_with_a_bom_is_decoded(corpus: Path) -> None:

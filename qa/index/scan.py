@@ -78,6 +78,14 @@ def scan_corpus(
             )
             continue
         digest = _file_digest(file) if stat.st_size <= max_bytes else f"size:{stat.st_size}"
+        if not digest and row is not None:
+            # readable before, not now (its permissions changed): what was indexed from it
+            # stays, as for a folder that cannot be read
+            problem = Problem(rel, "cannot read file now; what was indexed from it is kept")
+            scans.append(
+                FileScan(rel, row["size"], row["mtime_ns"], row["sha256"], None, [problem])
+            )
+            continue
         if not full and row is not None and row["sha256"] == digest:
             problems = [Problem(**p) for p in json.loads(row["problems"])]
             scans.append(FileScan(rel, stat.st_size, stat.st_mtime_ns, digest, None, problems))
