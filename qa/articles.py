@@ -277,7 +277,8 @@ def read_bounded(file: Path, max_bytes: int) -> bytes:
 def iter_corpus_files(root: Path, problems: list[Problem] | None = None) -> Iterator[Path]:
     """Files under `root` sorted by path, without hidden files and README/LICENSE files.
 
-    A folder that cannot be listed is reported in `problems` (when given), not passed over.
+    A folder that cannot be listed, or a symbolic link to a folder (never followed), is
+    reported in `problems` (when given), not passed over.
     """
     found: list[Path] = []
 
@@ -292,6 +293,16 @@ def iter_corpus_files(root: Path, problems: list[Problem] | None = None) -> Iter
 
     for dirpath, dirnames, filenames in os.walk(root, onerror=unreadable):
         dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+        if problems is not None:
+            # a linked folder is not walked (it may loop, or lead out of the corpus): say so
+            for name in dirnames:
+                folder = Path(dirpath) / name
+                if folder.is_symlink():
+                    rel = folder.relative_to(root).as_posix()
+                    problems.append(
+                        Problem(f"{rel}/", "symbolic link to a folder: not followed (copy or "
+                                "move the folder into the corpus to index it)")
+                    )  # fmt: skip
         found.extend(
             Path(dirpath) / name
             for name in filenames

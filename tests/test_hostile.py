@@ -815,3 +815,16 @@ def test_previews_are_cut_at_a_sentence_or_a_word() -> None:
     cut = excerpt(words_only, 30)
     assert cut.endswith("…") and cut[:-1] in words_only and words_only[len(cut) - 1] == " "
     assert len(cut) <= 31
+
+
+def test_a_linked_folder_in_the_corpus_is_reported(corpus: Path, tmp_path: Path) -> None:
+    """Symlinked folders were neither followed nor reported."""
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    shutil.copy(corpus / "seed.txt", outside / "story.txt")
+    (corpus / "linked").symlink_to(outside, target_is_directory=True)
+    result = load_corpus(corpus)
+    assert problems_of(result)["linked/"].startswith("symbolic link to a folder: not followed")
+    assert not any(a.path.startswith("linked/") for a in result.articles)
+    report = sync_index(corpus, tmp_path / "index", Factory(), full=True)
+    assert any(item["path"] == "linked/" for item in report.skipped)
