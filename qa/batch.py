@@ -97,6 +97,14 @@ def _read_jsonl(text: str) -> list[BatchQuestion]:
 
 def _read_csv(text: str, path: Path) -> list[BatchQuestion]:
     reader = csv.DictReader(io.StringIO(text))
+    try:
+        return _csv_questions(reader, path)
+    except csv.Error as exc:
+        # a cell over the csv module's limit (128 KiB), a NUL byte...: one line, not a trace
+        raise InputError(f"{path}:{reader.line_num + 1}: not a usable CSV row ({exc})") from None
+
+
+def _csv_questions(reader: csv.DictReader[str], path: Path) -> list[BatchQuestion]:
     fields = [f.strip().lower() for f in reader.fieldnames or []]
     if "question" not in fields:
         raise InputError(f"{path}: CSV needs a 'question' column (found: {', '.join(fields)})")

@@ -60,6 +60,12 @@ def load_squad(path: Path) -> SquadSet:
             contexts.append(paragraph["context"])
             for qa in paragraph.get("qas", []):
                 answers = tuple((a["text"], int(a["answer_start"])) for a in qa.get("answers", []))
+                for text, start in answers:
+                    if not 0 <= start <= len(paragraph["context"]) - len(text):
+                        raise InputError(
+                            f"{path}: question {qa.get('id')}: answer_start {start} lies outside "
+                            f"its context ({len(paragraph['context'])} characters)"
+                        )
                 squad.questions.append(
                     SquadQuestion(
                         id=str(qa["id"]),

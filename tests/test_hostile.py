@@ -828,3 +828,32 @@ def test_a_linked_folder_in_the_corpus_is_reported(corpus: Path, tmp_path: Path)
     assert not any(a.path.startswith("linked/") for a in result.articles)
     report = sync_index(corpus, tmp_path / "index", Factory(), full=True)
     assert any(item["path"] == "linked/" for item in report.skipped)
+
+
+def test_a_huge_csv_cell_is_one_line(tmp_path: Path) -> None:
+    """A 208 KB cell in a CSV question file was a _csv.Error traceback."""
+    from qa.batch import read_questions
+    from qa.errors import InputError
+
+    questions = tmp_path / "q.csv"
+    questions.write_text("id,question\nq1,Who?\nq2," + "x" * 208_000 + "\n")
+    with pytest.raises(InputError, match=r"q.csv:3: not a usable CSV row \(field larger"):
+        read_questions(questions)
+
+
+def test_a_squad_answer_outside_its_context_is_named(tmp_path: Path) -> None:
+    """`qa eval` with an answer_start past the context was an IndexError."""
+    import json
+
+    from qa.datasets import load_squad
+    from qa.errors import InputError
+
+    data = {"version": "v1.1", "data": [{"title": "T", "paragraphs": [{
+        "context": "Short context.",
+        "qas": [{"id": "x1", "question": "What?", "answers": [{"text": "context",
+                                                               "answer_start": 500}]}],
+    }]}]}  # fmt: skip
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps(data))
+    with pytest.raises(InputError, match="question x1: answer_start 500 lies outside its context"):
+        load_squad(path)
