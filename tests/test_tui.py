@@ -348,6 +348,8 @@ def test_export_asks_before_overwriting_and_numbers_citations_as_the_chat(
     app = make_app()
     target = tmp_path / "chat.md"
     target.write_text("my notes\n")
+    folder = tmp_path / "exports-here"
+    folder.mkdir()
 
     async def script(pilot: Any) -> None:
         first = await ask(pilot, "How many officers were dishonorably discharged?")
@@ -356,6 +358,8 @@ def test_export_asks_before_overwriting_and_numbers_citations_as_the_chat(
         assert target.read_text() == "my notes\n", "an existing file is not replaced silently"
         await command(pilot, f"/export {target}!")
         await command(pilot, "/export")
+        # a folder, with or without "!": a new file inside it, nothing left behind
+        await command(pilot, f"/export {folder}!")
         # the second answer's citations continue the first's numbers, in the chat and export
         card = second[len(first)]  # `ask` returns every answer card so far
         number = card.first_marker
@@ -367,6 +371,9 @@ def test_export_asks_before_overwriting_and_numbers_citations_as_the_chat(
     assert text.count("[1] ") >= 1 and "my notes" not in text
     exports = list((tmp_path / "data" / "exports").glob("qa-*.md"))
     assert len(exports) == 1 and exports[0].read_text().startswith("# qa conversation")
+    (into_folder,) = folder.iterdir()
+    assert into_folder.name.startswith("qa-") and into_folder.read_text().startswith("# qa ")
+    assert not list(tmp_path.glob(".*.tmp"))
 
 
 def test_help_is_generated_from_the_bindings_and_fits_80_columns() -> None:

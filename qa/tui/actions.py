@@ -126,6 +126,9 @@ class ChatActions(App[None]):
         # without a path: the exports folder beside the saved conversations, never the
         # current folder (under scripts/run, that is the repository)
         target = Path(path).expanduser() if path else data_dir() / "exports" / f"qa-{stamp}.md"
+        if target.is_dir():
+            # a folder names where to put the export, never what to replace
+            target = target / f"qa-{stamp}.md"
         if target.exists() and not overwrite:
             self.notify(
                 f"{terminal_safe(str(target))} exists; to replace it: /export {path}!",
@@ -133,12 +136,13 @@ class ChatActions(App[None]):
                 markup=False,
             )
             return
+        tmp = target.with_name(f".{target.name}.tmp")
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
-            tmp = target.with_name(f".{target.name}.tmp")
             tmp.write_text(self.conversation_markdown(), encoding="utf-8")
             os.replace(tmp, target)
         except OSError as exc:
+            tmp.unlink(missing_ok=True)  # nothing half-written is left beside the target
             self.notify(
                 f"Cannot write {terminal_safe(str(target))}: {exc.strerror or exc}",
                 severity="error",
