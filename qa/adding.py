@@ -16,7 +16,14 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from qa.articles import DEFAULT_MAX_BYTES, entry_problem, iter_corpus_files, load_file
+from qa.articles import (
+    DEFAULT_MAX_BYTES,
+    SkipFile,
+    entry_problem,
+    iter_corpus_files,
+    load_file,
+    read_bounded,
+)
 from qa.errors import InputError
 
 _URL = re.compile(r"^[a-z][a-z0-9+.-]*://", re.I)
@@ -57,6 +64,10 @@ def copy_into_corpus(
         if not path.exists():
             yield Added(given, "failed", "no such file")
             continue
+        if not (path.is_file() or path.is_dir()):
+            # a named pipe blocks a reader, a device never ends: neither is an article
+            yield Added(given, "failed", f"{_kind_of(path)}, not an article file")
+            continue
         files = [path] if path.is_file() else list(iter_corpus_files(path))
         for file in files:
             yield from _copy_one(file, path, target_dir, max_bytes)
@@ -76,8 +87,16 @@ def _copy_one(file: Path, given: Path, target_dir: Path, max_bytes: int) -> Iter
         yield Added(source, "failed", "no usable article")
         return
     dest = target_dir / name
-    if dest.exists():
-        if dest.read_bytes() == file.read_bytes():
+    if dest.exists() or dest.is_symlink():
+        try:
+            # bounded, and refusing a pipe or a device: comparing must never hang or flood
+            same = read_bounded(dest, max_bytes) == read_bounded(file, max_bytes)
+        except (SkipFile, OSError) as exc:
+            reason = exc if isinstance(exc, SkipFile) else (exc.strerror or exc)
+            yield Added(source, "failed", f"{dest} exists and cannot be compared ({reason}); "
+                        "not copied", dest)  # fmt: skip
+            return
+        if same:
             yield Added(source, "present", f"already in the corpus as {dest}", dest)
         else:
             yield Added(source, "failed", f"{dest} exists with other content; not copied", dest)
@@ -87,3 +106,17 @@ def _copy_one(file: Path, given: Path, target_dir: Path, max_bytes: int) -> Iter
     shutil.copyfile(file, tmp)
     os.replace(tmp, dest)
     yield Added(source, "copied", "", dest, len(articles))
+
+
+def _kind_of(path: Path) -> str:
+    """ "a named pipe", "a device", ... for a path that is neither a file nor a folder."""
+    import stat
+
+    mode = path.stat().st_mode
+    if stat.S_ISFIFO(mode):
+        return "a named pipe"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return "not a regular file"

@@ -857,3 +857,30 @@ def test_a_squad_answer_outside_its_context_is_named(tmp_path: Path) -> None:
     path.write_text(json.dumps(data))
     with pytest.raises(InputError, match="question x1: answer_start 500 lies outside its context"):
         load_squad(path)
+
+
+def test_qa_add_refuses_pipes_and_devices_and_never_hangs_on_them(
+    corpus: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Adding a FIFO or /dev/zero said "0 added" with exit 0; adding a file whose name the
+    corpus holds as a FIFO hung for good (and onto a link to /dev/zero read without end)."""
+    index = tmp_path / "index"
+    where = ("--corpus", str(corpus), "--index", str(index))
+    pipe = tmp_path / "pipe.txt"
+    os.mkfifo(pipe)
+    code, _, err = run_qa(capsys, "add", str(pipe), *where)
+    assert code == 1 and "a named pipe, not an article file" in err
+    code, _, err = run_qa(capsys, "add", "/dev/zero", *where)
+    assert code == 1 and "a device, not an article file" in err
+
+    incoming = tmp_path / "incoming"
+    incoming.mkdir()
+    shutil.copy(corpus / "seed.txt", incoming / "same.txt")
+    shutil.copy(corpus / "seed.txt", incoming / "zero.txt")
+    os.mkfifo(corpus / "same.txt")
+    (corpus / "zero.txt").symlink_to("/dev/zero")
+    for name in ("same.txt", "zero.txt"):
+        code, _, err = in_time(
+            lambda name=name: run_qa(capsys, "add", str(incoming / name), *where)
+        )  # type: ignore[misc]
+        assert code == 1 and "exists and cannot be compared" in err, name
