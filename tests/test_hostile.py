@@ -884,3 +884,16 @@ def test_qa_add_refuses_pipes_and_devices_and_never_hangs_on_them(
             lambda name=name: run_qa(capsys, "add", str(incoming / name), *where)
         )  # type: ignore[misc]
         assert code == 1 and "exists and cannot be compared" in err, name
+
+
+def test_control_characters_in_paths_stay_inert_in_errors(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A file name reached the terminal raw in `qa: error:` lines (a newline forged a line,
+    an escape sequence acted)."""
+    evil = tmp_path / "q\x1b]52;c;cHduZWQ=\x07\nqa: all good.jsonl"
+    evil.write_text('{"question": "Who?", "answers": ["A"]}\n')
+    code, _, err = run_qa(capsys, "eval", str(evil), "--index", str(tmp_path / "ix"))
+    assert code == 1 and "qa: error:" in err and "needs --index DIR" in err
+    assert "\x1b" not in err and "\x07" not in err
+    assert not any(line.startswith("qa: all good") for line in err.splitlines())

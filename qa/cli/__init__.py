@@ -13,6 +13,7 @@ import click
 from qa.cli import asking, corpus, indexing  # noqa: F401 - registers the commands
 from qa.cli.options import cli
 from qa.errors import QAError, ReportedInterrupt
+from qa.text import one_line
 
 __all__ = ["cli", "main"]
 
@@ -30,7 +31,8 @@ def main(argv: list[str] | None = None) -> None:
             click.echo("\nqa: interrupted; nothing was changed by the unfinished step", err=True)
         code = 130
     except QAError as exc:
-        click.echo(f"qa: error: {exc}", err=True)
+        # a message may carry a file name or text from an article: one inert line
+        click.echo(f"qa: error: {one_line(str(exc))}", err=True)
         code = exc.exit_code
     except BrokenPipeError:
         # `qa ask ... | head`: the reader went away; that is not an error worth a traceback.

@@ -29,10 +29,10 @@ from qa.errors import InputError, QAError, ReportedInterrupt
 def render_result(result: Any, color: bool) -> str:
     """A `Result` as readable text; article text is made inert for the terminal."""
     from qa.answers import citation_label, confidence_words
-    from qa.text import excerpt, terminal_safe
+    from qa.text import excerpt, one_line, terminal_safe
 
     def cite(number: int, citation: Any) -> str:
-        return f"   [{number}] {terminal_safe(citation_label(citation))}"
+        return f"   [{number}] {one_line(citation_label(citation))}"
 
     lines = []
     if result.query != result.question:
