@@ -20,6 +20,7 @@ from qa.articles import (
     DEFAULT_MAX_BYTES,
     SkipFile,
     entry_problem,
+    file_kind,
     iter_corpus_files,
     load_file,
     read_bounded,
@@ -66,7 +67,7 @@ def copy_into_corpus(
             continue
         if not (path.is_file() or path.is_dir()):
             # a named pipe blocks a reader, a device never ends: neither is an article
-            yield Added(given, "failed", f"{_kind_of(path)}, not an article file")
+            yield Added(given, "failed", f"{file_kind(path.stat().st_mode)}, not an article file")
             continue
         files = [path] if path.is_file() else list(iter_corpus_files(path))
         for file in files:
@@ -106,17 +107,3 @@ def _copy_one(file: Path, given: Path, target_dir: Path, max_bytes: int) -> Iter
     shutil.copyfile(file, tmp)
     os.replace(tmp, dest)
     yield Added(source, "copied", "", dest, len(articles))
-
-
-def _kind_of(path: Path) -> str:
-    """ "a named pipe", "a device", ... for a path that is neither a file nor a folder."""
-    import stat
-
-    mode = path.stat().st_mode
-    if stat.S_ISFIFO(mode):
-        return "a named pipe"
-    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
-        return "a device"
-    if stat.S_ISSOCK(mode):
-        return "a socket"
-    return "not a regular file"

@@ -231,7 +231,7 @@ def entry_problem(file: Path, root: Path) -> str | None:
             return "broken symbolic link"
         return f"cannot read file: {exc.strerror or exc}"
     if not stat.S_ISREG(info.st_mode):
-        return f"not a regular file ({_file_kind(info.st_mode)})"
+        return f"not a regular file ({file_kind(info.st_mode)})"
     if file.is_symlink():
         try:
             inside = file.resolve().is_relative_to(root.resolve())
@@ -242,7 +242,8 @@ def entry_problem(file: Path, root: Path) -> str | None:
     return None
 
 
-def _file_kind(mode: int) -> str:
+def file_kind(mode: int) -> str:
+    """ "named pipe", "device", ... for a file mode that is not a regular file's."""
     if stat.S_ISFIFO(mode):
         return "named pipe"
     if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
@@ -265,7 +266,7 @@ def read_bounded(file: Path, max_bytes: int) -> bytes:
     with os.fdopen(fd, "rb") as handle:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
-            raise SkipFile(f"not a regular file ({_file_kind(info.st_mode)})")
+            raise SkipFile(f"not a regular file ({file_kind(info.st_mode)})")
         if info.st_size > max_bytes:
             raise SkipFile(f"file too large ({_mib(info.st_size)} > {_mib(max_bytes)} limit)")
         data = handle.read(max_bytes + 1)

@@ -869,9 +869,9 @@ def test_qa_add_refuses_pipes_and_devices_and_never_hangs_on_them(
     pipe = tmp_path / "pipe.txt"
     os.mkfifo(pipe)
     code, _, err = run_qa(capsys, "add", str(pipe), *where)
-    assert code == 1 and "a named pipe, not an article file" in err
+    assert code == 1 and "pipe.txt: named pipe, not an article file" in err
     code, _, err = run_qa(capsys, "add", "/dev/zero", *where)
-    assert code == 1 and "a device, not an article file" in err
+    assert code == 1 and "/dev/zero: device, not an article file" in err
 
     incoming = tmp_path / "incoming"
     incoming.mkdir()
