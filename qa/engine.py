@@ -74,15 +74,25 @@ class Engine:
             if not passages and filters and self.retriever.allowed_chunks(filters) == []:
                 reason = f"no article matches the filter {filters.describe()}"
                 return Result(question, search_text, True, (), reason=reason)
-            if subject is not None:
-                result = self.reader.story(question, subject, passages, query=search_text)
-            else:
-                result = self.reader.read(
-                    question, terms, passages, query=search_text, n=n, abstain=abstain
-                )
+            result = self._read(question, subject, terms, passages, search_text, n, abstain)
             if result.not_found and filters and result.reason is None:
                 result = self._filtered_out(result, search_text, k, filters, subject, n)
             return result
+
+    def _read(
+        self,
+        question: str,
+        subject: str | None,
+        terms: QueryTerms,
+        passages: list[Passage],
+        query: str,
+        n: int,
+        abstain: bool = True,
+    ) -> Result:
+        """The reader's answer: the story's lead for a story question, else spans."""
+        if subject is not None:
+            return self.reader.story(question, subject, passages, query=query)
+        return self.reader.read(question, terms, passages, query=query, n=n, abstain=abstain)
 
     def _filtered_out(
         self, result: Result, text: str, k: int, filters: Filters, subject: str | None, n: int
@@ -93,11 +103,7 @@ class Engine:
         import dataclasses
 
         terms, everything = self._search(text, k, None)
-        if subject is not None:
-            unfiltered = self.reader.story(result.question, subject, everything, query=text)
-        else:
-            unfiltered = self.reader.read(result.question, terms, everything, query=text, n=n)
-        if unfiltered.not_found:
+        if self._read(result.question, subject, terms, everything, text, n).not_found:
             return result
         inside = {p.chunk_id for p in result.passages}
         hidden = sum(1 for p in everything if p.chunk_id not in inside)

@@ -337,7 +337,10 @@ class Reader:
         for passage in passages[: self.read_passages]:
             order.setdefault(passage.doc_id, len(order))
         documents = self._documents(set(order)) if order else {}
-        best: tuple[float, float, int, int, int, int] | None = None
+        # ranked by how much of the subject headline and lead name; ties (two stories on one
+        # topic) go to the headline that names more of it, then to retrieval's order
+        best_rank: tuple[float, float, int] | None = None
+        best: tuple[int, int, int] | None = None  # document, lead start, lead end
         for doc_id, place in order.items():
             document = documents[doc_id]
             lead = lead_span(document.body, document.paragraphs)
@@ -345,15 +348,14 @@ class Reader:
                 continue
             headline = document.articles[0].title if document.articles else ""
             cover = subject_cover(subject, f"{headline}\n{document.body[lead[0] : lead[1]]}")
-            # ties (two stories on one topic) go to the headline that names more of it, then
-            # to retrieval's order
-            key = (cover, subject_cover(subject, headline), -place, doc_id, *lead)
-            if best is None or key[:3] > best[:3]:
-                best = key
-        if best is None or best[0] == 0.0:
+            rank = (cover, subject_cover(subject, headline), -place)
+            if best_rank is None or rank > best_rank:
+                best_rank, best = rank, (doc_id, *lead)
+        if best_rank is None or best is None or best_rank[0] == 0.0:
             related = self._related(passages[:3])
             return Result(question, query, True, (), related, tuple(passages), 0.0)
-        cover, _, _, doc_id, start, end = best
+        cover = best_rank[0]
+        doc_id, start, end = best
         citations = tuple(self._citations(documents, doc_id, start, end))
         answer = Answer(
             text=documents[doc_id].body[start:end],
