@@ -207,11 +207,6 @@ def written_ids(path: Path, fmt: str) -> dict[str, bool]:
     return ids
 
 
-def done_ids(path: Path, fmt: str) -> set[str]:
-    """Every id already written to an output file, answered or failed (`written_ids`)."""
-    return set(written_ids(path, fmt))
-
-
 CSV_FIELDS = [
     "id", "question", "not_found", "confidence", "answer", "span", "score", "title", "path",
     "published", "url", "paragraph", "char_start", "char_end", "citations", "reason", "error",
@@ -222,7 +217,7 @@ class Writer:
     """Writes records one at a time, flushing each."""
 
     def written_id(self, question_id: str) -> str:
-        """How an id reads back from this writer's output (`done_ids`): CSV cells are made
+        """How an id reads back from this writer's output (`written_ids`): CSV cells are made
         safe for spreadsheets."""
         return str(cell_safe(question_id)) if self.fmt == "csv" else question_id
 

@@ -58,7 +58,7 @@ def test_csv_ids_are_made_safe_and_still_resume(tmp_path: Path) -> None:
     """An id from the input is data: no formula, no escape sequence in the CSV; --resume
     still knows the question was answered."""
     from qa.answers import Result
-    from qa.batch import BatchQuestion, done_ids, run_batch
+    from qa.batch import BatchQuestion, run_batch, written_ids
 
     evil = '=HYPERLINK("http://evil.example") \x1b]52;c;cHduZWQ=\x07'
     out = tmp_path / "answers.csv"
@@ -76,7 +76,7 @@ def test_csv_ids_are_made_safe_and_still_resume(tmp_path: Path) -> None:
             asked.append(question)
             return Result(question, question, True, ())
 
-        run_batch(questions, ask, writer, done_ids(out, "csv"))
+        run_batch(questions, ask, writer, set(written_ids(out, "csv")))
     assert asked == ["What?"], "the evil id was answered already"
 
 
@@ -707,7 +707,7 @@ def test_line_separators_inside_jsonl_records_do_not_split_them(tmp_path: Path) 
     article text); str.splitlines cut such a record in two."""
     import json
 
-    from qa.batch import done_ids, read_questions
+    from qa.batch import read_questions, written_ids
     from qa.datasets import load_news_questions
 
     odd = "Who said\u2028it\u2029and\x85this?"
@@ -732,7 +732,7 @@ def test_line_separators_inside_jsonl_records_do_not_split_them(tmp_path: Path) 
         + "\n",
         encoding="utf-8",
     )
-    assert done_ids(answers, "jsonl") == {"a"}
+    assert written_ids(answers, "jsonl") == {"a": False}
 
 
 def test_a_damaged_conversation_store_is_moved_aside(tmp_path: Path) -> None:

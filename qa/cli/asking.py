@@ -26,6 +26,13 @@ from qa.datasets import HALVES
 from qa.errors import InputError, QAError, ReportedInterrupt
 
 
+def _answers_option(help_text: str) -> Any:
+    """`-n`: how many distinct answers a question gets (qa ask, qa batch)."""
+    return click.option(
+        "-n", "answers", type=click.IntRange(1, 20), default=3, show_default=True, help=help_text
+    )
+
+
 def render_result(result: Any, color: bool) -> str:
     """A `Result` as readable text; article text is made inert for the terminal."""
     from qa.answers import citation_label, confidence_words
@@ -68,14 +75,7 @@ def render_result(result: Any, color: bool) -> str:
 @cli.command("ask")
 @click.argument("question", required=False)
 @_index_option
-@click.option(
-    "-n",
-    "answers",
-    type=click.IntRange(1, 20),
-    default=3,
-    show_default=True,
-    help="Distinct answers to show at most.",
-)
+@_answers_option("Distinct answers to show at most.")
 @click.option(
     "-k",
     "passages",
@@ -175,14 +175,7 @@ def _wrap(text: str) -> str:
     help="Output format. [default: from the output's extension, else jsonl]",
 )
 @click.option("--resume", is_flag=True, help="Skip ids already answered in the output file.")
-@click.option(
-    "-n",
-    "answers",
-    type=click.IntRange(1, 20),
-    default=3,
-    show_default=True,
-    help="Distinct answers to keep for each question at most.",
-)
+@_answers_option("Distinct answers to keep for each question at most.")
 @_filter_options
 @click.option("-q", "--quiet", is_flag=True, help="No progress output.")
 @click.pass_context
