@@ -20,6 +20,10 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "scripts"))
+
+from corpus_quality import SENTENCE_STARTERS, defects, leading_prefix  # noqa: E402
+
 DEFAULT_SOURCE = ROOT.parent / "shared" / "data" / "wikinews" / "wikinews.jsonl"
 DEFAULT_OUT = ROOT / "corpus" / "wikinews"
 
@@ -112,26 +116,103 @@ def _split_long(paragraph: str, sentences_a_paragraph: int = 3, min_chars: int =
     return [p for p in out if p]
 
 
+# --------------------------------------------------------------------------- repairs
+# What the upstream extraction broke across the whole corpus, repaired with what the corpus
+# itself shows: the labels of portal and category boxes that it glued to first sentences,
+# and the suffixes it split from a link ("[[Russia]]n" -> "Russia n").
+
+_SUFFIX = re.compile(r"\b([A-Z][a-z]+) (n|ns|i|ian|ians|ese|ic|ist|ists|ish|ern)\b")
+_POSSESSIVE = re.compile(r"\b(?!(?:the|a|an|of|in|to|by|for|from|with|and|or|at|on|into|as) )([\w.-]*\w) 's\b")
+_COMMAS = re.compile(r",(?:\s*,)+")
+
+
+def box_labels(bodies: list[str]) -> set[str]:
+    """Phrases of 1-5 words that begin at least two articles directly followed by a word
+    that only begins sentences ("Iraq At least", "Australian news The"): the labels of the
+    boxes upstream flattened into the text."""
+    seen: dict[str, int] = {}
+    for body in bodies:
+        words = body.split(" ", 8)[:8]
+        for k in range(1, min(6, len(words))):
+            if words[k] in SENTENCE_STARTERS and words[k - 1][-1:].isalnum():
+                phrase = " ".join(words[:k])
+                seen[phrase] = seen.get(phrase, 0) + 1
+    return {p for p, n in seen.items() if n >= 2 and p.split(" ")[0] not in SENTENCE_STARTERS}
+
+
+def strip_labels(body: str, labels: set[str], text: str) -> str:
+    """`body` without the box labels before its first sentence. A label followed by a name
+    stays when that pair also occurs inside sentences of the corpus (`text`): "New Zealand
+    Prime Minister ..." is a sentence, "USA Sheila Dixon ..." is not."""
+    while True:
+        found = leading_prefix(body)
+        if found is None:
+            words = body.split(" ", 6)
+            for k in range(min(5, len(words) - 1), 0, -1):
+                phrase, following = " ".join(words[:k]), words[k]
+                if phrase in labels and following[:1].isupper():
+                    junction = re.escape(f"{words[k - 1]} {following}")
+                    if not re.search(rf"[a-z,] {junction}", text):
+                        found = phrase
+                        break
+        if found is None or len(found) >= len(body):
+            return body
+        body = body[len(found) :].lstrip()
+
+
+def join_split_words(body: str, vocabulary: set[str]) -> str:
+    """'Russia n' -> 'Russian' where the joined word occurs in the corpus, 'Congo 's' ->
+    "Congo's", and a run of commas (a removed word) -> one comma."""
+    body = _SUFFIX.sub(
+        lambda m: m.group(1) + m.group(2) if m.group(1) + m.group(2) in vocabulary else m.group(),
+        body,
+    )
+    body = _POSSESSIVE.sub(r"\1's", body)
+    return _COMMAS.sub(",", body)
+
+
+def repair(bodies: list[str]) -> list[str]:
+    """Every body with the corpus-wide repairs applied."""
+    joined = "\n".join(bodies)
+    vocabulary = set(re.findall(r"[A-Za-z]+", joined))
+    labels = box_labels(bodies)
+    repaired = []
+    for body in bodies:
+        first, sep, rest = body.partition("\n\n")
+        first = strip_labels(first, labels, joined)
+        if first in labels:  # a paragraph of its own that is only a label
+            first, sep, rest = rest.partition("\n\n")
+        repaired.append(join_split_words(first + sep + rest, vocabulary))
+    return repaired
+
+
 def convert(source: Path, out: Path) -> dict[str, int]:
     by_year: dict[str, list[str]] = {}
-    skipped = 0
+    skipped = damaged = 0
+    records = []
     with source.open(encoding="utf-8") as handle:
         for line in handle:
             record = json.loads(line)
             if record.get("flags"):
                 skipped += 1
                 continue
-            year = (record.get("date") or "")[:4] or "undated"
-            kept = {
-                "id": record["id"],
-                "title": record["title"],
-                "date": record.get("date"),
-                "url": record["url"],
-                "categories": record.get("categories") or [],
-                "source": "Wikinews",
-                "body": "\n\n".join(clean_body(record["body"])),
-            }
-            by_year.setdefault(year, []).append(json.dumps(kept, ensure_ascii=False))
+            records.append(record)
+    bodies = repair(["\n\n".join(clean_body(r["body"])) for r in records])
+    for record, body in zip(records, bodies, strict=True):
+        if defects(body):  # a hole where a link was, a prefix left: quotes would show it
+            damaged += 1
+            continue
+        year = (record.get("date") or "")[:4] or "undated"
+        kept = {
+            "id": record["id"],
+            "title": record["title"],
+            "date": record.get("date"),
+            "url": record["url"],
+            "categories": record.get("categories") or [],
+            "source": "Wikinews",
+            "body": body,
+        }
+        by_year.setdefault(year, []).append(json.dumps(kept, ensure_ascii=False))
     out.mkdir(parents=True, exist_ok=True)
     wanted = {f"wikinews-{year}.jsonl" for year in by_year}
     for stale in out.glob("wikinews-*.jsonl"):
@@ -146,6 +227,7 @@ def convert(source: Path, out: Path) -> dict[str, int]:
         os.replace(tmp, target)
         counts[target.name] = len(lines)
     counts["skipped (flagged)"] = skipped
+    counts["left out (damaged text)"] = damaged
     return counts
 
 

@@ -62,7 +62,7 @@ def test_bundled_corpus_loads_cleanly(capsys: pytest.CaptureFixture[str]) -> Non
     code, out, _ = run_qa(capsys, "corpus", "check", "--corpus", str(REPO / "corpus"), "--json")
     report = json.loads(out)
     assert code == 0
-    assert report["articles"] == 5023
+    assert report["articles"] == 4785
     assert report["problems"] == []
 
 

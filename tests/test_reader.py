@@ -75,7 +75,9 @@ def test_the_bundled_corpus_question_file_is_well_formed() -> None:
     assert len(records) >= 40
     for record in records:
         body = bodies[record["article"]]
-        assert record["answers"] and all(contains_answer(body, a) for a in record["answers"])
+        # verbatim, or after SQuAD's normalisation ("Rick Snyder's" holds "Rick Snyder")
+        answers = record["answers"]
+        assert answers and all(a in body or contains_answer(body, a) for a in answers)
 
 
 def test_the_near_miss_question_files_are_well_formed(bbc: Path) -> None:
