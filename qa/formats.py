@@ -448,6 +448,10 @@ def parse_html(text: str, rel: str, problems: list[Problem] | None = None) -> Ar
             include_comments=False,
             include_tables=False,
             favor_precision=True,
+            # a date from the page's metadata, never from its text: htmldate's extensive
+            # search turned "in autumn 2019" into 2019-01-01, which then drove --since and
+            # citations; no date is better than an invented one
+            date_extraction_params={"extensive_search": False, "original_date": True},
         )
     except Exception as exc:  # trafilatura raises assorted lxml errors on broken pages
         raise SkipFile(f"cannot parse HTML: {exc}") from None

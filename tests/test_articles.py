@@ -430,3 +430,31 @@ def test_html_takes_the_visible_headline_byline_and_drops_comments(tmp_path: Pat
     assert article.byline == "Jane Smith"
     assert article.body.startswith("The town council approved")
     assert "Comments" not in article.body and "Great news" not in article.body
+
+
+def test_an_html_date_comes_from_metadata_or_a_dateline_never_from_the_text(
+    tmp_path: Path,
+) -> None:
+    story = (
+        "<h1>Harbour plans go to the council</h1>"
+        "<p>The council will decide in autumn 2019 whether to fund the new harbour wall, "
+        "after a debate that has lasted for years in the town.</p>"
+        "<p>The money would pay for pontoons and for dredging the channel, which has "
+        "silted up since the storms of last winter.</p>"
+    )
+    (tmp_path / "undated.html").write_text(f"<html><body><article>{story}</article></body></html>")
+    assert only(tmp_path).published is None  # not 2019-01-01 from "autumn 2019"
+    (tmp_path / "undated.html").unlink()
+    (tmp_path / "meta.html").write_text(
+        "<html><head><meta property='article:published_time' content='2021-03-04T10:00:00Z'>"
+        f"</head><body><article>{story}</article></body></html>"
+    )
+    assert only(tmp_path).published.startswith("2021-03-04")
+    (tmp_path / "meta.html").unlink()
+    (tmp_path / "dateline.html").write_text(
+        "<html><body><article><h1>Harbour plans go to the council</h1>"
+        "<p>Posted by Jane Smith on March 3, 2021</p>"
+        f"{story.split('</h1>', 1)[1]}</article></body></html>"
+    )
+    article = only(tmp_path)
+    assert (article.published, article.byline) == ("2021-03-03", "Jane Smith")
