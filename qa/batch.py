@@ -21,7 +21,7 @@ from typing import IO, Any
 
 from qa.answers import citation_date, confidence_words, not_found_message
 from qa.errors import InputError
-from qa.text import file_lines, terminal_safe
+from qa.text import QUESTION_WORDS, file_lines, terminal_safe
 
 FORMATS = ("jsonl", "csv", "md")
 
@@ -46,7 +46,11 @@ def read_questions(path: Path) -> list[BatchQuestion]:
         raise InputError(f"{path}: not UTF-8 text (byte {exc.start})") from exc
     suffix = path.suffix.lower()
     if suffix in (".jsonl", ".ndjson"):
-        return _flag_duplicates(_read_jsonl(text))
+        questions = _read_jsonl(text)
+        if questions and all(q.error for q in questions):
+            # a JSONL of articles would otherwise fail line by line after the whole run
+            raise InputError(f"{path}: not a question file ({questions[0].error}, and so on)")
+        return _flag_duplicates(questions)
     if suffix == ".csv":
         return _flag_duplicates(_read_csv(text, path))
     questions = []
@@ -54,7 +58,44 @@ def read_questions(path: Path) -> list[BatchQuestion]:
         line = line.strip()
         if line and not line.startswith("#"):
             questions.append(BatchQuestion(f"q{number}", line))
+    reason = _not_questions(text, [q.question for q in questions])
+    if reason:
+        raise InputError(
+            f"{path}: not a question file ({reason}); give one question a line, or JSONL or "
+            "CSV with a 'question' field"
+        )
     return questions
+
+
+_LONGEST_QUESTION = 300
+"""Characters: a longer line is a paragraph of an article, not a question."""
+
+
+_REQUESTS = frozenset("tell name list give find show explain describe".split())
+"""First words of requests that are questions without a question mark ("Tell me about Ring")."""
+
+
+def _looks_like_question(line: str) -> bool:
+    first = line.split(maxsplit=1)[0].lower().strip("\"'“‘(") if line.split() else ""
+    return len(line) <= _LONGEST_QUESTION and (
+        line.rstrip().endswith("?") or first in QUESTION_WORDS or first in _REQUESTS
+    )
+
+
+def _not_questions(text: str, lines: list[str]) -> str | None:
+    """Why a plain-text file is not one question a line (an article, a web page), or None:
+    asking "---" and "title: ..." as questions helps nobody."""
+    start = text.lstrip()
+    if start.startswith("---") and re.match(r"---\s*\n(?:[\w-]+\s*:.*\n)+", start):
+        return "it begins with front matter, as an article does"
+    if start.startswith("<") and re.match(r"<(?:!doctype|html|\?xml|head|body)\b", start, re.I):
+        return "it is an HTML or XML page"
+    asked = sum(_looks_like_question(line) for line in lines)
+    if lines and asked == 0:
+        return "no line is a question"
+    if asked < len(lines) / 2 and any(len(line) > _LONGEST_QUESTION for line in lines):
+        return "its lines are paragraphs, as an article's are"
+    return None
 
 
 def _flag_duplicates(questions: list[BatchQuestion]) -> list[BatchQuestion]:

@@ -283,6 +283,34 @@ def test_batch_csv_input_needs_question_column(
     assert code == 1 and "needs a 'question' column" in err
 
 
+def test_batch_refuses_a_file_that_is_not_questions_up_front(
+    capsys: pytest.CaptureFixture[str], index: Path, tmp_path: Path
+) -> None:
+    article = tmp_path / "article.md"
+    article.write_text("---\ntitle: Ring\ndate: 2018-02-27\n---\nAmazon bought Ring.\n")
+    page = tmp_path / "page.txt"
+    page.write_text("<!DOCTYPE html><html><body><p>Hello</p></body></html>\n")
+    prose = tmp_path / "story.txt"
+    prose.write_text(("Amazon has bought Ring, the maker of video doorbells. " * 8 + "\n") * 3)
+    records = tmp_path / "articles.jsonl"
+    records.write_text('{"title": "Ring", "body": "Amazon bought Ring."}\n' * 3)
+    for path, reason in (
+        (article, "front matter"),
+        (page, "HTML"),
+        (prose, "no line is a question"),
+        (records, "no 'question' text"),
+    ):
+        code, out, err = run_qa(capsys, "batch", str(path), "--index", str(index))
+        assert code == 1 and out == "", err
+        assert err.count("\n") == 1 and f"{path}: not a question file" in err and reason in err
+    # questions without a question mark, requests and one odd line are questions
+    fine = tmp_path / "fine.txt"
+    fine.write_text("Tell me about Ring\nWho bought Ring\nprice of the deal\n")
+    from qa.batch import read_questions
+
+    assert len(read_questions(fine)) == 3
+
+
 def test_ask_reads_the_question_from_stdin(
     capsys: pytest.CaptureFixture[str], index: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
