@@ -358,7 +358,7 @@ def markdown_record(record: dict[str, Any], first_citation: int = 1) -> str:
         lines.append(f"**Error:** {markdown_safe(record['error'])}")
     elif record.get("not_found"):
         lines.append(f"_{markdown_safe(not_found_message(record.get('reason')))}_")
-        for number, citation in enumerate(record.get("related", []), 1):
+        for number, citation in enumerate(record.get("related", []), first_citation):
             lines.append(f"- related [{number}] {_md_citation(citation)}")
     else:
         number = first_citation - 1

@@ -487,3 +487,21 @@ def test_build_screen_footer_shows_only_its_keys(
         assert app.check_action("quit", ()) is True
 
     run(app, script)
+
+
+def test_related_passages_are_numbered_on_through_the_conversation() -> None:
+    from qa.answers import Citation, Result
+    from qa.batch import markdown_record
+
+    related = tuple(
+        Citation(
+            article_id=f"a{n}", title=f"Story {n}", path=f"s{n}.txt", published=None, url=None,
+            paragraph=1, char_start=0, char_end=10, quote="Some text.",
+        )
+        for n in (1, 2)
+    )  # fmt: skip
+    result = Result("Who?", "Who?", True, (), related, (), 0.1)
+    card = AnswerCard(result, None, 4)  # three citation markers came before it
+    assert "[4]" in plain(card) and "[5]" in plain(card) and "[1]" not in plain(card)
+    markdown = markdown_record({"id": 2, **result.as_dict()}, first_citation=4)
+    assert "related [4]" in markdown and "related [5]" in markdown

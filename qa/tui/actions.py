@@ -111,6 +111,7 @@ class ChatActions(App[None]):
             record["question"] = turn.question  # as typed; the searched query follows it
             parts.append(markdown_record({"id": number, **record}, first_citation=first))
             first += sum(len(a["citations"]) for a in record["answers"])
+            first += len(record.get("related", [])) if record.get("not_found") else 0
         return "".join(parts)
 
     def action_export(self, path: str | None = None) -> None:

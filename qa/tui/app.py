@@ -368,7 +368,9 @@ class QAApp(ChatActions):
         transcript = self.query_one("#transcript", VerticalScroll)
         cards: list[AnswerCard] = []
         if result.not_found:
-            cards.append(AnswerCard(result, None))
+            # related passages are numbered on through the conversation like citations
+            cards.append(AnswerCard(result, None, self.markers + 1))
+            self.markers += len(result.related)
         for index, answer in enumerate(result.answers):
             cards.append(AnswerCard(result, index, self.markers + 1))
             self.markers += len(answer.citations)

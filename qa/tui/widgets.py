@@ -90,7 +90,9 @@ class AnswerCard(Static, can_focus=True):
         """Number of the answer's first citation: citations are numbered through the whole
         conversation, the same in the transcript, the Sources panel and an export."""
         if answer_index is None:
-            super().__init__(self._not_found(result), markup=False, classes="not-found")
+            super().__init__(
+                self._not_found(result, first_marker), markup=False, classes="not-found"
+            )
             return
         answer = result.answers[answer_index]
         lines = [Content.assemble((f"{answer_index + 1}. ", "bold"),
@@ -106,12 +108,12 @@ class AnswerCard(Static, can_focus=True):
         super().__init__(Content("\n").join(lines), markup=False)
 
     @staticmethod
-    def _not_found(result: Result) -> Content:
+    def _not_found(result: Result, first_marker: int) -> Content:
         message = not_found_message(result.reason)
         lines = [Content.styled(terminal_safe(message), "bold")]
         if result.related:
             lines.append(Content.styled("Related passages (select to see them):", "dim"))
-            for number, citation in enumerate(result.related, 1):
+            for number, citation in enumerate(result.related, first_marker):
                 lines.append(
                     Content.assemble(
                         (f"   [{number}] ", "bold"),
@@ -181,7 +183,7 @@ class SourcesPanel(Vertical):
             self._span = (answer.span_start, answer.span_start + len(answer.span))
         options = self.query_one(OptionList)
         options.clear_options()
-        first = card.first_marker if card is not None and answer is not None else 1
+        first = card.first_marker if card is not None else 1
         for offset, citation in enumerate(self.citations):
             prompt = self._prompt(first + offset, citation, answer)
             options.add_option(Option(prompt, id=f"citation-{offset}"))
