@@ -367,9 +367,10 @@ def markdown_record(record: dict[str, Any], first_citation: int = 1) -> str:
             if answer.get("span") and answer.get("span_start") is not None:
                 s, original = answer["span_start"], answer["text"]
                 end = s + len(answer["span"])
+                # the quote stays exact: spaces around the highlight only where it has them
                 text = (
-                    f"{markdown_safe(original[:s])} **{markdown_safe(answer['span'])}** "
-                    f"{markdown_safe(original[end:])}"
+                    f"{_markdown_piece(original[:s])}**{markdown_safe(answer['span'])}**"
+                    f"{_markdown_piece(original[end:])}"
                 ).strip()
             if isinstance(answer.get("score"), int | float):
                 text += f" _({confidence_words(float(answer['score']))})_"
@@ -379,6 +380,16 @@ def markdown_record(record: dict[str, Any], first_citation: int = 1) -> str:
                 lines.append(f"   - [{number}] {_md_citation(citation)}")
                 lines.append(f"     > {markdown_safe(citation['quote'])}")
     return "\n".join(lines) + "\n\n"
+
+
+def _markdown_piece(text: str) -> str:
+    """`markdown_safe` of a piece of a sentence, keeping one space where it begins or ends
+    with whitespace (which `markdown_safe` trims)."""
+    if not text.strip():
+        return " " if text else ""
+    lead = " " if text[:1].isspace() else ""
+    trail = " " if text[-1:].isspace() else ""
+    return f"{lead}{markdown_safe(text)}{trail}"
 
 
 def _md_citation(citation: dict[str, Any]) -> str:

@@ -521,3 +521,21 @@ def test_confidence_words_read_the_same_everywhere() -> None:
     assert confidence_words(0.79996) == "high confidence, 80 %"
     assert confidence_words(0.8) == "high confidence, 80 %"
     assert confidence_words(0.0) == "low confidence, 0 %"
+
+
+def test_markdown_highlight_keeps_the_quote_exact() -> None:
+    from qa.batch import markdown_record
+
+    def answer(text: str, span: str) -> dict:
+        return {"text": text, "span": span, "span_start": text.index(span), "score": 0.9,
+                "citations": []}  # fmt: skip
+
+    record = {"id": "q1", "question": "Who?", "answers": [
+        answer("Trevor East, 54, joins Setanta.", "Trevor East"),
+        answer("The deal was worth £1.02bn.", "£1.02bn"),
+        answer("It cost 7.5bn in total.", "7.5bn"),
+    ]}  # fmt: skip
+    lines = markdown_record(record).splitlines()
+    assert "1. **Trevor East**, 54, joins Setanta. _(" in lines[2]
+    assert "2. The deal was worth **£1.02bn**. _(" in lines[3]
+    assert "3. It cost **7.5bn** in total. _(" in lines[4]
