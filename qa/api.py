@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from qa.answers import Result
+from qa.chat import Turn
 from qa.errors import QAError
 from qa.index import IndexReader, UpdateReport, resolve_stored_corpus, sync_index
 from qa.retrieval import parse_filters
@@ -51,22 +52,16 @@ class Index:
         `since` / `until` (`2006`, `2006-01` or `2006-01-31`) and `source` filter articles
         as `qa ask` does. Arguments of the wrong type raise TypeError, out of range
         ValueError, a closed index QAError."""
-        if not isinstance(question, str):
-            raise TypeError(f"ask: question must be a str, not {type(question).__name__}")
-        if not question.strip():
-            raise ValueError("ask: the question is empty")
-        if not isinstance(n, int) or isinstance(n, bool):
-            raise TypeError(f"ask: n must be an int, not {type(n).__name__}")
-        if n < 1:
-            raise ValueError(f"ask: n must be at least 1, not {n}")
-        for name, value in (("since", since), ("until", until), ("source", source)):
-            if value is not None and not isinstance(value, str):
-                raise TypeError(
-                    f"ask: {name} must be a str such as '2006-01-31', not {type(value).__name__}"
-                )
+        _check_question(question, n, since, until, source)
         self._check_open()
         filters = parse_filters(since, until, source)
         return self._engine.ask(question, n=n, filters=filters, abstain=abstain)
+
+    def chat(self) -> Chat:
+        """A conversation over this index: its `ask` takes follow-ups ("How old is he?",
+        "And in 2007?") as the chat does, rewriting them with the earlier turns."""
+        self._check_open()
+        return Chat(self)
 
     def _check_open(self) -> None:
         if self._closed:
@@ -102,6 +97,65 @@ class Index:
 
     def __exit__(self, *_: object) -> None:
         self.close()
+
+
+class Chat:
+    """A conversation over an `Index` (`index.chat()`): `ask` answers a question with the
+    earlier turns in mind; `turns` holds each question, the query searched and its result."""
+
+    def __init__(self, index: Index) -> None:
+        from qa.chat import Conversation
+
+        self._index = index
+        self._conversation = Conversation()
+
+    @property
+    def turns(self) -> list[Turn]:
+        return list(self._conversation.turns)
+
+    def ask(
+        self,
+        question: str,
+        *,
+        n: int = 3,
+        since: str | None = None,
+        until: str | None = None,
+        source: str | None = None,
+    ) -> Result:
+        """As `Index.ask`, for a question that may follow up the earlier ones; the result's
+        `query` is what was searched."""
+
+        _check_question(question, n, since, until, source)
+        self._index._check_open()
+        filters = parse_filters(since, until, source)
+
+        def ask_one(text: str, query: str | None = None) -> Result:
+            return self._index._engine.ask(text, n=n, filters=filters, query=query)
+
+        return self._conversation.ask(ask_one, question)
+
+    def reset(self) -> None:
+        """Forget the earlier turns: the next question starts a new conversation."""
+        self._conversation.reset()
+
+
+def _check_question(
+    question: object, n: object, since: object, until: object, source: object
+) -> None:
+    """`ask`'s arguments: of the wrong type TypeError, out of range ValueError."""
+    if not isinstance(question, str):
+        raise TypeError(f"ask: question must be a str, not {type(question).__name__}")
+    if not question.strip():
+        raise ValueError("ask: the question is empty")
+    if not isinstance(n, int) or isinstance(n, bool):
+        raise TypeError(f"ask: n must be an int, not {type(n).__name__}")
+    if n < 1:
+        raise ValueError(f"ask: n must be at least 1, not {n}")
+    for name, value in (("since", since), ("until", until), ("source", source)):
+        if value is not None and not isinstance(value, str):
+            raise TypeError(
+                f"ask: {name} must be a str such as '2006-01-31', not {type(value).__name__}"
+            )
 
 
 def _check_path(name: str, value: object) -> None:

@@ -116,15 +116,27 @@ class ConversationStore:
                 "UPDATE conversations SET updated_at = ? WHERE id = ?", (_now(), conversation_id)
             )
 
-    def recent(self, limit: int = 50) -> list[ConversationInfo]:
+    def recent(self, limit: int = 50, index_dir: str | None = None) -> list[ConversationInfo]:
+        """The latest conversations with at least one turn, newest first (of one index's
+        questions only, given `index_dir`)."""
+        where, params = ("WHERE c.index_dir = ? ", (index_dir,)) if index_dir else ("", ())
         rows = self.conn.execute(
             "SELECT c.id, c.title, c.index_dir, c.created_at, c.updated_at, count(t.number) "
-            "FROM conversations c LEFT JOIN turns t ON t.conversation_id = c.id "
+            f"FROM conversations c LEFT JOIN turns t ON t.conversation_id = c.id {where}"
             "GROUP BY c.id HAVING count(t.number) > 0 ORDER BY c.updated_at DESC, c.id DESC "
             "LIMIT ?",
-            (limit,),
+            (*params, limit),
         ).fetchall()
         return [ConversationInfo(*row) for row in rows]
+
+    def get(self, conversation_id: int) -> ConversationInfo | None:
+        row = self.conn.execute(
+            "SELECT c.id, c.title, c.index_dir, c.created_at, c.updated_at, count(t.number) "
+            "FROM conversations c LEFT JOIN turns t ON t.conversation_id = c.id "
+            "WHERE c.id = ? GROUP BY c.id",
+            (conversation_id,),
+        ).fetchone()
+        return ConversationInfo(*row) if row else None
 
     def turns(self, conversation_id: int) -> list[Turn]:
         rows = self.conn.execute(
@@ -139,3 +151,30 @@ class ConversationStore:
                 continue  # a damaged turn: the others still reopen
             turns.append(Turn(question, query, result))
         return turns
+
+
+def conversation_markdown(
+    turns: list[Turn], index_dir: str, filters: str | None = None, when: str | None = None
+) -> str:
+    """A conversation as Markdown (the chat's /export, `qa history export`): each turn's
+    question, the query searched when it was rewritten, the answers with their citations
+    numbered through the whole conversation as the chat numbers them."""
+    from qa.batch import markdown_record, markdown_safe
+
+    stamp = when or dt.datetime.now().strftime("%Y-%m-%d %H:%M")
+    header = [
+        f"# qa conversation ({stamp})",
+        "",
+        f"Index: {markdown_safe(index_dir)}",
+    ]
+    if filters:
+        header.append(f"Filter: {markdown_safe(filters)}")
+    parts = ["\n".join(header) + "\n\n"]
+    first = 1
+    for number, turn in enumerate(turns, 1):
+        record = turn.result.as_dict()
+        record["question"] = turn.question  # as typed; the searched query follows it
+        parts.append(markdown_record({"id": number, **record}, first_citation=first))
+        first += sum(len(a["citations"]) for a in record["answers"])
+        first += len(record.get("related", [])) if record.get("not_found") else 0
+    return "".join(parts)

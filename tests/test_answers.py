@@ -539,3 +539,58 @@ def test_markdown_highlight_keeps_the_quote_exact() -> None:
     assert "1. **Trevor East**, 54, joins Setanta. _(" in lines[2]
     assert "2. The deal was worth **£1.02bn**. _(" in lines[3]
     assert "3. It cost **7.5bn** in total. _(" in lines[4]
+
+
+def test_the_conversation_outside_the_chat(
+    capsys: pytest.CaptureFixture[str],
+    index: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """qa ask keeps each question; -c asks a follow-up of the last; qa history lists, shows
+    and exports them."""
+    monkeypatch.setenv("QA_DATA_DIR", str(tmp_path / "data"))
+    code, _, err = run_qa(capsys, "ask", "-c", "Why?", "--index", str(index))
+    assert code == 1 and "no conversation of" in err and "ask without -c first" in err
+    code, out, _ = run_qa(capsys, "ask", QUESTIONS[0][0], "--index", str(index))
+    assert code == 0 and QUESTIONS[0][1] in out.lower()
+    code, out, _ = run_qa(capsys, "ask", "-c", "Why?", "--index", str(index), "--json")
+    record = json.loads(out)
+    assert code == 0 and record["question"] == "Why?"
+    assert "purge" in record["query"]  # searched with the last turn's words
+    code, out, _ = run_qa(capsys, "history", "--json")
+    (listed,) = json.loads(out)
+    assert listed["turns"] == 2 and listed["title"] == QUESTIONS[0][0]
+    conversation = str(listed["id"])
+    code, out, _ = run_qa(capsys, "history", "show", conversation)
+    assert code == 0 and out.startswith(f"Q1: {QUESTIONS[0][0]}\n") and "\nQ2: Why?\n" in out
+    assert "(searched: " in out
+    target = tmp_path / "chat.md"
+    code, _, _ = run_qa(capsys, "history", "export", conversation, "-o", str(target))
+    text = target.read_text()
+    assert code == 0 and text.startswith("# qa conversation") and "## 2: Why?" in text
+    code, _, err = run_qa(capsys, "history", "export", conversation, "-o", str(target))
+    assert code == 1 and "exists" in err and target.read_text() == text
+    code, _, err = run_qa(capsys, "ask", "--cid", "999", "Why?", "--index", str(index))
+    assert code == 1 and "no conversation 999" in err
+    code, _, err = run_qa(capsys, "ask", "--no-save", "-c", "Why?", "--index", str(index))
+    assert code == 2 and "--no-save" in err
+    code, _, _ = run_qa(capsys, "ask", "--no-save", QUESTIONS[1][0], "--index", str(index))
+    code, out, _ = run_qa(capsys, "history", "--json")
+    assert code == 0 and len(json.loads(out)) == 1  # --no-save kept nothing
+
+
+def test_python_api_holds_a_conversation(index: Path) -> None:
+    import qa
+
+    with qa.open(index) as opened:
+        chat = opened.chat()
+        first = chat.ask(QUESTIONS[0][0])
+        follow_up = chat.ask("Why?")
+        assert QUESTIONS[0][1] in first.answers[0].text.lower()
+        assert [t.question for t in chat.turns] == [QUESTIONS[0][0], "Why?"]
+        assert "purge" in chat.turns[1].query and follow_up.query == chat.turns[1].query
+        with pytest.raises(TypeError, match="n must be an int"):
+            chat.ask("Why?", n="2")  # type: ignore[arg-type]
+        chat.reset()
+        assert chat.turns == []

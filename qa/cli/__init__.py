@@ -10,7 +10,7 @@ import sys
 
 import click
 
-from qa.cli import asking, corpus, indexing  # noqa: F401 - registers the commands
+from qa.cli import asking, corpus, history, indexing  # noqa: F401 - registers the commands
 from qa.cli.options import cli
 from qa.errors import QAError, ReportedInterrupt
 from qa.text import one_line

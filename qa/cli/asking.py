@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
+import sqlite3
 import sys
 from pathlib import Path
 from typing import Any
@@ -85,6 +87,17 @@ def render_result(result: Any, color: bool) -> str:
     help="Passages to retrieve.",
 )
 @_filter_options
+@click.option(
+    "-c",
+    "--continue",
+    "follow_up",
+    is_flag=True,
+    help="Continue the last conversation of this index (a follow-up: 'And when?').",
+)
+@click.option(
+    "--cid", type=click.IntRange(1), default=None, help="Continue conversation ID (qa history)."
+)
+@click.option("--no-save", is_flag=True, help="Do not keep this question in the history.")
 @_json_option
 @click.pass_context
 def ask(
@@ -96,18 +109,25 @@ def ask(
     since: str | None,
     until: str | None,
     source: str | None,
+    follow_up: bool,
+    cid: int | None,
+    no_save: bool,
     as_json: bool,
 ) -> None:
     """Answer one question with sentences quoted from the corpus, and their citations.
 
-    QUESTION `-` (or none, with a pipe) reads the question from standard input.
+    QUESTION `-` (or none, with a pipe) reads the question from standard input. Each question
+    is kept in the history as a new conversation (as the chat's are; `qa history`); `-c`
+    asks it as a follow-up of the last one instead, `--cid ID` of another.
 
     \b
     Examples:
       qa ask "Who led the purge of North Korean officers?"
+      qa ask -c "How many were executed?"
       qa ask "What did the central bank decide?" --since 2006-01-01 --source wikinews --json
       echo "Who won the election?" | qa ask
     """
+    from qa.chat import Conversation
     from qa.engine import Engine
 
     if question in (None, "-"):
@@ -116,18 +136,69 @@ def ask(
         question = sys.stdin.read()
     if not question.strip():
         raise QAError("the question is empty")
+    if no_save and (follow_up or cid):
+        raise click.UsageError("--no-save asks a question alone: it cannot continue a conversation")
     filters = _filters(since, until, source)
-    engine = Engine.open(resolve_index(ctx, index_dir))
+    target = resolve_index(ctx, index_dir)
+    index_key = str(target.resolve())
+    store = None if no_save else _history_store()
+    conversation_id = None
+    conversation = Conversation()
+    if store is not None and (follow_up or cid):
+        conversation_id = _conversation_to_continue(store, cid, index_key)
+        conversation.turns = store.turns(conversation_id)
+    engine = Engine.open(target)
     try:
-        result = engine.ask(question, n=answers, k=passages, filters=filters)
+        turn = conversation.answer(engine.ask, question, n=answers, k=passages, filters=filters)
     finally:
         engine.close()
+    # the question as typed; a rewritten follow-up shows what was searched
+    result = dataclasses.replace(turn.result, question=turn.question)
+    if store is not None:
+        try:
+            if conversation_id is None:
+                conversation_id = store.start(turn.question, index_key)
+            store.add_turn(conversation_id, turn)
+        except sqlite3.Error as exc:
+            click.echo(f"qa: note: the question was not kept in the history ({exc})", err=True)
+        finally:
+            store.close()
     if as_json:
         _print_json(result.as_dict())
     else:
         tty = sys.stdout.isatty()
         text = render_result(result, color=tty)
         click.echo(_wrap(text) if tty else text)
+
+
+def _history_store() -> Any:
+    """The conversation store, or None (with a note) when it cannot be opened: the history is
+    a convenience that never stops a question."""
+    from qa.conversations import ConversationStore
+
+    try:
+        return ConversationStore()
+    except (OSError, sqlite3.Error) as exc:
+        click.echo(f"qa: note: the history cannot be opened ({exc}); not kept", err=True)
+        return None
+
+
+def _conversation_to_continue(store: Any, cid: int | None, index_key: str) -> int:
+    """The conversation `qa ask -c` / `--cid` continues."""
+    if cid is not None:
+        info = store.get(cid)
+        if info is None or not info.turns:
+            raise QAError(f"no conversation {cid} in the history (qa history lists them)")
+        if info.index_dir != index_key:
+            raise QAError(
+                f"conversation {cid} was asked of {info.index_dir}, not of {index_key} "
+                "(give that --index)"
+            )
+        return cid
+    latest = store.recent(1, index_dir=index_key)
+    if not latest:
+        raise QAError(f"no conversation of {index_key} to continue yet: ask without -c first")
+    return latest[0].id
 
 
 def _wrap(text: str) -> str:

@@ -94,25 +94,10 @@ class ChatActions(App[None]):
         self.refresh_status()
 
     def conversation_markdown(self) -> str:
-        from qa.batch import markdown_record, markdown_safe
+        from qa.conversations import conversation_markdown
 
-        stamp = dt.datetime.now().strftime("%Y-%m-%d %H:%M")
-        header = [
-            f"# qa conversation ({stamp})",
-            "",
-            f"Index: {markdown_safe(str(self.index_dir))}",
-        ]
-        if self.filters:
-            header.append(f"Filter: {markdown_safe(self.filters.describe())}")
-        parts = ["\n".join(header) + "\n\n"]
-        first = 1
-        for number, turn in enumerate(self.conversation.turns, 1):
-            record = turn.result.as_dict()
-            record["question"] = turn.question  # as typed; the searched query follows it
-            parts.append(markdown_record({"id": number, **record}, first_citation=first))
-            first += sum(len(a["citations"]) for a in record["answers"])
-            first += len(record.get("related", [])) if record.get("not_found") else 0
-        return "".join(parts)
+        filters = self.filters.describe() if self.filters else None
+        return conversation_markdown(self.conversation.turns, str(self.index_dir), filters)
 
     def action_export(self, path: str | None = None) -> None:
         if not self.conversation.turns:
