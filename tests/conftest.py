@@ -30,6 +30,15 @@ SQUAD_V2 = SHARED_DATA / "squad" / "dev-v2.0.json.zip"
 BUNDLED_SEED = REPO / "corpus" / "chosun" / "2016-11-01-nk-purges-military-officers.txt"
 
 
+@pytest.fixture(autouse=True)
+def _private_history(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Conversations that `qa ask` and the chat keep go to the test run's folder, never to
+    the user's own history (a test that needs its own sets QA_DATA_DIR itself)."""
+    monkeypatch.setenv("QA_DATA_DIR", str(tmp_path_factory.getbasetemp() / "qa-data"))
+
+
 @pytest.fixture(scope="session")
 def bbc() -> Path:
     if not BBC.is_dir():
