@@ -11,6 +11,8 @@ import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from qa.dates import DateMention
+
 if TYPE_CHECKING:
     from collections.abc import Collection
 
@@ -71,6 +73,13 @@ class Answer:
     score: float
     """Calibrated probability that this answer is right (0..1)."""
     citations: tuple[Citation, ...]
+    dates: tuple[DateMention, ...] = ()
+    """The relative dates in `text` ("on Wednesday") resolved against the article's
+    publication date (`qa.dates`); the text itself stays verbatim."""
+
+    def when(self) -> str:
+        """ "On Wednesday = 2005-03-02; last year = 2004", or "" without relative dates."""
+        return "; ".join(mention.describe() for mention in self.dates)
 
     def cites(self, paths: Collection[str]) -> bool:
         """Whether one of the answer's citations is an article at one of `paths`."""
@@ -84,6 +93,7 @@ class Answer:
             span_start=data.get("span_start"),
             score=float(data.get("score", 0.0)),
             citations=tuple(Citation.from_dict(c) for c in data.get("citations", [])),
+            dates=tuple(DateMention.from_dict(d) for d in data.get("dates", [])),
         )
 
     def as_dict(self) -> dict[str, Any]:
@@ -93,6 +103,7 @@ class Answer:
             "span_start": self.span_start,
             "score": round(self.score, 4),
             "citations": [c.as_dict() for c in self.citations],
+            "dates": [d.as_dict() for d in self.dates],
         }
 
 

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from qa.answers import citation_date, confidence_words, not_found_message
+from qa.dates import DateMention
 from qa.errors import InputError
 from qa.text import QUESTION_WORDS, file_lines, terminal_safe
 
@@ -375,6 +376,9 @@ def markdown_record(record: dict[str, Any], first_citation: int = 1) -> str:
             if isinstance(answer.get("score"), int | float):
                 text += f" _({confidence_words(float(answer['score']))})_"
             lines.append(f"{index}. {text}")
+            if answer.get("dates"):
+                when = "; ".join(DateMention.from_dict(d).describe() for d in answer["dates"])
+                lines.append(f"   - when: {markdown_safe(when)}")
             for citation in answer["citations"]:
                 number += 1
                 lines.append(f"   - [{number}] {_md_citation(citation)}")

@@ -44,9 +44,11 @@ class Engine:
         return cls(index, encoder)
 
     def warm_up(self) -> None:
-        """Load the model and the FAISS index now, so the first question is fast."""
+        """Load the models and the FAISS index now, so the first question is fast."""
         self.encoder.load()
         self.reader.model  # noqa: B018 - loads the reader
+        if self.reader.verify:
+            self.reader.verifier  # noqa: B018 - loads the verifier
         self.index.faiss  # noqa: B018 - loads it
         self.retriever.encode_query("warm up")
 

@@ -32,11 +32,13 @@ from qa.answer_types import Kind, cut_number, question_kind, type_features
 from qa.answers import Answer, Citation, Result
 from qa.retrieval import Passage, QueryTerms
 from qa.text import QUESTION_WORDS, STOPWORDS, normalize_answer, stem, words
+from qa.verifier import proposal_parts
 from qa.weights import ReaderWeights, load_weights
 
 if TYPE_CHECKING:
     from qa.index import DocumentRow, IndexReader
     from qa.reader_model import ReaderModel, Reading
+    from qa.verifier import Verifier
 
 # --------------------------------------------------------------------------- scoring
 
@@ -129,6 +131,9 @@ class Candidate:
     features: dict[str, float]
     alt_rank: int = 1
     """1 for the passage's best span, 2 for its runner-up, ..."""
+    parts: tuple[str, str, str] = ("", "", "")
+    """What the verifier reads: the text before the span (from the sentence before its
+    own), the span, the rest of its sentence (`qa.verifier.proposal_parts`)."""
     logit: float = 0.0
     score: float = 0.0
     """Calibrated probability that this answer is right."""
@@ -177,10 +182,15 @@ class Reader:
         spans: int | None = None,
         fitted: ReaderWeights | None = None,
         abstain_below: float | None = None,
+        verifier: Verifier | None = None,
+        verify: bool | None = None,
     ) -> None:
         self.index = index
         settings = fitted or load_weights().reader
         self.weights: dict[str, float] = dict(settings.weights)
+        self.verify = "verify" in self.weights if verify is None else verify
+        """Whether each proposal gets the verifier's logit (where the weights weigh it)."""
+        self._verifier = verifier
         self.platt = settings.platt
         self.read_passages = int(read_passages or settings.read_passages)
         self.spans = int(spans or settings.spans)
@@ -194,6 +204,14 @@ class Reader:
 
             self._model = shared_reader()
         return self._model
+
+    @property
+    def verifier(self) -> Verifier:
+        if self._verifier is None:
+            from qa.verifier import shared_verifier
+
+            self._verifier = shared_verifier()
+        return self._verifier
 
     def probability(self, logit: float) -> float:
         return sigmoid(self.platt[0] * logit + self.platt[1])
@@ -231,6 +249,14 @@ class Reader:
                 # overlapping chunks of one article can find the same span: keep the best
                 if key not in found or found[key].logit < candidate.logit:
                     found[key] = candidate
+        if self.verify and found:
+            proposals = list(found.values())
+            for candidate, logit in zip(
+                proposals, self.verifier.logits(question, [c.parts for c in proposals])
+            ):
+                candidate.features["verify"] = logit
+                candidate.logit = linear(self.weights, candidate.features)
+                candidate.score = self.probability(candidate.logit)
         return sorted(found.values(), key=lambda c: -c.logit)
 
     def _candidate(
@@ -255,6 +281,11 @@ class Reader:
             return None
         features.update(type_features(kind, span, span_start == start, before, after, question))
         candidate = Candidate(passage, span_start, span_end, start, end, text, features)
+        if self.verify:
+            origin = passage.char_start
+            candidate.parts = proposal_parts(
+                passage.text, [(s - origin, e - origin) for s, e in passage.sentences], first, last
+            )
         candidate.logit = linear(self.weights, features)
         candidate.score = self.probability(candidate.logit)
         return candidate

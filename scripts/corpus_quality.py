@@ -39,9 +39,10 @@ CATEGORY_LABELS = re.compile(
     r"\s+(?=[A-Z0-9\"'])"
 )
 FUNCTION_WORDS = "the|a|an|of|in|to|by|for|from|with|and|or|at|on|into|as"
+SUFFIXES = "n|ns|i|ian|ians|ese|ic|ist|ists|ish|ern"
+"""Word endings the import split from a link ("[[Russia]]n" -> "Russia n")."""
 SPLIT_SUFFIX = re.compile(
-    rf"\b[A-Z][a-z]+ (?:n|ns|i|ian|ians|ese|ic|ist|ists|ish|ern)\b"
-    rf"|\b(?!(?:{FUNCTION_WORDS}) )[\w.-]*\w 's\b"
+    rf"\b[A-Z][a-z]+ (?:{SUFFIXES})\b|\b(?!(?:{FUNCTION_WORDS}) )[\w.-]*\w 's\b"
 )
 EMPTY_PARENTHESES = re.compile(r"\(\s*[,;:]?\s*\)")
 DOUBLED_COMMAS = re.compile(r",\s*,")
@@ -60,7 +61,9 @@ def leading_prefix(body: str) -> str | None:
     for k in range(1, len(words)):
         word, previous = words[k], words[k - 1]
         if word in SENTENCE_STARTERS and previous[:1].isupper() and previous[-1:].isalnum():
-            if words[0] not in SENTENCE_STARTERS and all(w[:1].isupper() or w[:1].isdigit() or w in ("and", "of") for w in words[:k]):
+            if words[0] not in SENTENCE_STARTERS and all(
+                w[:1].isupper() or w[:1].isdigit() or w in ("and", "of") for w in words[:k]
+            ):
                 return " ".join(words[:k])
             return None
         if not (word[:1].isupper() or word[:1].isdigit() or word in ("and", "of", "news")):

@@ -214,7 +214,7 @@ def reader_rows(engine: Engine, questions, source: str) -> list[dict]:
                 "source": source,
                 "impossible": q.impossible,
                 "x": np.array(
-                    [[c.features[n] for n in READER_FEATURES] for c in candidates]
+                    [[c.features.get(n, 0.0) for n in READER_FEATURES] for c in candidates]
                 ).reshape(-1, len(READER_FEATURES)),
                 "y": np.array(
                     [float(any(contains_answer(c.text, g) for g in golds)) for c in candidates]
@@ -233,15 +233,18 @@ def news_pair(text: str) -> tuple[Path, Path]:
     return Path(questions), Path(index)
 
 
-def open_engine(index: Path, passage_weights: dict) -> Engine:
-    """An engine over `index` that reads every passage and span the fit may weigh."""
+def open_engine(index: Path, passage_weights: dict, verify: bool) -> Engine:
+    """An engine over `index` that reads every passage and span the fit may weigh (each
+    passage's best span alone when the verifier's logit is weighed: it runs on every
+    proposal)."""
     engine = Engine.open(index)
     engine.retriever = Retriever(engine.index, engine.encoder, weights=passage_weights)
     engine.reader = Reader(
         engine.index,
         fitted=UNFITTED_READER,
         read_passages=max(K_CHOICES),
-        spans=max(SPAN_CHOICES),
+        spans=1 if verify else max(SPAN_CHOICES),
+        verify=verify,
     )
     return engine
 
@@ -258,13 +261,13 @@ def all_rows(args, passage_weights) -> tuple[list[dict], int, dict[str, int]]:
     v2 = load_squad(args.v2)
     fit_v2 = select_questions(v2, args.v2_part)
     print(f"reader: {len(fit_v2)} v2.0 questions ({args.v2_part}) ...", file=sys.stderr)
-    engine = open_engine(args.index_v2, passage_weights)
+    engine = open_engine(args.index_v2, passage_weights, "verify" in args.features)
     rows = reader_rows(engine, fit_v2, "squad")
     engine.close()
     news_counts = {}
     for questions_file, index in args.news:
         questions = select_news(load_news_questions(questions_file), "fit")
-        engine = open_engine(index, passage_weights)
+        engine = open_engine(index, passage_weights, "verify" in args.features)
         rows += reader_rows(engine, questions, f"news:{questions_file.name}")
         engine.close()
         news_counts[questions_file.name] = len(questions)

@@ -22,7 +22,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "scripts"))
 
-from corpus_quality import SENTENCE_STARTERS, defects, leading_prefix  # noqa: E402
+from corpus_quality import (  # noqa: E402
+    FUNCTION_WORDS,
+    SENTENCE_STARTERS,
+    SUFFIXES,
+    defects,
+    leading_prefix,
+)
 
 DEFAULT_SOURCE = ROOT.parent / "shared" / "data" / "wikinews" / "wikinews.jsonl"
 DEFAULT_OUT = ROOT / "corpus" / "wikinews"
@@ -121,8 +127,8 @@ def _split_long(paragraph: str, sentences_a_paragraph: int = 3, min_chars: int =
 # itself shows: the labels of portal and category boxes that it glued to first sentences,
 # and the suffixes it split from a link ("[[Russia]]n" -> "Russia n").
 
-_SUFFIX = re.compile(r"\b([A-Z][a-z]+) (n|ns|i|ian|ians|ese|ic|ist|ists|ish|ern)\b")
-_POSSESSIVE = re.compile(r"\b(?!(?:the|a|an|of|in|to|by|for|from|with|and|or|at|on|into|as) )([\w.-]*\w) 's\b")
+_SUFFIX = re.compile(rf"\b([A-Z][a-z]+) ({SUFFIXES})\b")
+_POSSESSIVE = re.compile(rf"\b(?!(?:{FUNCTION_WORDS}) )([\w.-]*\w) 's\b")
 _COMMAS = re.compile(r",(?:\s*,)+")
 
 

@@ -68,6 +68,8 @@ def render_result(result: Any, color: bool) -> str:
             body = terminal_safe(text)
         markers = " ".join(f"[{number + i}]" for i in range(1, len(answer.citations) + 1))
         lines.append(f"{index}. {body} {markers}  ({confidence_words(answer.score)})")
+        if answer.dates:
+            lines.append(f"   when: {terminal_safe(answer.when())}")
         for citation in answer.citations:
             number += 1
             lines.append(cite(number, citation))

@@ -97,6 +97,8 @@ class AnswerCard(Static, can_focus=True):
         answer = result.answers[answer_index]
         lines = [Content.assemble((f"{answer_index + 1}. ", "bold"),
                                   answer_content(answer, first_marker))]  # fmt: skip
+        if answer.dates:
+            lines.append(Content.styled(f"   when: {terminal_safe(answer.when())}", "dim"))
         for offset, citation in enumerate(answer.citations):
             lines.append(
                 Content.assemble(
