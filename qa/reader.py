@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING
 
 from qa.answer_types import Kind, cut_number, question_kind, type_features
 from qa.answers import Answer, Citation, Result
+from qa.dates import relative_dates
 from qa.retrieval import Passage, QueryTerms
 from qa.text import QUESTION_WORDS, STOPWORDS, normalize_answer, stem, words
 from qa.verifier import proposal_parts
@@ -168,6 +169,11 @@ def reranked(passages: Sequence[Passage], ranked: Sequence[Candidate]) -> tuple[
         order.setdefault(candidate.passage.chunk_id, len(order))
     last = len(order)
     return tuple(sorted(passages, key=lambda p: (order.get(p.chunk_id, last), p.rank)))
+
+
+def _published(citations: Sequence[Citation]) -> str | None:
+    """The publication date a quote's relative dates count from: its first dated copy's."""
+    return next((c.published for c in citations if c.published), None)
 
 
 class Reader:
@@ -349,6 +355,7 @@ class Reader:
                     span_start=span_at,
                     score=head.score,
                     citations=citations,
+                    dates=relative_dates(head.text, _published(citations)),
                 )
             )
         return Result(question, query, False, tuple(answers), (), tuple(passages), confidence)
@@ -388,12 +395,14 @@ class Reader:
         cover = best_rank[0]
         doc_id, start, end = best
         citations = tuple(self._citations(documents, doc_id, start, end))
+        text = documents[doc_id].body[start:end]
         answer = Answer(
-            text=documents[doc_id].body[start:end],
+            text=text,
             span=None,
             span_start=None,
             score=cover,
             citations=citations,
+            dates=relative_dates(text, _published(citations)),
         )
         return Result(question, query, False, (answer,), (), tuple(passages), cover)
 

@@ -594,3 +594,17 @@ def test_python_api_holds_a_conversation(index: Path) -> None:
             chat.ask("Why?", n="2")  # type: ignore[arg-type]
         chat.reset()
         assert chat.turns == []
+
+
+def test_an_answer_shows_the_date_its_relative_date_means(
+    capsys: pytest.CaptureFixture[str], index: Path
+) -> None:
+    """The seed article (2016-11-01, a Tuesday) says "a source said Monday"."""
+    code, out, _ = run_qa(capsys, "ask", QUESTIONS[0][0], "--index", str(index), "--json")
+    answer = json.loads(out)["answers"][0]
+    assert code == 0 and "said Monday" in answer["text"]
+    (date,) = answer["dates"]
+    assert (date["text"], date["date"], date["period"]) == ("Monday", "2016-10-31", "day")
+    assert answer["text"][date["start"] : date["end"]] == "Monday"
+    code, out, _ = run_qa(capsys, "ask", QUESTIONS[0][0], "--index", str(index))
+    assert "when: Monday = 2016-10-31" in out
