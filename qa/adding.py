@@ -9,6 +9,7 @@ record, so any front end can say what happened to each file.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -104,6 +105,12 @@ def _copy_one(file: Path, given: Path, target_dir: Path, max_bytes: int) -> Iter
         return
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.with_name(f".{dest.name}.tmp")
-    shutil.copyfile(file, tmp)
-    os.replace(tmp, dest)
+    try:
+        shutil.copyfile(file, tmp)
+        os.replace(tmp, dest)
+    except BaseException:
+        # a full disk or an interruption leaves no partial copy in the corpus
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
     yield Added(source, "copied", "", dest, len(articles))

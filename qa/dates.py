@@ -106,7 +106,7 @@ def relative_dates(text: str, published: str | None) -> tuple[DateMention, ...]:
         phrase = match.group()
         weekday = _WEEKDAY.match(phrase)
         if weekday and weekday.group(1).lower() == base.strftime("%A").lower():
-            date: dt.date | None = base  # "on Wednesday" in Wednesday's paper
+            date = base  # "on Wednesday" in Wednesday's paper
             period = "day"
         else:
             data = _parser(base).get_date_data(phrase)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import errno
+import sqlite3
+
 
 class QAError(Exception):
     """An error the user can act on: shown as one line, never as a traceback."""
@@ -45,6 +48,36 @@ class CommittedInterrupt(QAError):
 
 class IndexCorruptError(QAError):
     """The index files cannot be read."""
+
+
+class StorageError(QAError):
+    """A file cannot be written: the disk is full, or the folder is read-only."""
+
+
+def storage_reason(exc: BaseException) -> str | None:
+    """Why a write failed, when the cause is the storage (the disk is full, the file system
+    or folder is read-only), found anywhere in the exception's chain: a full disk during a
+    SQLite commit surfaces as "cannot rollback - no transaction is active", whose context is
+    the real cause. None for anything else."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, OSError):
+            if current.errno in (errno.ENOSPC, errno.EDQUOT):
+                return "the disk is full"
+            if current.errno == errno.EROFS:
+                return "the file system is read-only"
+            if current.errno in (errno.EACCES, errno.EPERM):
+                return "it is not writable (permission denied)"
+        if isinstance(current, sqlite3.Error):
+            message = str(current).lower()
+            if "disk is full" in message:
+                return "the disk is full"
+            if "readonly" in message or "read-only" in message:
+                return "it is read-only"
+        current = current.__cause__ or current.__context__
+    return None
 
 
 class ModelError(QAError):

@@ -147,10 +147,11 @@ class Verifier:
         texts = [question] + [part for proposal in proposals for part in proposal]
         encoded = [e.ids for e in self.tokenizer.encode_batch(texts, add_special_tokens=False)]
         q = encoded[0]
-        return [
-            pair_ids(q, *encoded[1 + 3 * i : 4 + 3 * i], self.ids, self.max_length)
-            for i in range(len(proposals))
-        ]
+        rows = []
+        for i in range(len(proposals)):
+            before, span, after = encoded[1 + 3 * i : 4 + 3 * i]
+            rows.append(pair_ids(q, before, span, after, self.ids, self.max_length))
+        return rows
 
     def logits(self, question: str, proposals: Sequence[tuple[str, str, str]]) -> list[float]:
         """How likely each proposal answers the question, as a logit (0: even odds)."""

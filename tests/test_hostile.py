@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+from types import SimpleNamespace
 
 from qa.batch import Writer, markdown_record
 
@@ -897,3 +898,116 @@ def test_control_characters_in_paths_stay_inert_in_errors(
     assert code == 1 and "qa: error:" in err and "needs --index DIR" in err
     assert "\x1b" not in err and "\x07" not in err
     assert not any(line.startswith("qa: all good") for line in err.splitlines())
+
+
+def _full_disk(*_: object, **__: object) -> None:
+    import errno
+
+    raise OSError(errno.ENOSPC, "No space left on device")
+
+
+def test_28_a_full_disk_is_named_and_not_called_damage(
+    corpus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sqlite3
+
+    import qa.index.build
+    from qa.errors import StorageError
+
+    index = tmp_path / "index"
+    sync_index(corpus, index, Factory(), full=True)
+    (corpus / "new.txt").write_text("A new story\n\nThe harbour reopened on Tuesday.\n")
+
+    def full_store(*_: object, **__: object) -> None:
+        raise sqlite3.OperationalError("database or disk is full")
+
+    # before the commit: nothing changes, and it is not "damaged ... rebuild it"
+    with monkeypatch.context() as patch:
+        patch.setattr(qa.index.build, "_write", full_store)
+        with pytest.raises(StorageError, match="the disk is full; nothing was changed") as info:
+            sync_index(corpus, index, Factory())
+        assert "damaged" not in str(info.value) and "qa index build" not in str(info.value)
+    with IndexReader(index) as reader:
+        assert reader.check() == "ok" and reader.status()["articles"] == 7
+    # after the commit: the vector file cannot be written; said so, no partial file left
+    with monkeypatch.context() as patch:
+        patch.setattr("qa.index.schema.os.fsync", _full_disk)
+        with pytest.raises(StorageError, match=r"the update was committed .* disk is full"):
+            sync_index(corpus, index, Factory())
+    assert not list(index.glob(".*.tmp"))
+    assert sync_index(corpus, index, Factory()).articles == 8  # the vectors catch up
+
+
+def test_28_a_read_only_index_answers_and_refuses_writes_in_one_line(
+    capsys: pytest.CaptureFixture[str],
+    corpus: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import errno
+
+    from tests.conftest import run_qa
+
+    index = tmp_path / "index"
+    sync_index(corpus, index, Factory(), full=True)
+    opened = Path.open
+
+    def read_only(path: Path, mode: str = "r", *args: object, **kwargs: object) -> object:
+        if path.parent == index and any(flag in mode for flag in "wax+"):
+            raise OSError(errno.EROFS, "Read-only file system", str(path))
+        return opened(path, mode, *args, **kwargs)  # type: ignore[call-overload]
+
+    monkeypatch.setattr(Path, "open", read_only)
+    code, _, err = run_qa(capsys, "index", "update", "--index", str(index), "--corpus", str(corpus))
+    assert code == 1 and err.count("\n") == 1
+    assert "the file system is read-only" in err and "Questions still work" in err
+    monkeypatch.undo()
+
+
+def test_28_a_full_disk_in_batch_and_add_is_one_line_and_leaves_nothing(
+    capsys: pytest.CaptureFixture[str],
+    corpus: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import qa.batch
+    from tests.conftest import run_qa
+
+    index = tmp_path / "index"
+    sync_index(corpus, index, Factory(), full=True)
+    questions = tmp_path / "q.txt"
+    questions.write_text("Who led the purge?\nWhat did Time Warner earn?\n")
+    out = tmp_path / "out.jsonl"
+    write = qa.batch.Writer.write
+    calls = []
+
+    def fill_up(self: object, record: dict) -> None:
+        calls.append(record)
+        if len(calls) > 1:
+            _full_disk()
+        write(self, record)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(qa.batch.Writer, "write", fill_up)
+    engine = SimpleNamespace(ask=lambda q, **_: _not_found(q), close=lambda: None)
+    monkeypatch.setattr("qa.engine.Engine.open", lambda *_, **__: engine)
+    code, _, err = run_qa(
+        capsys, "batch", str(questions), "--index", str(index), "-o", str(out), "-q"
+    )
+    assert code == 1 and err.strip().count("\n") == 0, err
+    assert f"{out}: cannot write: the disk is full; 1 record(s) are in it" in err
+    assert "--resume" in err and not list(tmp_path.glob(".*.tmp"))
+    monkeypatch.undo()
+    story = tmp_path / "story.txt"
+    story.write_text("Harbour reopens\n\nThe harbour reopened on Tuesday.\n")
+    monkeypatch.setattr("qa.adding.shutil.copyfile", _full_disk)
+    code, _, err = run_qa(
+        capsys, "add", str(story), "--corpus", str(corpus), "--index", str(index), "-q"
+    )
+    assert code == 1 and "cannot write: the disk is full" in err and "Traceback" not in err
+    assert not list(corpus.glob(".*.tmp")) and not (corpus / "story.txt").exists()
+
+
+def _not_found(question: str) -> object:
+    from qa.answers import Result
+
+    return Result(question, question, True, ())

@@ -12,7 +12,7 @@ import click
 
 from qa.cli import asking, corpus, history, indexing  # noqa: F401 - registers the commands
 from qa.cli.options import cli
-from qa.errors import QAError, ReportedInterrupt
+from qa.errors import QAError, ReportedInterrupt, storage_reason
 from qa.text import one_line
 
 __all__ = ["cli", "main"]
@@ -38,6 +38,15 @@ def main(argv: list[str] | None = None) -> None:
         # `qa ask ... | head`: the reader went away; that is not an error worth a traceback.
         sys.stderr.close()
         code = 0
+    except OSError as exc:
+        # a full disk or a read-only place, met by any command's write (an output file, the
+        # corpus): one line naming the file, not a traceback
+        reason = storage_reason(exc)
+        if reason is None:
+            raise
+        where = f"{exc.filename}: " if exc.filename else ""
+        click.echo(f"qa: error: {one_line(where)}cannot write: {reason}", err=True)
+        code = 1
     sys.exit(code if isinstance(code, int) else 0)
 
 

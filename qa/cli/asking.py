@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import sqlite3
@@ -25,7 +26,7 @@ from qa.cli.options import (
     resolve_index,
 )
 from qa.datasets import HALVES
-from qa.errors import InputError, QAError, ReportedInterrupt
+from qa.errors import InputError, QAError, ReportedInterrupt, StorageError, storage_reason
 
 
 def _answers_option(help_text: str) -> Any:
@@ -322,7 +323,7 @@ def batch(
         temp = output.with_name(f".{output.name}.{os.getpid()}.tmp")
     path = temp or output
     handle = path.open("a" if append else "w", encoding="utf-8", newline="") if path else None
-    finished = False
+    finished: bool | None = False
     writer = Writer(handle or sys.stdout, fmt, header=not append)
     try:
         # progress goes to stderr: shown on a terminal even when the answers go to stdout
@@ -344,16 +345,31 @@ def batch(
             )
             raise ReportedInterrupt from None
         raise
+    except OSError as exc:
+        reason = storage_reason(exc)
+        if reason is None or output is None:
+            raise
+        kept = (
+            f"{writer.written} record(s) are in it; free space and run the same command with "
+            "--resume to finish"
+            if append or not existed
+            else "it was left as it was"
+        )
+        finished = None  # said above: no second line from the clean-up below
+        raise StorageError(f"{output}: cannot write: {reason}; {kept}") from None
     finally:
         engine.close()
         if handle is not None:
-            handle.close()
+            # closing flushes: on a full disk that fails again, after the error above
+            with contextlib.suppress(OSError) if not finished else contextlib.nullcontext():
+                handle.close()
         if temp is not None and output is not None:
             if finished:
                 os.replace(temp, output)
             else:
                 temp.unlink(missing_ok=True)
-                click.echo(f"qa: {output} was left as it was", err=True)
+                if finished is False:
+                    click.echo(f"qa: {output} was left as it was", err=True)
     asked_ids = {writer.written_id(q.id) for q in questions}
     failed_before &= asked_ids
     if not quiet:

@@ -30,6 +30,8 @@ from qa.errors import (
     IndexCorruptError,
     IndexMismatchError,
     MassRemovalError,
+    StorageError,
+    storage_reason,
 )
 from qa.index.embed import Embedded, Embedder, chunk_articles, embed_slices
 from qa.index.progress import Progress, ProgressFn, UpdateReport, no_progress
@@ -175,6 +177,13 @@ def sync_index(
                 write_faiss(conn, index_dir, settings, progress, changes, previous_generation)
             except BaseException as exc:
                 report.seconds = round(time.perf_counter() - started, 3)
+                reason = storage_reason(exc)
+                if reason is not None:
+                    raise StorageError(
+                        f"the update was committed ({report.summary()}), but its vector file "
+                        f"could not be written: {reason}. The index is usable: the vector "
+                        "file is rebuilt from the store when it can be written"
+                    ) from exc
                 raise CommittedInterrupt(
                     f"interrupted after the update was committed ({report.summary()}); the "
                     "index is usable, its vector file is rebuilt from the store when next opened",
@@ -277,7 +286,16 @@ def _damage_reported(index_dir: Path) -> Iterator[None]:
     the command that rebuilds it; the failed transaction changed nothing."""
     try:
         yield
-    except sqlite3.DatabaseError as exc:
+    except (sqlite3.DatabaseError, OSError) as exc:
+        # a full disk or a read-only store is not damage: a rebuild cannot help
+        reason = storage_reason(exc)
+        if reason is not None:
+            raise StorageError(
+                f"{index_dir}: cannot write the index: {reason}; nothing was changed (the index "
+                "answers as before). Run the update again once it can be written"
+            ) from exc
+        if isinstance(exc, OSError):
+            raise
         raise IndexCorruptError(
             f"{index_dir / STORE_FILE} is damaged ({exc}); nothing was changed. Rebuild it "
             f"from the corpus with: qa index build --index {index_dir}"

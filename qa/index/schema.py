@@ -27,6 +27,8 @@ from qa.errors import (
     IndexBusyError,
     IndexCorruptError,
     IndexMismatchError,
+    StorageError,
+    storage_reason,
 )
 from qa.text import sentence_stems
 
@@ -94,9 +96,18 @@ CREATE VIRTUAL TABLE IF NOT EXISTS chunks_fts USING fts5(
 @contextlib.contextmanager
 def write_lock(index_dir: Path) -> Iterator[None]:
     """Exclusive writer lock; released by the OS if the process dies."""
-    index_dir.mkdir(parents=True, exist_ok=True)
     path = index_dir / LOCK_FILE
-    handle = path.open("a+")
+    try:
+        index_dir.mkdir(parents=True, exist_ok=True)
+        handle = path.open("a+")
+    except OSError as exc:
+        reason = storage_reason(exc)
+        if reason is None:
+            raise
+        raise StorageError(
+            f"{index_dir}: cannot write the index: {reason}. Questions still work; building "
+            "or updating it needs a writable folder"
+        ) from None
     try:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -164,12 +175,19 @@ def set_meta(conn: sqlite3.Connection, **values: Any) -> None:
 
 
 def atomic_write(path: Path, data: bytes) -> None:
+    """`path` replaced by `data` whole, or not at all (no partial temporary file is left
+    when the write fails: a full disk)."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with tmp.open("wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
+    try:
+        with tmp.open("wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
 
 
 @dataclass(frozen=True)
