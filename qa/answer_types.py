@@ -87,6 +87,19 @@ def question_kind(question: str) -> Kind | None:
     return None
 
 
+_EXPLANATION = re.compile(
+    r"^\s*(?:and |but |so )?(?:why\b|how (?:did|does|do|is|was|were|are|can|could|will|would"
+    r"|has|have|had|should)\b)|\bwhat (?:was|is|were|are) the (?:reasons?|causes?) (?:for|of)\b"
+    r"|\bwhat (?:caused|led to)\b"
+)
+
+
+def asks_why(question: str) -> bool:
+    """Whether `question` asks for an explanation ("Why did ...", "How did ... survive",
+    "What caused ..."): its answer takes more than the one sentence a span lies in."""
+    return bool(_EXPLANATION.search(" ".join(question.lower().split())))
+
+
 def span_kinds(span: str, at_sentence_start: bool) -> frozenset[Kind]:
     """The kinds `span` could answer: a number (digits or number words), a time (a date, a
     month, a weekday, a year, a clock time), a name or a place (a capitalised word that is

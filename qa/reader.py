@@ -28,7 +28,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from qa.answer_types import Kind, cut_number, question_kind, type_features
+from qa.answer_types import Kind, asks_why, cut_number, question_kind, type_features
 from qa.answers import Answer, Citation, Result
 from qa.dates import relative_dates
 from qa.retrieval import Passage, QueryTerms
@@ -155,6 +155,19 @@ def sentence_bounds(passage: Passage, start: int, end: int) -> tuple[int, int]:
     if first is None or last is None or last <= first:
         return start, end
     return min(first, start), max(last, end)
+
+
+def explained_end(candidate: Candidate) -> int:
+    """Where the quote of an answer to a "why" or "how did" question ends: after the
+    sentence that follows the span's, when that sentence is in the same paragraph and
+    passage (an explanation rarely fits in the one sentence a span lies in)."""
+    passage = candidate.passage
+    origin = passage.char_start
+    for start, end in passage.sentences:
+        if start >= candidate.end:
+            between = passage.text[candidate.end - origin : start - origin]
+            return candidate.end if "\n" in between or end > passage.char_end else end
+    return candidate.end
 
 
 # --------------------------------------------------------------------------- reading
@@ -338,8 +351,14 @@ class Reader:
             chosen.append(group)
         documents = self._documents({c.doc_id for group in chosen for c in group})
         answers = []
+        explain = asks_why(question)
         for group in chosen:
             head = group[0]
+            if explain:
+                # "Why ...?": the sentence that gives the reason and the one that goes on
+                for candidate in group:
+                    candidate.end = explained_end(candidate)
+                head.text = documents[head.doc_id].body[head.start : head.end]
             citations = tuple(
                 citation
                 for candidate in group

@@ -95,3 +95,25 @@ def test_cut_number() -> None:
     assert cut_number("21", "", ",004.96 points")
     assert not cut_number("21,004.96", "at ", " points")
     assert not cut_number("2004", "in ", ".")  # a full stop ending the sentence
+
+
+def test_why_and_how_did_questions_get_the_sentence_that_goes_on() -> None:
+    from qa.answer_types import asks_why
+    from qa.reader import Candidate, explained_end
+    from qa.retrieval import Passage
+
+    assert asks_why("Why did the Sensex crash?") and asks_why("How did the miners survive?")
+    assert asks_why("What caused the blackout?") and asks_why("And why?")
+    assert not asks_why("How many miners died?") and not asks_why("How old is he?")
+    assert not asks_why("Who bought Ring?")
+    text = "Shares fell. The CPI was above forecasts. That hit emerging markets.\nNew paragraph."
+    sentences = ((100, 112), (113, 141), (142, 168), (169, 183))
+    passage = Passage(1, 1, 1, 1.0, 100, 100 + len(text), text, "T", sentences)
+    assert text[sentences[1][0] - 100 : sentences[1][1] - 100] == "The CPI was above forecasts."
+
+    def candidate(start: int, end: int) -> Candidate:
+        return Candidate(passage, start, start + 3, start, end, "", {})
+
+    assert explained_end(candidate(113, 141)) == 168  # and the sentence after it
+    assert explained_end(candidate(142, 168)) == 168  # not into the next paragraph
+    assert explained_end(candidate(169, 183)) == 183  # the passage's last sentence
