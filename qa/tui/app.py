@@ -46,6 +46,9 @@ class QAApp(ChatActions):
     """Chat over one index (its commands, export and index update: `ChatActions`)."""
 
     TITLE = "qa"
+    # the question box has the focus from the first frame: keys typed while the app starts
+    # (before on_mount runs) would otherwise go to the transcript and be lost
+    AUTO_FOCUS = "#question"
     CSS = """
     #main { height: 1fr; }
     #transcript { width: 3fr; padding: 0 1; }
