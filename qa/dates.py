@@ -9,7 +9,8 @@ with the precision the phrase has: a day, the week it starts, a month or a year.
 
 A weekday names the last such day on or before publication (news reports what happened;
 "next Monday" and "tomorrow" look ahead as they say); the weekday of publication itself is
-that day. Phrases are found by a pattern of relative expressions only: an absolute date
+that day. "The last month" is a span of time, not a date, and is left alone. Phrases are
+found by a pattern of relative expressions only: an absolute date
 ("March 2, 2005") needs no resolving, and a free-text scan would turn "may" or "a second" into
 dates.
 """
@@ -29,7 +30,7 @@ RELATIVE = re.compile(
         (?:(?:last|next|this|on|early|late)\s+)?(?:{_WEEKDAYS})
             (?:\s+(?:morning|afternoon|evening|night))?
       | yesterday | today | tonight | tomorrow | last\s+night
-      | (?:last|next|this|past)\s+(?:week|month|year)
+      | (?<!the\ )(?<!The\ )(?:last|next|this|past)\s+(?:week|month|year)
       | {_COUNT}\s+(?:days?|weeks?|months?|years?)\s+ago
     )\b""",
     re.I | re.X,

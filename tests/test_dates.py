@@ -30,6 +30,8 @@ def test_relative_dates_count_from_the_publication_date() -> None:
     # across a year's end and a leap day, as the calendar has them
     assert described("Yesterday it closed.", "2008-03-01") == ["Yesterday = 2008-02-29"]
     assert described("Last month it opened.", "2007-01-15") == ["Last month = 2006-12"]
+    # "over the last month" is the thirty days before, not the calendar month before
+    assert described("1,000 were discharged over the last month.", "2016-11-01") == []
 
 
 def test_no_date_is_invented() -> None:

@@ -505,3 +505,19 @@ def test_related_passages_are_numbered_on_through_the_conversation() -> None:
     assert "[4]" in plain(card) and "[5]" in plain(card) and "[1]" not in plain(card)
     markdown = markdown_record({"id": 2, **result.as_dict()}, first_citation=4)
     assert "related [4]" in markdown and "related [5]" in markdown
+
+
+def test_a_long_source_path_is_cut_whole_not_wrapped_mid_token() -> None:
+    from qa.answers import Citation
+
+    path = "wikinews/wikinews-2018.jsonl#ID2837166"
+    citation = Citation(
+        article_id="a", title="Amazon to buy Ring", path=path, published="2018-03-02",
+        url=None, paragraph=3, char_start=0, char_end=5, quote="Ring.",
+    )  # fmt: skip
+    panel = SourcesPanel()
+    lines = str(panel._prompt(1, citation, None, width=28)).splitlines()
+    assert lines[1] == "2018-03-02" and lines[2] == "…news-2018.jsonl#ID2837166:3"
+    assert all(len(line) <= 28 for line in lines[1:3])
+    wide = str(panel._prompt(1, citation, None, width=80)).splitlines()
+    assert wide[1] == f"2018-03-02 — {path}:3"  # on one line where it fits

@@ -31,6 +31,8 @@ def _location(text: str, offset: int) -> tuple[int, int]:
 class ArticleScreen(Screen[None]):
     """The whole article, scrolled to the cited characters, which are selected."""
 
+    AUTO_FOCUS = "*"  # the app's own (the question box) is the chat's alone
+
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "app.pop_screen", "Back", tooltip="Back to the chat", priority=True),
         Binding("q", "app.pop_screen", "Back", show=False),
@@ -86,6 +88,8 @@ class ArticleScreen(Screen[None]):
 
 class BuildScreen(Screen[bool]):
     """No index yet: offer to build it from the corpus, with progress; cancellable."""
+
+    AUTO_FOCUS = "*"  # the app's own (the question box) is the chat's alone
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "cancel", "Cancel / quit"),
@@ -260,6 +264,8 @@ class HelpScreen(ModalScreen[None]):
     HelpScreen Static { width: auto; }
     """
 
+    AUTO_FOCUS = "*"  # the app's own (the question box) is the chat's alone
+
     def __init__(self, text: str) -> None:
         super().__init__()
         self.text = text
@@ -274,6 +280,8 @@ class HelpScreen(ModalScreen[None]):
 
 class HistoryScreen(ModalScreen[int | None]):
     """Earlier conversations; Enter reopens one."""
+
+    AUTO_FOCUS = "*"  # the app's own (the question box) is the chat's alone
 
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "dismiss", "Close")]
     DEFAULT_CSS = """

@@ -172,12 +172,25 @@ class SourcesPanel(Vertical):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.citations: list[Citation] = []
+        self._card: AnswerCard | None = None
+        self._span: tuple[int, int] | None = None
 
     def compose(self) -> Any:
         yield Static("Sources", id="sources-title")
         yield OptionList(id="sources-list")
 
+    def on_resize(self) -> None:
+        # paths are fitted to the width: shown again when the panel gets one (it is laid out
+        # after an answer is first shown in it on a narrow terminal) or changes it
+        if self._card is not None:
+            options = self.query_one(OptionList)
+            highlighted = options.highlighted
+            self.show(self._card)
+            if highlighted is not None and highlighted < options.option_count:
+                options.highlighted = highlighted
+
     def show(self, card: AnswerCard | None) -> None:
+        self._card = card
         self.citations = card.citations if card else []
         answer = card.answer if card else None
         self._span = None
@@ -186,15 +199,19 @@ class SourcesPanel(Vertical):
         options = self.query_one(OptionList)
         options.clear_options()
         first = card.first_marker if card is not None else 1
+        # the room an option's line has (0 before the first layout: nothing is shortened)
+        width = max(0, self.content_region.width - 2)
         for offset, citation in enumerate(self.citations):
-            prompt = self._prompt(first + offset, citation, answer)
+            prompt = self._prompt(first + offset, citation, answer, width)
             options.add_option(Option(prompt, id=f"citation-{offset}"))
         if self.citations:
             options.highlighted = 0
         title = "Sources" if answer else ("Related passages" if card else "Sources")
         self.query_one("#sources-title", Static).update(Content(title))
 
-    def _prompt(self, number: int, citation: Citation, answer: Answer | None) -> Content:
+    def _prompt(
+        self, number: int, citation: Citation, answer: Answer | None, width: int = 0
+    ) -> Content:
         quote = citation.quote
         if answer is None:
             quote = excerpt(quote, 400)
@@ -207,13 +224,19 @@ class SourcesPanel(Vertical):
             )
         else:
             quoted = safe(quote)
-        where = f"{citation.path}:{citation.paragraph}"
+        where = terminal_safe(f"{citation.path}:{citation.paragraph}")
+        dated = f"{citation_date(citation)} — {where}"
+        if width and len(dated) > width:
+            # a path is one token: wrapped, it would break anywhere ("...json" / "l#ID2:3");
+            # on a line of its own, cut from the left, the file and paragraph stay whole
+            shown = where if len(where) <= width else "…" + where[-(width - 1) :]
+            dated = f"{citation_date(citation)}\n{shown}"
         return Content("\n").join(
             [
                 Content.assemble(
                     (f"[{number}] ", "bold cyan"), (terminal_safe(citation.title), "bold")
                 ),
-                Content.styled(f"{citation_date(citation)} — {terminal_safe(where)}", "dim"),
+                Content.styled(dated, "dim"),
                 Content.assemble(("“", "dim"), quoted, ("”", "dim")),
                 Content(""),
             ]
