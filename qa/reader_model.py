@@ -57,6 +57,56 @@ class Reading:
         return self.span_score - self.null_score
 
 
+def load_shipped_model(
+    model_dir: Path,
+    settings_name: str,
+    default_name: str,
+    what: str,
+    script: str,
+    model_path: Path | None = None,
+    check: bool = True,
+) -> tuple[Any, Any, dict[str, Any]]:
+    """An ONNX model `qa` ships (the reader, the verifier): its ONNX Runtime session, the
+    bundled tokenizer and its settings file, the file's sha256 checked against the settings
+    (`check=False` and `model_path` are for a training script's own fp32 export). A missing,
+    unreadable or damaged file is a `ModelError` naming it and saying how to get it back."""
+    settings_file = model_dir / settings_name
+    again = f"reinstall qa, or retrain with {script}"
+    try:
+        settings = json.loads(settings_file.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ModelError(f"{settings_file}: the {what}'s settings are missing ({again})") from None
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"{settings_file}: cannot read the {what}'s settings ({exc})") from exc
+    path = model_path or model_dir / str(settings.get("model", default_name))
+    if not path.is_file():
+        raise ModelError(f"{path}: the {what} model is missing ({again})")
+    if check:
+        from qa.encoders import sha256_of
+
+        if sha256_of(path) != settings.get("sha256"):
+            raise ModelError(
+                f"{path}: the {what} model is damaged (its sha256 is not the one in "
+                f"{settings_file.name}); {again}"
+            )
+    from tokenizers import Tokenizer
+
+    from qa.encoders import bundled_model_dir
+    from qa.encoders.onnx_runtime import cores
+    from qa.encoders.onnx_runtime import session as open_session
+
+    try:
+        session = open_session(path, cores())
+    except ModelError:
+        raise
+    except Exception as exc:
+        raise ModelError(f"{path}: ONNX Runtime cannot load the {what}: {exc}") from exc
+    tokenizer = Tokenizer.from_file(str(bundled_model_dir() / "tokenizer.json"))
+    tokenizer.no_truncation()
+    tokenizer.no_padding()
+    return session, tokenizer, settings
+
+
 def best_span(
     start: np.ndarray, end: np.ndarray, allowed: np.ndarray, max_pieces: int
 ) -> tuple[int, int, float] | None:
@@ -123,45 +173,10 @@ class ReaderModel:
     ) -> ReaderModel:
         """Load the shipped model, checking its sha256 (`check=False` and `model_path` are
         for the training script's own fp32 export)."""
-        settings_file = model_dir / SETTINGS_NAME
-        try:
-            settings = json.loads(settings_file.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise ModelError(
-                f"{settings_file}: the reader's settings are missing "
-                "(reinstall qa, or retrain with scripts/train_reader.py)"
-            ) from None
-        except (OSError, ValueError) as exc:
-            raise ModelError(f"{settings_file}: cannot read the reader's settings ({exc})") from exc
-        path = model_path or model_dir / str(settings.get("model", MODEL_NAME))
-        if not path.is_file():
-            raise ModelError(
-                f"{path}: the reader model is missing "
-                "(reinstall qa, or retrain with scripts/train_reader.py)"
-            )
-        if check:
-            from qa.encoders import sha256_of
-
-            if sha256_of(path) != settings.get("sha256"):
-                raise ModelError(
-                    f"{path}: the reader model is damaged (its sha256 is not the one in "
-                    f"{settings_file.name}); reinstall qa or retrain with scripts/train_reader.py"
-                )
-        from qa.encoders import bundled_model_dir
-        from qa.encoders.onnx_runtime import cores
-        from qa.encoders.onnx_runtime import session as open_session
-
-        try:
-            session = open_session(path, cores())
-        except ModelError:
-            raise
-        except Exception as exc:
-            raise ModelError(f"{path}: ONNX Runtime cannot load the reader: {exc}") from exc
-        from tokenizers import Tokenizer
-
-        tokenizer = Tokenizer.from_file(str(bundled_model_dir() / "tokenizer.json"))
-        tokenizer.no_truncation()
-        tokenizer.no_padding()
+        session, tokenizer, settings = load_shipped_model(
+            model_dir, SETTINGS_NAME, MODEL_NAME, "reader", "scripts/train_reader.py",
+            model_path=model_path, check=check,
+        )  # fmt: skip
         return cls(session, tokenizer, settings)
 
     def read_passages(

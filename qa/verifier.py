@@ -16,14 +16,11 @@ is loaded; it runs on ONNX Runtime alone.
 
 from __future__ import annotations
 
-import json
 import os
 import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
-
-from qa.errors import ModelError
 
 MODEL_DIR = Path(__file__).with_name("models") / "verifier"
 MODEL_NAME = "verifier-int8.onnx"
@@ -97,46 +94,12 @@ class Verifier:
     ) -> Verifier:
         """Load the shipped model, checking its sha256 (`check=False` and `model_path` are
         for the training script's own fp32 export)."""
-        settings_file = model_dir / SETTINGS_NAME
-        try:
-            settings = json.loads(settings_file.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise ModelError(
-                f"{settings_file}: the verifier's settings are missing "
-                "(reinstall qa, or retrain with scripts/train_verifier.py)"
-            ) from None
-        except (OSError, ValueError) as exc:
-            raise ModelError(
-                f"{settings_file}: cannot read the verifier's settings ({exc})"
-            ) from exc
-        path = model_path or model_dir / str(settings.get("model", MODEL_NAME))
-        if not path.is_file():
-            raise ModelError(
-                f"{path}: the verifier model is missing "
-                "(reinstall qa, or retrain with scripts/train_verifier.py)"
-            )
-        from qa.encoders import sha256_of
+        from qa.reader_model import load_shipped_model
 
-        if check and sha256_of(path) != settings.get("sha256"):
-            raise ModelError(
-                f"{path}: the verifier model is damaged (its sha256 is not the one in "
-                f"{settings_file.name}); reinstall qa or retrain with scripts/train_verifier.py"
-            )
-        from tokenizers import Tokenizer
-
-        from qa.encoders import bundled_model_dir
-        from qa.encoders.onnx_runtime import cores
-        from qa.encoders.onnx_runtime import session as open_session
-
-        try:
-            session = open_session(path, cores())
-        except ModelError:
-            raise
-        except Exception as exc:
-            raise ModelError(f"{path}: ONNX Runtime cannot load the verifier: {exc}") from exc
-        tokenizer = Tokenizer.from_file(str(bundled_model_dir() / "tokenizer.json"))
-        tokenizer.no_truncation()
-        tokenizer.no_padding()
+        session, tokenizer, settings = load_shipped_model(
+            model_dir, SETTINGS_NAME, MODEL_NAME, "verifier", "scripts/train_verifier.py",
+            model_path=model_path, check=check,
+        )  # fmt: skip
         return cls(session, tokenizer, settings)
 
     def encode(
