@@ -1011,3 +1011,32 @@ def _not_found(question: str) -> object:
     from qa.answers import Result
 
     return Result(question, question, True, ())
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "named"),
+    [
+        ("dimension", "-5", "dimension '-5' is not a vector size"),
+        ("chunks", "abc", "chunks 'abc' is not a count"),
+        ("chunking", "{not json", "chunking '{not json' is not chunk settings"),
+        ("chunking", '{"max_tokens": "big"}', "is not chunk settings"),
+    ],
+)
+def test_28_every_stored_setting_is_checked_when_an_index_opens(
+    corpus: Path, tmp_path: Path, key: str, value: str, named: str
+) -> None:
+    from qa.errors import IndexCorruptError
+
+    index = tmp_path / "index"
+    sync_index(corpus, index, Factory(), full=True)
+    with sqlite3.connect(index / STORE_FILE) as conn:
+        conn.execute("UPDATE meta SET value = ? WHERE key = ?", (value, key))
+    with pytest.raises(IndexCorruptError, match="run qa index build") as info:
+        IndexReader(index)
+    assert named in str(info.value)
+    with pytest.raises(IndexCorruptError, match=named.split(" '")[0]):
+        sync_index(corpus, index, Factory())  # an update needs the settings
+    report = sync_index(corpus, index, Factory(), full=True)  # a build starts afresh
+    assert report.articles == 7
+    with IndexReader(index) as reader:
+        assert reader.status()["chunks"] > 0

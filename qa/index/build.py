@@ -44,6 +44,7 @@ from qa.index.schema import (
     MANIFEST_FILE,
     STORE_FILE,
     IndexSettings,
+    meta_problem,
     open_for_write,
     read_manifest,
     read_meta,
@@ -102,7 +103,9 @@ def sync_index(
         conn = open_for_write(store_path, full)
         try:
             meta = read_meta(conn)
-            existing = IndexSettings.from_meta(meta) if "model" in meta else None
+            # a build starts afresh from settings it cannot read; an update needs them
+            readable = "model" in meta and (not full or meta_problem(meta) is None)
+            existing = IndexSettings.from_meta(meta) if readable else None
             report = UpdateReport(built=full or existing is None)
             settings, encoder = settings_for(
                 existing, full, chunking, faiss_factory, encoder_factory

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from qa.chunking import ChunkSettings
 from qa.errors import (
     IndexBusyError,
+    QAError,
     IndexCorruptError,
     IndexMismatchError,
     StorageError,
@@ -213,19 +214,49 @@ class IndexSettings:
 
     @classmethod
     def from_meta(cls, meta: dict[str, str]) -> IndexSettings:
-        try:
-            return cls(
-                model=meta["model"],
-                weights_sha256=meta.get("weights_sha256") or None,
-                backend=meta.get("backend", "torch"),
-                dimension=int(meta["dimension"]),
-                chunking=ChunkSettings(**json.loads(meta["chunking"])),
-                faiss=meta.get("faiss", DEFAULT_FAISS),
-            )
-        except (KeyError, ValueError, TypeError) as exc:
-            raise IndexCorruptError(
-                f"index settings are unreadable ({exc}); run qa index build"
-            ) from exc
+        problem = meta_problem(meta)
+        if problem is not None:
+            raise IndexCorruptError(f"index settings are unreadable ({problem}); run qa index build")
+        return cls(
+            model=meta["model"],
+            weights_sha256=meta.get("weights_sha256") or None,
+            backend=meta.get("backend", "torch"),
+            dimension=int(meta["dimension"]),
+            chunking=ChunkSettings(**json.loads(meta["chunking"])),
+            faiss=meta.get("faiss", DEFAULT_FAISS),
+        )
+
+
+MAX_DIMENSION = 8192
+COUNT_KEYS = ("articles", "documents", "chunks")
+
+
+def meta_problem(meta: dict[str, str]) -> str | None:
+    """What is wrong with an index's stored settings and counts, or None: every value is
+    checked when an index is opened, so a damaged one is reported there (not as an
+    AssertionError or a ValueError deep in a question or in `status`)."""
+    for key in ("model", "dimension", "chunking"):
+        if not meta.get(key):
+            return f"'{key}' is missing"
+    dimension = meta["dimension"]
+    if not (dimension.isascii() and dimension.isdigit() and 0 < int(dimension) <= MAX_DIMENSION):
+        return f"dimension {dimension[:20]!r} is not a vector size"
+    for key in COUNT_KEYS:
+        value = meta.get(key, "0")
+        if not (value.isascii() and value.isdigit()):
+            return f"{key} {value[:20]!r} is not a count"
+    shown = repr(meta["chunking"][:40])
+    try:
+        chunking = json.loads(meta["chunking"])
+        if not isinstance(chunking, dict) or not all(
+            isinstance(chunking.get(key, 1), int) and not isinstance(chunking.get(key), bool)
+            for key in ("max_tokens", "overlap_sentences", "max_word_pieces")
+        ):
+            return f"chunking {shown} is not chunk settings"
+        ChunkSettings(**chunking)
+    except (ValueError, TypeError, QAError) as exc:
+        return f"chunking {shown} is not chunk settings ({exc})"
+    return None
 
 
 def open_for_write(store_path: Path, full: bool) -> sqlite3.Connection:
