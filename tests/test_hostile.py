@@ -1040,3 +1040,18 @@ def test_28_every_stored_setting_is_checked_when_an_index_opens(
     assert report.articles == 7
     with IndexReader(index) as reader:
         assert reader.status()["chunks"] > 0
+
+
+def test_28_a_folder_in_place_of_the_store_is_named_and_kept(corpus: Path, tmp_path: Path) -> None:
+    from qa.errors import IndexCorruptError
+
+    index = tmp_path / "index"
+    (index / STORE_FILE).mkdir(parents=True)
+    (index / STORE_FILE / "notes.txt").write_text("mine")
+    for attempt in (
+        lambda: IndexReader(index),
+        lambda: sync_index(corpus, index, Factory(), full=True),
+    ):
+        with pytest.raises(IndexCorruptError, match="is a folder, not the index's store"):
+            attempt()
+    assert (index / STORE_FILE / "notes.txt").read_text() == "mine"

@@ -24,6 +24,7 @@ from qa.index.schema import (
     IndexSettings,
     columns,
     connect_reader,
+    not_a_store,
     read_manifest,
     read_meta,
     resolve_stored_corpus,
@@ -105,6 +106,9 @@ class IndexReader:
                 f"{one_line(str(self.index_dir))}/: no index in this folder yet; build one "
                 f"with: qa index build --corpus DIR --index {one_line(str(self.index_dir))}"
             )
+        problem = not_a_store(store_path)
+        if problem is not None:
+            raise problem
         try:
             self.conn = connect_reader(store_path)
             self.meta = read_meta(self.conn)

@@ -259,7 +259,21 @@ def meta_problem(meta: dict[str, str]) -> str | None:
     return None
 
 
+def not_a_store(store_path: Path) -> IndexCorruptError | None:
+    """The error for a store path that is not a file (a folder in its place): never deleted
+    for a rebuild, it may hold someone's files."""
+    if store_path.exists() and not store_path.is_file():
+        return IndexCorruptError(
+            f"{store_path} is a folder, not the index's store; move it away, then build the "
+            f"index again (qa index build --index {store_path.parent})"
+        )
+    return None
+
+
 def open_for_write(store_path: Path, full: bool) -> sqlite3.Connection:
+    problem = not_a_store(store_path)
+    if problem is not None:
+        raise problem
     if store_path.exists():
         try:
             conn = connect(store_path)
