@@ -21,6 +21,7 @@ import json
 import logging
 import os
 import re
+import socket
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -175,6 +176,7 @@ class RayEmbedder:
         context.verbose_stats_logs = False
         if ray.is_initialized():
             return
+        check_reachable(self.address)
         try:
             ray.init(
                 address=self.address,
@@ -185,6 +187,28 @@ class RayEmbedder:
         except Exception as exc:
             where = self.address or "a local Ray"
             raise QAError(f"cannot start or reach {where}: {_first_line(exc)}") from exc
+
+
+CONNECT_TIMEOUT_S = 10.0
+
+
+def check_reachable(address: str | None, timeout: float = CONNECT_TIMEOUT_S) -> None:
+    """A "HOST:PORT" cluster address that nothing answers at is one clear error within
+    `timeout` seconds: Ray itself retries "Failed to connect to GCS" without end."""
+    if not address or address == "auto" or "://" in address:
+        return
+    host, sep, port = address.rpartition(":")
+    if not sep or not port.isdigit():
+        raise QAError(f"--ray-address {address!r}: expected HOST:PORT or auto")
+    try:
+        with socket.create_connection((host or "127.0.0.1", int(port)), timeout=timeout):
+            pass
+    except OSError as exc:
+        reason = "no answer" if isinstance(exc, TimeoutError) else exc.strerror or str(exc)
+        raise QAError(
+            f"no Ray cluster at {address} ({reason} within {timeout:g} s); start one with "
+            "`ray start --head` or give the address `ray status` shows"
+        ) from None
 
 
 def import_ray() -> Any:

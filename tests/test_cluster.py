@@ -153,3 +153,23 @@ def test_ray_options_need_the_ray_engine(
         "--ray-workers", "2",
     )  # fmt: skip
     assert code == 2 and "--engine ray" in err
+
+
+def test_a_ray_address_nothing_answers_at_is_one_line_in_bounded_time(
+    small_bbc: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import socket
+    import time
+
+    pytest.importorskip("ray")
+    with socket.socket() as free:  # a port nothing listens on
+        free.bind(("127.0.0.1", 0))
+        port = free.getsockname()[1]
+    started = time.monotonic()
+    code, _, err = run_qa(
+        capsys, "index", "build", "--corpus", str(small_bbc), "--index", str(tmp_path / "i"),
+        "--engine", "ray", "--ray-address", f"127.0.0.1:{port}",
+    )  # fmt: skip
+    assert code == 1 and len(err.strip().splitlines()) == 1
+    assert f"no Ray cluster at 127.0.0.1:{port}" in err and "ray start --head" in err
+    assert time.monotonic() - started < 30

@@ -311,9 +311,10 @@ def _embedder(engine: str, ray_address: str | None, ray_workers: int | None) -> 
         if ray_address or ray_workers:
             raise click.UsageError("--ray-address and --ray-workers go with --engine ray")
         return None
-    from qa.cluster import RayEmbedder, import_ray
+    from qa.cluster import RayEmbedder, check_reachable, import_ray
 
-    import_ray()  # a clear error now, before the corpus is scanned
+    import_ray()  # clear errors now, before the corpus is scanned
+    check_reachable(ray_address)
     return RayEmbedder(address=ray_address, workers=ray_workers)
 
 
