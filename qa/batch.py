@@ -325,7 +325,10 @@ def _csv_row(record: dict[str, Any]) -> dict[str, Any]:
         "paragraph": citation.get("paragraph", ""),
         "char_start": citation.get("char_start", ""),
         "char_end": citation.get("char_end", ""),
-        "citations": json.dumps(top.get("citations", []), ensure_ascii=False) if top else "",
+        # the data `qa verify` checks: ASCII JSON, so every control character, line separator
+        # and tab of a quote is a \u escape that decodes to the exact text (the columns people
+        # read are escaped for display instead)
+        "citations": json.dumps(top.get("citations", []), ensure_ascii=True) if top else "",
         "reason": record.get("reason", ""),
         "error": record.get("error", ""),
     }

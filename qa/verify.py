@@ -61,9 +61,16 @@ def read_citations(path: Path) -> list[_Cited]:
         return list(_markdown_citations(text))
     if suffix == ".csv":
         cited = []
-        for row in csv.DictReader(io.StringIO(text)):
+        reader = csv.DictReader(io.StringIO(text))
+        for row in reader:
             if row.get("citations"):
-                cited += _json_citations({"answers": [{"citations": json.loads(row["citations"])}]})
+                try:
+                    citations = json.loads(row["citations"])
+                except (json.JSONDecodeError, RecursionError):
+                    raise InputError(
+                        f"{path}:{reader.line_num}: the citations cell is not JSON"
+                    ) from None
+                cited += _json_citations({"answers": [{"citations": citations}]})
         return cited
     records: list[Any] = []
     try:

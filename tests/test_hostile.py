@@ -112,6 +112,7 @@ from qa.errors import (  # noqa: E402
     CommittedInterrupt,
     IndexCorruptError,
     IndexMismatchError,
+    InputError,
     MassRemovalError,
 )
 from qa.index import STORE_FILE, IndexReader, check_encoder, sync_index, write_lock  # noqa: E402
@@ -1055,3 +1056,29 @@ def test_28_a_folder_in_place_of_the_store_is_named_and_kept(corpus: Path, tmp_p
         with pytest.raises(IndexCorruptError, match="is a folder, not the index's store"):
             attempt()
     assert (index / STORE_FILE / "notes.txt").read_text() == "mine"
+
+
+def test_28_csv_citations_keep_every_quote_exact_for_verify(tmp_path: Path) -> None:
+    """Escape on display, not in the data: ESC, NEL, U+2028 and a tab in a quote come back
+    from the CSV's citations cell exactly, and nothing raw reaches a spreadsheet."""
+    import copy
+    import json
+
+    from qa.verify import read_citations
+
+    quote = "red \x1b[31malert\x1b[0m\x85 next\u2028line\ttab"
+    record = copy.deepcopy(RECORD)
+    record["answers"][0]["citations"][0]["quote"] = quote
+    handle = io.StringIO()
+    Writer(handle, "csv", header=True).write(record)
+    path = tmp_path / "answers.csv"
+    path.write_text(handle.getvalue(), encoding="utf-8")
+    (cited,) = read_citations(path)
+    assert cited.quote == quote
+    cell = next(csv.DictReader(io.StringIO(handle.getvalue())))["citations"]
+    assert cell.isascii() and "\x1b" not in cell and "\t" not in cell
+    assert json.loads(cell)[0]["quote"] == quote
+    broken = tmp_path / "broken.csv"
+    broken.write_text('id,citations\nq1,"[{not json"\n', encoding="utf-8")
+    with pytest.raises(InputError, match=r"broken\.csv:2: the citations cell is not JSON"):
+        read_citations(broken)
