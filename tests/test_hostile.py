@@ -1082,3 +1082,32 @@ def test_28_csv_citations_keep_every_quote_exact_for_verify(tmp_path: Path) -> N
     broken.write_text('id,citations\nq1,"[{not json"\n', encoding="utf-8")
     with pytest.raises(InputError, match=r"broken\.csv:2: the citations cell is not JSON"):
         read_citations(broken)
+
+
+@pytest.mark.parametrize("where", ["header", "id map"])
+def test_28_a_damaged_vector_file_is_seen_and_rebuilt_from_the_store(
+    corpus: Path, tmp_path: Path, where: str
+) -> None:
+    import numpy as np
+
+    from qa.index import FAISS_FILE
+
+    index = tmp_path / "index"
+    sync_index(corpus, index, Factory(), full=True)
+    with IndexReader(index) as reader:
+        query = np.linspace(-1, 1, reader.faiss.d, dtype=np.float32).reshape(1, -1)
+        before = reader.faiss.search(query, 3)[1].tolist()
+        assert not reader.faiss_rebuilt and reader.check() == "ok"
+    path = index / FAISS_FILE
+    data = bytearray(path.read_bytes())
+    at = 40 if where == "header" else len(data) - 12  # the id map is at the end
+    data[at] ^= 0x01
+    path.write_bytes(bytes(data))
+    with IndexReader(index) as reader:
+        assert "is not the file written" in reader.check()  # qa index status says so
+        after = reader.faiss.search(query, 3)[1].tolist()
+        assert reader.faiss_rebuilt  # not loaded as it is: rebuilt from the stored vectors
+    assert after == before
+    with IndexReader(index) as reader:  # the repair was saved
+        assert reader.check() == "ok"
+        assert reader.faiss.ntotal > 0 and not reader.faiss_rebuilt

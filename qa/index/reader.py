@@ -30,7 +30,12 @@ from qa.index.schema import (
     resolve_stored_corpus,
     write_lock,
 )
-from qa.index.vectors import build_faiss_from_store, faiss_factory_for, save_faiss
+from qa.index.vectors import (
+    build_faiss_from_store,
+    faiss_factory_for,
+    save_faiss,
+    vector_file_problem,
+)
 from qa.text import one_line
 
 if TYPE_CHECKING:
@@ -185,6 +190,11 @@ class IndexReader:
             return f"damaged ({len(problems)} problem(s): {shown}); rebuild with qa index build"
         if "chunks_fts" not in tables:
             return "the keyword index is missing; rebuild it with qa index update"
+        manifest = read_manifest(self.index_dir)
+        if manifest.get("faiss_generation") == self.generation:
+            problem = vector_file_problem(self.index_dir, manifest, full=True)
+            if problem is not None:
+                return f"{problem}; the vectors are rebuilt from the store when next opened"
         return "ok"
 
     def __enter__(self) -> IndexReader:
@@ -210,8 +220,12 @@ class IndexReader:
         path = self.index_dir / FAISS_FILE
         chunks = int(self.meta.get("chunks", "0"))
         try:
-            if read_manifest(self.index_dir).get("faiss_generation") != self.generation:
+            manifest = read_manifest(self.index_dir)
+            if manifest.get("faiss_generation") != self.generation:
                 raise ValueError("stale")
+            # flipped bytes load and give changed answers: rebuilt from the store instead
+            if vector_file_problem(self.index_dir, manifest) is not None:
+                raise ValueError("checksum")
             index = faiss.read_index(str(path))
             if index.ntotal != chunks or index.d != self.settings.dimension:
                 raise ValueError("size mismatch")

@@ -9,10 +9,11 @@ to the file it finds when the structure allows removals.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -209,6 +210,8 @@ def _apply_changes(
         or "HNSW" in factory  # no removals: rebuilt
         # the size now calls for another structure (grown past Flat, or other IVF lists)
         or faiss_factory_for(settings.faiss, chunks) != factory
+        # changes applied to a damaged file would carry the damage on under a new checksum
+        or vector_file_problem(index_dir, manifest) is not None
     ):
         return None
     try:
@@ -226,15 +229,75 @@ def _apply_changes(
 
 
 def save_faiss(index_dir: Path, index: Any, meta: dict[str, str], factory: str) -> None:
-    """The FAISS file, then the manifest that says which generation it was built from."""
+    """The FAISS file, then the manifest that says which generation it was built from and
+    the file's checksums (`vector_file_problem` checks them)."""
     import faiss
 
-    atomic_write(index_dir / FAISS_FILE, faiss.serialize_index(index).tobytes())
-    _write_manifest(index_dir, meta, int(index.ntotal), factory)
+    data = faiss.serialize_index(index).tobytes()
+    atomic_write(index_dir / FAISS_FILE, data)
+    digest = {
+        "size": len(data),
+        "sha256": hashlib.sha256(data).hexdigest(),
+        "sample_sha256": _sample_digest(lambda at, n: data[at : at + n], len(data)),
+    }
+    _write_manifest(index_dir, meta, int(index.ntotal), factory, digest)
+
+
+SAMPLE_BLOCK = 1 << 16
+SAMPLE_BLOCKS = 32
+
+
+def _sample_digest(read: Callable[[int, int], bytes], size: int) -> str:
+    """sha256 of the file's first and last block and of blocks spread evenly between them:
+    a flipped byte in the header, the id map at the end or anywhere on a small file is seen
+    on every load for the price of reading 2 MiB, however large the file."""
+    digest = hashlib.sha256()
+    starts = sorted({0, max(0, size - SAMPLE_BLOCK)} | {
+        i * size // SAMPLE_BLOCKS for i in range(SAMPLE_BLOCKS)
+    })  # fmt: skip
+    for start in starts:
+        digest.update(read(start, SAMPLE_BLOCK))
+    return digest.hexdigest()
+
+
+def vector_file_problem(index_dir: Path, manifest: dict[str, Any], full: bool = False) -> str | None:
+    """What is wrong with the FAISS file against the checksums its manifest recorded (None
+    when it matches, or when an older manifest recorded none): its size and sampled blocks
+    on every load, its whole sha256 with `full` (`qa index status`)."""
+    digest = manifest.get("faiss_digest")
+    if not isinstance(digest, dict):
+        return None
+    path = index_dir / FAISS_FILE
+    try:
+        size = path.stat().st_size
+        if size != digest.get("size"):
+            return f"{FAISS_FILE} has {size} bytes, not the {digest.get('size')} written"
+        with path.open("rb") as handle:
+
+            def read(at: int, n: int) -> bytes:
+                handle.seek(at)
+                return handle.read(n)
+
+            if _sample_digest(read, size) != digest.get("sample_sha256"):
+                return f"{FAISS_FILE} is not the file written (its checksum differs)"
+            if full:
+                handle.seek(0)
+                whole = hashlib.sha256()
+                for block in iter(lambda: handle.read(1 << 20), b""):
+                    whole.update(block)
+                if whole.hexdigest() != digest.get("sha256"):
+                    return f"{FAISS_FILE} is not the file written (its sha256 differs)"
+    except OSError as exc:
+        return f"{FAISS_FILE} cannot be read ({exc.strerror or exc})"
+    return None
 
 
 def _write_manifest(
-    index_dir: Path, meta: dict[str, str], faiss_count: int, faiss_factory: str | None = None
+    index_dir: Path,
+    meta: dict[str, str],
+    faiss_count: int,
+    faiss_factory: str | None = None,
+    faiss_digest: dict[str, Any] | None = None,
 ) -> None:
     manifest = {
         "format_version": FORMAT_VERSION,
@@ -249,6 +312,7 @@ def _write_manifest(
         "chunking": json.loads(meta.get("chunking", "{}")),
         "faiss": meta.get("faiss"),
         "faiss_factory": faiss_factory,
+        "faiss_digest": faiss_digest,
         "corpus": meta.get("corpus"),
         "built_at": meta.get("built_at"),
         "updated_at": meta.get("updated_at"),
