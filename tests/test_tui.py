@@ -521,3 +521,20 @@ def test_a_long_source_path_is_cut_whole_not_wrapped_mid_token() -> None:
     assert all(len(line) <= 28 for line in lines[1:3])
     wide = str(panel._prompt(1, citation, None, width=80)).splitlines()
     assert wide[1] == f"2018-03-02 — {path}:3"  # on one line where it fits
+
+
+def test_notices_show_what_was_typed_or_named_as_text(make_app: Callable[..., QAApp]) -> None:
+    app = make_app()
+
+    async def script(pilot: Any) -> None:
+        await command(pilot, "/filter source:[bold]x[/bold]")
+        await command(pilot, "/[red]nope")
+        app.notify("a file named \x1b[2Jclear.txt")
+        await pilot.pause()
+        shown = [n.message for n in app._notifications]
+        assert "Filter: source:[bold]x[/bold]" in shown  # as typed, not bold markup
+        assert any("Unknown command /[red]nope" in m for m in shown)
+        assert "a file named \\x1b[2Jclear.txt" in shown  # the escape is shown, not run
+        assert all(not n.markup for n in app._notifications)
+
+    run(app, script)

@@ -22,6 +22,8 @@ from qa.retrieval import Filters, parse_filters
 from qa.text import terminal_safe
 
 if TYPE_CHECKING:
+    from textual.notifications import SeverityLevel
+
     from qa.tui.widgets import AnswerCard
 
 
@@ -31,6 +33,24 @@ class UpdateCancelled(Exception):
 
 class ChatActions(App[None]):
     """Commands, export and index update; the state they use is set up by `QAApp`."""
+
+    def notify(
+        self,
+        message: str,
+        *,
+        title: str = "",
+        severity: SeverityLevel = "information",
+        timeout: float | None = None,
+        markup: bool = False,
+    ) -> None:
+        """Every notice as inert text: what it names came from a file, an article or what
+        was typed (a path with a control character, a filter like `source:[b]x`), so it is
+        never markup and never a terminal control sequence, whatever the caller passed."""
+        del markup
+        super().notify(
+            terminal_safe(message), title=terminal_safe(title), severity=severity,
+            timeout=timeout, markup=False,
+        )  # fmt: skip
 
     index_dir: Path
     corpus_dir: Path
