@@ -32,6 +32,9 @@ from typing import Any
 from qa.errors import CorpusError
 
 DEFAULT_MAX_BYTES = 50 * 1024 * 1024
+MAX_ARTICLE_CHARS = 2_000_000
+"""One article's text at most (a news article is rarely 20,000 characters): a 49 MB text
+read as one article took minutes of chunking in silence and 2.5 GB of memory."""
 """Files above this size are skipped: a news corpus file that large is almost surely a mistake."""
 
 TEXT_EXTENSIONS = {".txt", ".text"}
@@ -371,6 +374,15 @@ def load_file(
     for article in articles:
         if not article.body:
             problems.append(Problem(article.ref, "no body text"))
+        elif len(article.body) > MAX_ARTICLE_CHARS:
+            problems.append(
+                Problem(
+                    article.ref,
+                    f"{len(article.body):,} characters of text, more than the "
+                    f"{MAX_ARTICLE_CHARS:,} one article may have: a dump or a book, not an "
+                    "article; split it into articles",
+                )
+            )
         else:
             kept.append(article)
     return kept, problems

@@ -458,3 +458,16 @@ def test_an_html_date_comes_from_metadata_or_a_dateline_never_from_the_text(
     )
     article = only(tmp_path)
     assert (article.published, article.byline) == ("2021-03-03", "Jane Smith")
+
+
+def test_a_text_too_long_for_an_article_is_a_problem_and_the_others_are_kept(
+    tmp_path: Path,
+) -> None:
+    from qa.articles import MAX_ARTICLE_CHARS
+
+    (tmp_path / "dump.txt").write_text("Dump\n\n" + "word " * (MAX_ARTICLE_CHARS // 5 + 10))
+    (tmp_path / "story.txt").write_text("Harbour reopens\n\nThe harbour reopened on Tuesday.\n")
+    result = load_corpus(tmp_path)
+    assert [a.path for a in result.articles] == ["story.txt"]
+    (problem,) = result.problems
+    assert problem.path == "dump.txt" and "one article may have" in problem.reason
