@@ -208,7 +208,9 @@ class Reader:
         settings = fitted or load_weights().reader
         self.weights: dict[str, float] = dict(settings.weights)
         self.verify = "verify" in self.weights if verify is None else verify
-        """Whether each proposal gets the verifier's logit (where the weights weigh it)."""
+        """Whether proposals get the verifier's logit (where the weights weigh it)."""
+        self.verify_top = settings.verify_top
+        """How many of the best proposals the verifier reads (0: all)."""
         self._verifier = verifier
         self.platt = settings.platt
         self.read_passages = int(read_passages or settings.read_passages)
@@ -269,14 +271,24 @@ class Reader:
                 if key not in found or found[key].logit < candidate.logit:
                     found[key] = candidate
         if self.verify and found:
-            proposals = list(found.values())
-            for candidate, logit in zip(
-                proposals, self.verifier.logits(question, [c.parts for c in proposals])
-            ):
-                candidate.features["verify"] = logit
-                candidate.logit = linear(self.weights, candidate.features)
-                candidate.score = self.probability(candidate.logit)
+            self._verify(question, list(found.values()))
         return sorted(found.values(), key=lambda c: -c.logit)
+
+    def _verify(self, question: str, proposals: list[Candidate]) -> None:
+        """The verifier's logit for the `verify_top` proposals the rest of the evidence ranks
+        best (all with 0): the answer and its confidence come from those, and the verifier
+        costs a model run a proposal. The others get the lowest logit given, since the rest
+        of the evidence already ranks them lower."""
+        proposals.sort(key=lambda c: -c.logit)  # everything but the verifier, for now
+        checked = proposals[: self.verify_top] if self.verify_top else proposals
+        logits = self.verifier.logits(question, [c.parts for c in checked])
+        for candidate, logit in zip(checked, logits, strict=True):
+            candidate.features["verify"] = logit
+        for candidate in proposals[len(checked) :]:
+            candidate.features["verify"] = min(logits)
+        for candidate in proposals:
+            candidate.logit = linear(self.weights, candidate.features)
+            candidate.score = self.probability(candidate.logit)
 
     def _candidate(
         self,

@@ -56,6 +56,9 @@ class ReaderWeights:
     read_passages: int
     abstain: float
     spans: int = 1
+    verify_top: int = 0
+    """With the `verify` feature: the verifier reads the best `verify_top` proposals of the
+    other features (0: all of them)."""
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], where: str = "reader weights") -> ReaderWeights:
@@ -69,11 +72,14 @@ class ReaderWeights:
                 read_passages=int(data["read_passages"]),
                 abstain=float(data["abstain"]),
                 spans=int(data.get("spans", 1)),
+                verify_top=int(data.get("verify_top", 0)),
             )
         except (KeyError, TypeError, ValueError, IndexError) as exc:
             raise ModelError(f"{where}: the reader entry lacks or mangles {exc}") from None
         if weights.spans < 1:
             raise ModelError(f"{where}: the reader's spans must be 1 or more")
+        if weights.verify_top < 0:
+            raise ModelError(f"{where}: the reader's verify_top must be 0 (all) or more")
         return weights
 
 

@@ -60,6 +60,9 @@ def test_the_wheel_holds_the_reader_and_the_weights(wheel: Path) -> None:
         "qa/models/reader/reader-int8.onnx",
         "qa/models/reader/reader.json",
         "qa/models/reader/MODEL_CARD.md",
+        "qa/models/verifier/verifier-int8.onnx",
+        "qa/models/verifier/verifier.json",
+        "qa/models/verifier/MODEL_CARD.md",
         "qa/index/__init__.py",
         "qa/cli/__init__.py",
     ):
