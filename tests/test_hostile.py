@@ -1067,7 +1067,7 @@ def test_28_csv_citations_keep_every_quote_exact_for_verify(tmp_path: Path) -> N
     from qa.verify import read_citations
 
     quote = "red \x1b[31malert\x1b[0m\x85 next\u2028line\ttab"
-    record = copy.deepcopy(RECORD)
+    record: dict[str, Any] = copy.deepcopy(RECORD)
     record["answers"][0]["citations"][0]["quote"] = quote
     handle = io.StringIO()
     Writer(handle, "csv", header=True).write(record)
