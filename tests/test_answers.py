@@ -608,3 +608,50 @@ def test_an_answer_shows_the_date_its_relative_date_means(
     assert answer["text"][date["start"] : date["end"]] == "Monday"
     code, out, _ = run_qa(capsys, "ask", QUESTIONS[0][0], "--index", str(index))
     assert "when: Monday = 2016-10-31" in out
+
+
+def test_keys_typed_while_the_chat_starts_reach_the_question_box(
+    index: Path, tmp_path: Path
+) -> None:
+    """In a real terminal (a pty): what is typed a moment after launch, before the app has
+    shown its first frame, lands in the question box (it went to the transcript, lost)."""
+    import os
+    import pty
+    import select
+    import subprocess
+    import sys
+    import time
+
+    pyte = pytest.importorskip("pyte")  # a terminal emulator: what the screen shows
+    main, child = pty.openpty()
+    env = {**os.environ, "TERM": "xterm-256color", "COLUMNS": "100", "LINES": "30",
+           "QA_DATA_DIR": str(tmp_path / "data"), "HF_HUB_OFFLINE": "1"}  # fmt: skip
+    process = subprocess.Popen(
+        [sys.executable, "-m", "qa.cli", "tui", "--index", str(index), "--no-save"],
+        stdin=child, stdout=child, stderr=child, env=env, close_fds=True,
+    )  # fmt: skip
+    os.close(child)
+    try:
+        time.sleep(0.1)
+        os.write(main, b"Who led the purge")  # echoed by the terminal until the app starts
+        screen = pyte.Screen(100, 30)
+        stream = pyte.ByteStream(screen)
+        deadline = time.monotonic() + 60
+        ready_at = None
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([main], [], [], 0.5)
+            if ready:
+                try:
+                    stream.feed(os.read(main, 65536))
+                except OSError:
+                    break
+            if any("▊" in line and "▎" in line for line in screen.display):  # the box is up
+                ready_at = ready_at or time.monotonic()
+            if ready_at and time.monotonic() - ready_at > 3:
+                break  # the app has drawn its frames: what is shown now stays
+        box = [line for line in screen.display if "▊" in line and "▎" in line]
+        assert any("Who led the purge" in line for line in box), "\n".join(screen.display)
+    finally:
+        process.kill()
+        process.wait()
+        os.close(main)
