@@ -501,6 +501,28 @@ def initial_weights(model: Any, init: Path, torch: Any) -> None:
     log(f"initialised from {init}")
 
 
+def optimizer_and_schedule(
+    model: Any, lr: float, total: int, warmup_share: float, torch: Any
+) -> tuple[Any, Any]:
+    """AdamW (weight decay 0.01, none on biases and LayerNorm) with a linear warm-up over
+    `warmup_share` of the `total` steps, then a linear decay to 0."""
+    no_decay = ("bias", "LayerNorm.weight")
+    named = list(model.named_parameters())
+    groups = [
+        {"params": [p for n, p in named if not n.endswith(no_decay)], "weight_decay": 0.01},
+        {"params": [p for n, p in named if n.endswith(no_decay)], "weight_decay": 0.0},
+    ]
+    optimizer = torch.optim.AdamW(groups, lr=lr)
+    warmup = int(total * warmup_share)
+
+    def schedule(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / max(1, warmup)
+        return max(0.0, (total - step) / max(1, total - warmup))
+
+    return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+
+
 def save_atomic(obj: Any, path: Path, torch: Any) -> None:
     tmp = path.with_suffix(".tmp")
     torch.save(obj, tmp)
@@ -548,26 +570,7 @@ def train(args: argparse.Namespace, work: Path) -> Any:
     if args.init is not None:
         initial_weights(model, args.init, torch)
     model.to(args.device)
-    no_decay = ("bias", "LayerNorm.weight")
-    groups = [
-        {
-            "params": [p for n, p in model.named_parameters() if not n.endswith(no_decay)],
-            "weight_decay": 0.01,
-        },
-        {
-            "params": [p for n, p in model.named_parameters() if n.endswith(no_decay)],
-            "weight_decay": 0.0,
-        },
-    ]
-    optimizer = torch.optim.AdamW(groups, lr=args.lr)
-    warmup = int(total * args.warmup)
-
-    def schedule(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / max(1, warmup)
-        return max(0.0, (total - step) / max(1, total - warmup))
-
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+    optimizer, scheduler = optimizer_and_schedule(model, args.lr, total, args.warmup, torch)
     checkpoint = work / "checkpoint.pt"
     step = 0
     if args.resume and checkpoint.exists():

@@ -54,6 +54,8 @@ from train_reader import (  # noqa: E402
     deleted_twin,
     dequantized_state,
     log,
+    optimizer_and_schedule,
+    save_atomic,
     swap_question,
 )
 
@@ -298,12 +300,6 @@ def new_model(torch: Any) -> Any:
     return model
 
 
-def save_atomic(obj: Any, path: Path, torch: Any) -> None:
-    tmp = path.with_suffix(".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
-
-
 def train(args: argparse.Namespace, work: Path, pairs: list[dict[str, Any]]) -> None:
     import torch
     from tqdm import tqdm
@@ -322,21 +318,7 @@ def train(args: argparse.Namespace, work: Path, pairs: list[dict[str, Any]]) -> 
     ]  # fmt: skip
     total = len(batches)
     model = new_model(torch).to(args.device)
-    no_decay = ("bias", "LayerNorm.weight")
-    named = list(model.named_parameters())
-    groups = [
-        {"params": [p for n, p in named if not n.endswith(no_decay)], "weight_decay": 0.01},
-        {"params": [p for n, p in named if n.endswith(no_decay)], "weight_decay": 0.0},
-    ]
-    optimizer = torch.optim.AdamW(groups, lr=args.lr)
-    warmup = int(total * args.warmup)
-
-    def schedule(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / max(1, warmup)
-        return max(0.0, (total - step) / max(1, total - warmup))
-
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+    optimizer, scheduler = optimizer_and_schedule(model, args.lr, total, args.warmup, torch)
     # each class weighs half of the loss: right answers are the fewer
     pos_weight = torch.tensor((len(data) - positives) / max(1, positives))
     loss_fn = torch.nn.BCEWithLogitsLoss(pos_weight=pos_weight)
@@ -438,10 +420,12 @@ def export(work: Path, out: Path, max_length: int) -> Path:
     return fp32
 
 
-def auroc(scores: list[float], labels: list[int]) -> float:
+def auroc(scores: list[float], labels: list[int]) -> str:
+    """The AUROC as text ("n/a" when the proposals are all right or all wrong)."""
     from qa.evaluate import auroc as area
 
-    return area(scores, labels)
+    value = area(scores, [bool(y) for y in labels])
+    return "n/a" if value is None else f"{value:.3f}"
 
 
 def check(pairs: list[dict[str, Any]], out: Path, work: Path) -> None:
@@ -451,7 +435,7 @@ def check(pairs: list[dict[str, Any]], out: Path, work: Path) -> None:
     if not checked:
         return
     labels = [p["y"] for p in checked]
-    log(f"check: the reader's margin AUROC {auroc([p['m'] for p in checked], labels):.3f}")
+    log(f"check: the reader's margin AUROC {auroc([p['m'] for p in checked], labels)}")
     for name, verifier in (
         ("int8", Verifier.load(out)),
         ("fp32", Verifier.load(out, model_path=work / "verifier-fp32.onnx", check=False)),
@@ -460,7 +444,7 @@ def check(pairs: list[dict[str, Any]], out: Path, work: Path) -> None:
         for p in checked:
             scores += verifier.logits(p["q"], [(p["b"], p["s"], p["a"])])
         log(f"check, SQuAD 2.0 dev fit:weights ({len(checked)} proposals, {sum(labels)} right): "
-            f"verifier {name} AUROC {auroc(scores, labels):.3f}")  # fmt: skip
+            f"verifier {name} AUROC {auroc(scores, labels)}")  # fmt: skip
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

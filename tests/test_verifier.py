@@ -128,3 +128,26 @@ def test_the_verifier_reads_the_best_proposals_and_is_weighed_in() -> None:
     assert [c.features["verify"] for c in proposals] == [4.0, 3.0, 2.0, 2.0, 2.0]
     weight = reader.weights["verify"]
     assert proposals[0].logit - proposals[1].logit > 1.0 * weight  # the verifier counts
+
+
+def test_the_training_script_runs_end_to_end_on_a_few_questions(tmp_path: Path) -> None:
+    """`scripts/train_verifier.py` on 3 questions of each source, on the CPU: proposals,
+    training, export, the check; what it writes loads as a verifier."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    out = tmp_path / "out"
+    result = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "train_verifier.py"), "--work",
+         str(tmp_path / "work"), "--out", str(out), "--sample-each", "3"],
+        capture_output=True, text=True, timeout=600, check=False,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "verifier int8 AUROC" in result.stderr
+    verifier = Verifier.load(out)
+    (logit,) = verifier.logits("Who?", [("", "Ring", " was bought.")])
+    assert isinstance(logit, float)
