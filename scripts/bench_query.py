@@ -1,6 +1,12 @@
 """Benchmark question answering latency and batch throughput (run by hand, not in CI).
 
     python scripts/bench_query.py [--corpus ../shared/data/bbc] [--index DIR] [--questions 300]
+    python scripts/bench_query.py --against 311d29f [--questions 150]
+
+With `--against REF`, the same questions on the same index are asked of the code at git
+REF (a temporary git worktree) and of this checkout, one question to each in turn in two
+warm processes, so both meet the same machine at the same moments; `qa batch` runs alternate
+too. It prints both, with the ratio of this checkout to REF.
 
 On an index of the corpus (built first if DIR holds none), prints:
 - `ask` latency, warm, in one process, retrieval and reading included: p50, p95, mean
@@ -16,6 +22,7 @@ corpus without being copied from the answer sentence.
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import statistics
 import subprocess
@@ -52,6 +59,89 @@ def make_questions(corpus: Path, count: int, seed: int) -> list[str]:
     ]
 
 
+WORKER = """
+import sys, time
+from pathlib import Path
+from qa.engine import Engine
+engine = Engine.open(Path(sys.argv[1]))
+engine.warm_up()
+print("ready", flush=True)
+for line in sys.stdin:
+    started = time.perf_counter()
+    engine.ask(line.rstrip("\\n"))
+    print(f"{(time.perf_counter() - started) * 1000:.3f}", flush=True)
+"""
+
+
+def against(ref: str, args: argparse.Namespace, questions: list[str]) -> int:
+    """Interleaved latency and batch throughput of the code at `ref` and of this checkout."""
+    with tempfile.TemporaryDirectory() as tmp:
+        tree = Path(tmp) / "ref"
+        subprocess.run(
+            ["git", "-C", str(ROOT), "worktree", "add", "--detach", "-q", str(tree), ref],
+            check=True,
+        )
+        try:
+            roots = {ref: tree, "this checkout": ROOT}
+            workers = {
+                name: subprocess.Popen(
+                    [sys.executable, "-c", WORKER, str(args.index)],
+                    cwd=root, env={**os.environ, "PYTHONPATH": str(root)}, text=True,
+                    stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                )
+                for name, root in roots.items()
+            }  # fmt: skip
+            for worker in workers.values():
+                assert worker.stdout is not None and worker.stdout.readline().strip() == "ready"
+            runs: dict[str, list[list[float]]] = {name: [] for name in workers}
+            for _ in range(args.runs):
+                latencies: dict[str, list[float]] = {name: [] for name in workers}
+                for question in questions:
+                    for name, worker in workers.items():
+                        assert worker.stdin is not None and worker.stdout is not None
+                        worker.stdin.write(" ".join(question.split()) + "\n")
+                        worker.stdin.flush()
+                        latencies[name].append(float(worker.stdout.readline()))
+                for name in workers:
+                    runs[name].append(latencies[name])
+            for worker in workers.values():
+                assert worker.stdin is not None
+                worker.stdin.close()
+                worker.wait()
+            qfile = Path(tmp) / "questions.txt"
+            qfile.write_text("\n".join(questions) + "\n")
+            batch: dict[str, list[float]] = {name: [] for name in roots}
+            for run in range(args.runs):
+                for name, root in roots.items():
+                    out = Path(tmp) / f"answers-{run}-{len(batch[name])}.jsonl"
+                    started = time.perf_counter()
+                    subprocess.run(
+                        [sys.executable, "-m", "qa.cli", "batch", str(qfile), "--index",
+                         str(args.index), "-o", str(out), "-q"],
+                        check=True, cwd=root, env={**os.environ, "PYTHONPATH": str(root)},
+                    )  # fmt: skip
+                    batch[name].append(time.perf_counter() - started)
+        finally:
+            subprocess.run(
+                ["git", "-C", str(ROOT), "worktree", "remove", "--force", str(tree)], check=False
+            )
+    n = len(questions)
+    figures = {
+        name: {
+            "ask p50 (ms)": statistics.median(percentile(r, 0.5) for r in runs[name]),
+            "ask p95 (ms)": statistics.median(percentile(r, 0.95) for r in runs[name]),
+            "qa batch (questions/s)": n / statistics.median(batch[name]),
+        }
+        for name in roots
+    }
+    print(f"index {args.index}; {n} questions x {args.runs} runs, interleaved; medians of runs")
+    print(f"{'':26}{ref:>16}{'this checkout':>16}{'ratio':>8}")
+    for key in figures[ref]:
+        old, new = figures[ref][key], figures["this checkout"][key]
+        print(f"{key:26}{old:16.1f}{new:16.1f}{new / old:8.2f}")
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS)
@@ -59,6 +149,10 @@ def main() -> int:
     parser.add_argument("--questions", type=int, default=300)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument(
+        "--against", metavar="REF", default=None,
+        help="also run the code at git REF, interleaved, and print the ratios",
+    )  # fmt: skip
     args = parser.parse_args()
 
     if not index_exists(args.index):
@@ -66,6 +160,8 @@ def main() -> int:
         encoder = load_encoder()
         sync_index(args.corpus, args.index, lambda _: encoder, full=True)
     questions = make_questions(args.corpus, args.questions, args.seed)
+    if args.against:
+        return against(args.against, args, questions)
 
     engine = Engine.open(args.index)
     engine.warm_up()
