@@ -33,18 +33,18 @@ from qa.index.schema import (
 from qa.index.vectors import build_faiss, faiss_factory_for
 
 __all__ = [
-    "ArticleRow",
-    "ChunkRow",
-    "DocumentRow",
-    "StoredArticle",
     "FAISS_FILE",
     "MANIFEST_FILE",
     "STORE_FILE",
+    "ArticleRow",
+    "ChunkRow",
+    "DocumentRow",
     "Embedder",
     "IndexReader",
     "IndexSettings",
     "Progress",
     "ProgressFn",
+    "StoredArticle",
     "UpdateReport",
     "build_faiss",
     "check_encoder",

@@ -16,9 +16,9 @@ import sqlite3
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from qa.articles import (
     DEFAULT_MAX_BYTES,
@@ -37,11 +37,9 @@ from qa.index.embed import Embedded, Embedder, chunk_articles, embed_slices
 from qa.index.progress import Progress, ProgressFn, UpdateReport, no_progress
 from qa.index.scan import FileScan, scan_corpus, skipped_problems
 from qa.index.schema import (
-    transaction,
     DEFAULT_FAISS,
     FAISS_FILE,
     FORMAT_VERSION,
-    MANIFEST_FILE,
     STORE_FILE,
     IndexSettings,
     meta_problem,
@@ -50,6 +48,7 @@ from qa.index.schema import (
     read_meta,
     set_meta,
     stored_corpus_path,
+    transaction,
     write_lock,
 )
 from qa.index.vectors import VectorChanges, write_faiss
@@ -57,8 +56,6 @@ from qa.text import sentence_stems
 
 if TYPE_CHECKING:
     from qa.encoders import Encoder
-
-
 
 
 def _now() -> str:

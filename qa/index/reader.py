@@ -19,7 +19,6 @@ from qa.errors import (
 from qa.index.schema import (
     FAISS_FILE,
     FORMAT_VERSION,
-    MANIFEST_FILE,
     STORE_FILE,
     IndexSettings,
     columns,
@@ -349,10 +348,17 @@ class IndexReader:
         )
         return {
             row[0]: ChunkRow(
-                row[0], row[1], row[2], row[3],
+                row[0],
+                row[1],
+                row[2],
+                row[3],
                 tuple((int(s), int(e)) for s, e in json.loads(row[4])),
-                row[5], row[6], row[7], row[8], row[9],
-            )  # fmt: skip
+                row[5],
+                row[6],
+                row[7],
+                row[8],
+                row[9],
+            )
             for row in rows
         }
 

@@ -25,9 +25,9 @@ from typing import TYPE_CHECKING, Any
 from qa.chunking import ChunkSettings
 from qa.errors import (
     IndexBusyError,
-    QAError,
     IndexCorruptError,
     IndexMismatchError,
+    QAError,
     StorageError,
     storage_reason,
 )
@@ -216,7 +216,9 @@ class IndexSettings:
     def from_meta(cls, meta: dict[str, str]) -> IndexSettings:
         problem = meta_problem(meta)
         if problem is not None:
-            raise IndexCorruptError(f"index settings are unreadable ({problem}); run qa index build")
+            raise IndexCorruptError(
+                f"index settings are unreadable ({problem}); run qa index build"
+            )
         return cls(
             model=meta["model"],
             weights_sha256=meta.get("weights_sha256") or None,

@@ -260,7 +260,9 @@ def _sample_digest(read: Callable[[int, int], bytes], size: int) -> str:
     return digest.hexdigest()
 
 
-def vector_file_problem(index_dir: Path, manifest: dict[str, Any], full: bool = False) -> str | None:
+def vector_file_problem(
+    index_dir: Path, manifest: dict[str, Any], full: bool = False
+) -> str | None:
     """What is wrong with the FAISS file against the checksums its manifest recorded (None
     when it matches, or when an older manifest recorded none): its size and sampled blocks
     on every load, its whole sha256 with `full` (`qa index status`)."""
