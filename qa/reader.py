@@ -132,9 +132,6 @@ class Candidate:
     features: dict[str, float]
     alt_rank: int = 1
     """1 for the passage's best span, 2 for its runner-up, ..."""
-    parts: tuple[str, str, str] = ("", "", "")
-    """What the verifier reads: the text before the span (from the sentence before its
-    own), the span, the rest of its sentence (`qa.verifier.proposal_parts`)."""
     logit: float = 0.0
     score: float = 0.0
     """Calibrated probability that this answer is right."""
@@ -155,6 +152,19 @@ def sentence_bounds(passage: Passage, start: int, end: int) -> tuple[int, int]:
     if first is None or last is None or last <= first:
         return start, end
     return min(first, start), max(last, end)
+
+
+def verifier_input(candidate: Candidate) -> tuple[str, str, str]:
+    """What the verifier reads of a candidate (`qa.verifier.proposal_parts`): the text
+    before its span from the sentence before its own, the span, the rest of its sentence."""
+    passage = candidate.passage
+    origin = passage.char_start
+    return proposal_parts(
+        passage.text,
+        [(start - origin, end - origin) for start, end in passage.sentences],
+        candidate.span_start - origin,
+        candidate.span_end - origin,
+    )
 
 
 def explained_end(candidate: Candidate) -> int:
@@ -281,7 +291,7 @@ class Reader:
         of the evidence already ranks them lower."""
         proposals.sort(key=lambda c: -c.logit)  # everything but the verifier, for now
         checked = proposals[: self.verify_top] if self.verify_top else proposals
-        logits = self.verifier.logits(question, [c.parts for c in checked])
+        logits = self.verifier.logits(question, [verifier_input(c) for c in checked])
         for candidate, logit in zip(checked, logits, strict=True):
             candidate.features["verify"] = logit
         for candidate in proposals[len(checked) :]:
@@ -312,11 +322,6 @@ class Reader:
             return None
         features.update(type_features(kind, span, span_start == start, before, after, question))
         candidate = Candidate(passage, span_start, span_end, start, end, text, features)
-        if self.verify:
-            origin = passage.char_start
-            candidate.parts = proposal_parts(
-                passage.text, [(s - origin, e - origin) for s, e in passage.sentences], first, last
-            )
         candidate.logit = linear(self.weights, features)
         candidate.score = self.probability(candidate.logit)
         return candidate

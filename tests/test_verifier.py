@@ -102,6 +102,7 @@ def test_the_verifier_prefers_the_sentence_that_states_the_thing_asked() -> None
 
 def test_the_verifier_reads_the_best_proposals_and_is_weighed_in() -> None:
     from qa.reader import Candidate, Reader
+    from qa.retrieval import Passage
     from qa.weights import load_weights
 
     shipped = load_weights().reader
@@ -119,12 +120,17 @@ def test_the_verifier_reads_the_best_proposals_and_is_weighed_in() -> None:
     reader = Reader(None, verifier=stub)  # type: ignore[arg-type]
     proposals = []
     for rank in range(5):
-        candidate = Candidate(None, 0, 1, 0, 1, f"s{rank}", {"margin": 5.0 - rank})  # type: ignore[arg-type]
-        candidate.parts = ("", f"span{rank}", "")
+        text = f"Ring was sold to span{rank}."
+        end = 100 + len(text)
+        passage = Passage(rank, rank, 1, 1.0, 100, end, text, "T", ((100, end),))
+        start = 100 + text.index("span")
+        features = {"margin": 5.0 - rank}
+        candidate = Candidate(passage, start, start + 5, 100, end, text, features)
         candidate.logit = 5.0 - rank
         proposals.append(candidate)
     reader._verify("Who?", proposals[::-1])
     assert [p[1] for p in stub.read] == ["span0", "span1", "span2"]  # the 3 best, best first
+    assert stub.read[0] == ("Ring was sold to ", "span0", ".")
     assert [c.features["verify"] for c in proposals] == [4.0, 3.0, 2.0, 2.0, 2.0]
     weight = reader.weights["verify"]
     assert proposals[0].logit - proposals[1].logit > 1.0 * weight  # the verifier counts
