@@ -323,7 +323,8 @@ def batch(
         temp = output.with_name(f".{output.name}.{os.getpid()}.tmp")
     path = temp or output
     handle = path.open("a" if append else "w", encoding="utf-8", newline="") if path else None
-    finished: bool | None = False
+    finished = False
+    told = False  # the error already says what became of the output
     writer = Writer(handle or sys.stdout, fmt, header=not append)
     try:
         # progress goes to stderr: shown on a terminal even when the answers go to stdout
@@ -355,7 +356,7 @@ def batch(
             if append or not existed
             else "it was left as it was"
         )
-        finished = None  # said above: no second line from the clean-up below
+        told = True
         raise StorageError(f"{output}: cannot write: {reason}; {kept}") from None
     finally:
         engine.close()
@@ -368,7 +369,7 @@ def batch(
                 os.replace(temp, output)
             else:
                 temp.unlink(missing_ok=True)
-                if finished is False:
+                if not told:
                     click.echo(f"qa: {output} was left as it was", err=True)
     asked_ids = {writer.written_id(q.id) for q in questions}
     failed_before &= asked_ids
