@@ -523,6 +523,57 @@ def optimizer_and_schedule(
     return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
 
 
+def train_steps(
+    model: Any, total: int, batch_loss: Any, args: argparse.Namespace, work: Path, torch: Any
+) -> None:
+    """The training loop both trainers share: `optimizer_and_schedule`, resuming from
+    `work/checkpoint.pt` with --resume, bfloat16 autocast with --bf16, gradient clipping at
+    1.0, a checkpoint every --checkpoint-every steps and at the end, a progress bar with the
+    running loss. `batch_loss(step, autocast)` returns the loss of batch `step` (its model
+    call inside `autocast`)."""
+    from tqdm import tqdm
+
+    optimizer, scheduler = optimizer_and_schedule(model, args.lr, total, args.warmup, torch)
+    checkpoint = work / "checkpoint.pt"
+    step = 0
+    if args.resume and checkpoint.exists():
+        state = torch.load(checkpoint, map_location=args.device, weights_only=False)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        step = state["step"]
+        log(f"resumed at step {step} of {total}")
+    elif checkpoint.exists():
+        log(f"{checkpoint} exists: starting over (pass --resume to continue it)")
+    autocast: Any = contextlib.nullcontext()
+    if args.bf16:
+        autocast = torch.autocast(device_type=args.device.split(":")[0], dtype=torch.bfloat16)
+    model.train()
+    bar = tqdm(total=total, initial=step, desc="training", mininterval=30, file=sys.stderr)
+    running = 0.0
+    while step < total:
+        loss = batch_loss(step, autocast)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+        step += 1
+        value = loss.item()
+        running = 0.98 * running + 0.02 * value if step > 1 else value
+        bar.update(1)
+        bar.set_postfix(loss=f"{running:.3f}", refresh=False)
+        if step % args.checkpoint_every == 0 or step == total:
+            state = {
+                "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(),
+                "step": step,
+            }
+            save_atomic(state, checkpoint, torch)
+    bar.close()
+
+
 def save_atomic(obj: Any, path: Path, torch: Any) -> None:
     tmp = path.with_suffix(".tmp")
     torch.save(obj, tmp)
@@ -531,7 +582,6 @@ def save_atomic(obj: Any, path: Path, torch: Any) -> None:
 
 def train(args: argparse.Namespace, work: Path) -> Any:
     import torch
-    from tqdm import tqdm
     from transformers import AutoTokenizer, BertForQuestionAnswering
 
     random.seed(args.seed)
@@ -570,27 +620,9 @@ def train(args: argparse.Namespace, work: Path) -> Any:
     if args.init is not None:
         initial_weights(model, args.init, torch)
     model.to(args.device)
-    optimizer, scheduler = optimizer_and_schedule(model, args.lr, total, args.warmup, torch)
-    checkpoint = work / "checkpoint.pt"
-    step = 0
-    if args.resume and checkpoint.exists():
-        state = torch.load(checkpoint, map_location=args.device, weights_only=False)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        step = state["step"]
-        log(f"resumed at step {step} of {total}")
-    elif checkpoint.exists():
-        log(f"{checkpoint} exists: starting over (pass --resume to continue it)")
-
-    autocast: Any = contextlib.nullcontext()
-    if args.bf16:
-        autocast = torch.autocast(device_type=args.device.split(":")[0], dtype=torch.bfloat16)
-    model.train()
-    bar = tqdm(total=total, initial=step, desc="training", mininterval=30, file=sys.stderr)
-    running = 0.0
     started = time.perf_counter()
-    while step < total:
+
+    def batch_loss(step: int, autocast: Any) -> Any:
         members = batches[step]
         batch = collate([data[i] for i in members], torch)
         batch = {name: value.to(args.device) for name, value in batch.items()}
@@ -601,28 +633,9 @@ def train(args: argparse.Namespace, work: Path) -> Any:
             loss = loss + args.shared_norm * shared_norm_loss(
                 output.start_logits, output.end_logits, batch, [group_of[i] for i in members], torch
             )
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
-        scheduler.step()
-        optimizer.zero_grad(set_to_none=True)
-        step += 1
-        value = loss.item()
-        running = 0.98 * running + 0.02 * value if step > 1 else value
-        bar.update(1)
-        bar.set_postfix(loss=f"{running:.3f}", refresh=False)
-        if step % args.checkpoint_every == 0 or step == total:
-            save_atomic(
-                {
-                    "model": model.state_dict(),
-                    "optimizer": optimizer.state_dict(),
-                    "scheduler": scheduler.state_dict(),
-                    "step": step,
-                },
-                checkpoint,
-                torch,
-            )
-    bar.close()
+        return loss
+
+    train_steps(model, total, batch_loss, args, work, torch)
     log(f"trained {total} steps in {time.perf_counter() - started:.0f} s")
     model.eval()
     model.save_pretrained(work / "model")

@@ -30,7 +30,6 @@ made), the checkpoints and the fp32 model; `--resume` continues either.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import random
@@ -54,9 +53,8 @@ from train_reader import (  # noqa: E402
     deleted_twin,
     dequantized_state,
     log,
-    optimizer_and_schedule,
-    save_atomic,
     swap_question,
+    train_steps,
 )
 
 from qa.chunking import split_sentences  # noqa: E402
@@ -302,7 +300,6 @@ def new_model(torch: Any) -> Any:
 
 def train(args: argparse.Namespace, work: Path, pairs: list[dict[str, Any]]) -> None:
     import torch
-    from tqdm import tqdm
 
     random.seed(args.seed)
     torch.manual_seed(args.seed)
@@ -318,46 +315,19 @@ def train(args: argparse.Namespace, work: Path, pairs: list[dict[str, Any]]) -> 
     ]  # fmt: skip
     total = len(batches)
     model = new_model(torch).to(args.device)
-    optimizer, scheduler = optimizer_and_schedule(model, args.lr, total, args.warmup, torch)
     # each class weighs half of the loss: right answers are the fewer
     pos_weight = torch.tensor((len(data) - positives) / max(1, positives))
     loss_fn = torch.nn.BCEWithLogitsLoss(pos_weight=pos_weight)
-    checkpoint = work / "checkpoint.pt"
-    step = 0
-    if args.resume and checkpoint.exists():
-        state = torch.load(checkpoint, map_location=args.device, weights_only=False)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        step = state["step"]
-        log(f"resumed at step {step} of {total}")
-    autocast: Any = contextlib.nullcontext()
-    if args.bf16:
-        autocast = torch.autocast(device_type=args.device.split(":")[0], dtype=torch.bfloat16)
-    model.train()
-    bar = tqdm(total=total, initial=step, desc="training", mininterval=30, file=sys.stderr)
-    running = 0.0
-    while step < total:
+
+    def batch_loss(step: int, autocast: Any) -> Any:
         batch = collate([data[i] for i in batches[step]], torch)
         labels = batch.pop("labels").to(args.device)
         batch = {k: v.to(args.device) for k, v in batch.items()}
         with autocast:
             logits = model(**batch).logits.reshape(-1)
-        loss = loss_fn(logits.float(), labels)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
-        scheduler.step()
-        optimizer.zero_grad(set_to_none=True)
-        step += 1
-        running = 0.98 * running + 0.02 * loss.item() if step > 1 else loss.item()
-        bar.update(1)
-        bar.set_postfix(loss=f"{running:.3f}", refresh=False)
-        if step % args.checkpoint_every == 0 or step == total:
-            state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                     "scheduler": scheduler.state_dict(), "step": step}  # fmt: skip
-            save_atomic(state, checkpoint, torch)
-    bar.close()
+        return loss_fn(logits.float(), labels)
+
+    train_steps(model, total, batch_loss, args, work, torch)
     model.eval()
     model.save_pretrained(work / "model")
 
