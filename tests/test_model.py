@@ -173,3 +173,46 @@ def test_loading_the_bundled_model_does_not_import_transformers(tmp_path: Path) 
         "assert 'transformers' not in sys.modules and 'sentence_transformers' not in sys.modules\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=tmp_path)
+
+
+def test_ctrl_c_while_the_model_is_exported_exits_130_and_leaves_no_cache_file(
+    tmp_path: Path, bbc: Path
+) -> None:
+    """Ctrl+C during the first export of the encoder (an empty cache): one line, exit 130,
+    and no half-written model in the cache that a later run would trust."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    for number in range(1, 4):
+        (corpus / f"{number}.txt").write_bytes(
+            (bbc / "business" / f"{number:03d}.txt").read_bytes()
+        )
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache"), "HF_HUB_OFFLINE": "1"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "qa.cli", "index", "build", "--corpus", str(corpus),
+         "--index", str(tmp_path / "index")],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+    )  # fmt: skip
+    # interrupt once the export is under way: its temporary file is in the cache
+    deadline = time.monotonic() + 120
+    while not list((tmp_path / "cache").rglob("*.tmp")) and time.monotonic() < deadline:
+        assert process.poll() is None, process.communicate()[1]
+        time.sleep(0.05)
+    time.sleep(0.5)
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == 130, err
+    assert "Traceback" not in err and err.strip().splitlines()[-1].startswith("qa: interrupted")
+    from qa.encoders import sha256_of
+
+    cache = tmp_path / "cache"
+    assert not list(cache.rglob("*.tmp")), "a partial export was left"
+    for model in cache.rglob("*.onnx"):  # what was published whole, with its hash
+        recorded = model.with_name(model.name + ".sha256").read_text().strip()
+        assert recorded == sha256_of(model)
+    assert not (tmp_path / "index" / "store.sqlite").exists() or "nothing was changed" in err

@@ -6,6 +6,8 @@ commands live in `corpus`, `indexing` and `asking`; `options` holds what they sh
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sys
 
 import click
@@ -19,7 +21,9 @@ __all__ = ["cli", "main"]
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Console-script entry point: QAError -> `qa: error: ...` and exit 1, never a traceback."""
+    """Console-script entry point: QAError -> `qa: error: ...` and exit 1, never a traceback;
+    Ctrl+C -> exit 130 (at once, without waiting for threads, when `argv` is None: the
+    process's own command line rather than a caller in the same process)."""
     try:
         code = cli.main(args=argv, prog_name="qa", standalone_mode=False)
     except click.ClickException as exc:
@@ -30,6 +34,15 @@ def main(argv: list[str] | None = None) -> None:
         if not isinstance(exc.__cause__ or exc, ReportedInterrupt):
             click.echo("\nqa: interrupted; nothing was changed by the unfinished step", err=True)
         code = 130
+        if argv is None:
+            # The process's own command line. What the interrupted step wrote was undone
+            # while the exception unwound; a normal exit would now join worker threads still
+            # running the step, and CPython may end the process by re-raising SIGINT (status
+            # -2 instead of 130) when the interrupt surfaced inside embedded code. Leave now.
+            for stream in (sys.stdout, sys.stderr):
+                with contextlib.suppress(OSError, ValueError):
+                    stream.flush()
+            os._exit(code)
     except QAError as exc:
         # a message may carry a file name or text from an article: one inert line
         click.echo(f"qa: error: {one_line(str(exc))}", err=True)
