@@ -155,6 +155,40 @@ _UNIT_AFTER = re.compile(
     re.I,
 )
 _HOW_MANY = re.compile(r"\bhow many\b", re.I)
+_MONEY_QUESTION = re.compile(
+    r"\bhow much (money|cash)\b"
+    r"|\bhow much\b.*\b(pay|pays|paid|paying|cost|costs|costing|spend|spends|spent|spending"
+    r"|earn|earns|earned|earning|offer|offers|offered|offering|charge|charges|charged|owe|owes"
+    r"|owed|invest|invests|invested|bid|bids|fined|worth|priced|salary|damages|compensation"
+    r"|fee|fees|bonus)\b"
+    r"|\b(what|which)( \w+){0,3} (price|cost|salary|wage|fee|fine|fare|budget|damages"
+    r"|compensation|bill|bonus|payout|ransom)s?\b",
+    re.I,
+)
+"""A question after a sum of money: "How much did it cost?", "What was his salary?"."""
+_CURRENCY = re.compile(
+    r"[$£€¥₹]|\d+p\b|\b(euros?|dollars?|pounds?|sterling|yen|yuan|renminbi|rupees?|roubles?"
+    r"|rubles?|francs?|pesos?|rand|crowns?|kronor|krona|kroner|pence|cents?|usd|eur|gbp|aud"
+    r"|cad|chf|jpy|cny|inr|dinars?|dirhams?|riyals?|shekels?|zloty|lira|lire|baht|ringgit)\b",
+    re.I,
+)
+_PERCENT = re.compile(r"%|\bper ?cent\b", re.I)
+_DURATION_UNITS = (
+    r"seconds?|minutes?|mins?|hours?|hrs?|days?|nights?|weeks?|fortnights?|months?|years?"
+    r"|yrs?|decades?|centuries|century|seasons?|terms?|life|lifetime"
+)
+_LENGTH_UNITS = (
+    r"kilometres?|kilometers?|km|miles?|metres?|meters?|m|feet|foot|ft|inches|inch|yards?"
+    r"|centimetres?|cm|millimetres?|mm"
+)
+_HOW_LONG = re.compile(r"\bhow long\b", re.I)
+_DURATION_OR_LENGTH = re.compile(rf"\b({_DURATION_UNITS}|{_LENGTH_UNITS})\b", re.I)
+_DURATION = re.compile(rf"\b({_DURATION_UNITS})\b", re.I)
+_PERIOD = re.compile(r"\b(since|until|till|from|between)\b|\b(1[0-9]{3}|20[0-9]{2})\b", re.I)
+_COUNTS_UNITS = re.compile(
+    rf"\bhow many (\w+ (of )?)?({_DURATION_UNITS}|dollars?|pounds?|euros?|pence|cents?|yen)\b",
+    re.I,
+)
 
 
 def span_fits(
@@ -165,7 +199,9 @@ def span_fits(
     `after` it): besides `span_kinds`, a number must be a whole one, an age answers only a
     question about age ("how many miners died" is not answered by "24-year-old"), and a
     figure with a unit of measure (tonnes, miles, per cent) does not count things ("how
-    many people" is not answered by "17,000-tonne")."""
+    many people" is not answered by "17,000-tonne"), a question after a sum of money wants a
+    currency ("How much did it cost?" is not answered by "two years"), "how long" a span of
+    time or a length, and a count is no sum of money or span of time."""
     if kind not in span_kinds(span, at_sentence_start):
         return False
     if kind not in ("number", "time"):
@@ -177,7 +213,29 @@ def span_fits(
     is_age = bool(_AGE_AFTER.match(after) or _AGE_BEFORE.search(before))
     if is_age and not _AGE_QUESTION.search(question):
         return False
-    return not (_HOW_MANY.search(question) and _UNIT_AFTER.match(after))
+    # the figure with the unit written right before or after it ("£" of "£54m", "minutes"
+    # of "27 minutes"), not words further on ("3,000 a day" counts people)
+    around = f"{before[-1:]}{span}{_unit_after(after)}"
+    if _MONEY_QUESTION.search(question):
+        # a share is a sum too ("pay 15% of its takings")
+        return bool(_CURRENCY.search(around) or _PERCENT.search(around))
+    if _HOW_LONG.search(question):
+        # "for three years", "1.2 km", or the dates it ran between ("1870 to 1939")
+        return bool(_DURATION_OR_LENGTH.search(around) or _PERIOD.search(span))
+    if _HOW_MANY.search(question) and not _COUNTS_UNITS.search(question):
+        # a count of things is no sum of money, no span of time, no measure
+        if _CURRENCY.search(around) or _DURATION.search(around):
+            return False
+        return not _UNIT_AFTER.match(after)
+    return True
+
+
+def _unit_after(after: str) -> str:
+    """The word right after a figure with the space or hyphen before it (" minutes" of
+    " minutes later", "-tonne" of "-tonne ship")."""
+    rest = after.lstrip(" -")
+    found = _WORD.match(rest)
+    return after[: len(after) - len(rest)] + (found.group() if found else "")
 
 
 def type_features(

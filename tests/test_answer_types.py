@@ -76,6 +76,22 @@ def test_type_features() -> None:
         ("How many people did the pirates kill?", "17,000", "the ", "-tonne ship", False),
         ("How many people live there?", "8,000", "run by the ", " residents", True),
         ("How much did output grow?", "2.9", "up ", "% on a year earlier", True),
+        # a sum of money is asked: a currency (or a share), not a span of time or a tonnage
+        ("How much did he win in damages?", "two years", "for ", " in", False),
+        ("How much will the clean-up cost?", "1.8 million", "spilled ", " barrels of oil", False),
+        ("How much is Euronext offering?", "1.35bn", "of \u00a3", " for the LSE", True),
+        ("What is the salary of the boss?", "$54m", "paid ", " a year", True),
+        ("How much did the site pay the society?", "15%", "paid ", " of takings", True),
+        # "how long" wants a span of time or a length; a count is neither money nor time
+        ("How long did the match last?", "27", "just ", " minutes.", True),
+        ("How long did the match last?", "Monday", "on ", ".", False),
+        ("How long is the bridge?", "1.2", "", " km long", True),
+        ("How long was the theatre open?", "1870 to 1939", "from ", ", when", True),
+        ("How many hundreds of years did it last?", "three hundred", "", " years", True),
+        ("How many people were hurt?", "two years", "", " ago", False),
+        ("How many people were hurt?", "300", "$", " in damages", False),
+        ("How many people die each day?", "3,000", "", " a day", True),
+        ("How many years did he serve?", "three years", "", " in jail", True),
         # a piece of a figure is no answer at all
         ("When did the Sensex first close above 21,000?", "96", "at 21,004.", " on", False),
         ("How many points did the Sensex gain?", "004", "21,", " points", False),
