@@ -199,11 +199,16 @@ class ReaderModel:
         question_ids = question_ids[:MAX_QUESTION_PIECES]
         room = max(16, self.max_length - len(question_ids) - 3)
         step = max(1, room - self.stride)
-        rows: list[list[int]] = []
-        owners: list[tuple[int, int, int]] = []  # (passage, first piece, window length)
+        context_at = len(question_ids) + 2
         encodings = self.tokenizer.encode_batch(passages, add_special_tokens=False)
+        # One model run a passage (its windows together), never a batch of passages: int8
+        # activations are scaled over everything in a run, so a passage read beside others
+        # could get another best span; and no window is padded to another passage's length.
+        owners: list[tuple[int, int, int]] = []  # (passage, first piece, window length)
+        logits: list[tuple[Any, Any]] = []  # each window's start and end logits
         for number, encoding in enumerate(encodings):
             ids = encoding.ids
+            rows: list[list[int]] = []
             first = 0
             while True:
                 piece = ids[first : first + room]
@@ -212,19 +217,19 @@ class ReaderModel:
                 if first + room >= len(ids):
                     break
                 first += step
-        width = max(len(r) for r in rows)
-        input_ids = np.zeros((len(rows), width), dtype=np.int64)
-        mask = np.zeros_like(input_ids)
-        types = np.zeros_like(input_ids)
-        context_at = len(question_ids) + 2
-        for r, row in enumerate(rows):
-            input_ids[r, : len(row)] = row
-            mask[r, : len(row)] = 1
-            types[r, context_at : len(row)] = 1
-        with self._lock:
-            start, end = self.session.run(
-                None, {"input_ids": input_ids, "attention_mask": mask, "token_type_ids": types}
-            )
+            width = max(len(r) for r in rows)
+            input_ids = np.zeros((len(rows), width), dtype=np.int64)
+            mask = np.zeros_like(input_ids)
+            types = np.zeros_like(input_ids)
+            for r, row in enumerate(rows):
+                input_ids[r, : len(row)] = row
+                mask[r, : len(row)] = 1
+                types[r, context_at : len(row)] = 1
+            with self._lock:
+                start, end = self.session.run(
+                    None, {"input_ids": input_ids, "attention_mask": mask, "token_type_ids": types}
+                )
+            logits.extend(zip(start, end, strict=True))
         # each passage token's sentence number, once a passage (not once a window)
         token_sentences = (
             None
@@ -240,10 +245,11 @@ class ReaderModel:
         )
         nulls: list[float | None] = [None] * len(passages)
         found: list[dict[tuple[int, int], float]] = [{} for _ in passages]
-        for r, (number, first, length) in enumerate(owners):
+        for (number, first, length), (start_logits, end_logits) in zip(owners, logits, strict=True):
+            width = len(start_logits)
             allowed = np.zeros(width, dtype=bool)
             allowed[context_at : context_at + length] = True
-            null = float(start[r, 0] + end[r, 0])
+            null = float(start_logits[0] + end_logits[0])
             previous = nulls[number]
             nulls[number] = null if previous is None else min(previous, null)
             offsets = encodings[number].offsets
@@ -256,7 +262,7 @@ class ReaderModel:
                 ]
             spans_of = found[number]
             for i, j, score in top_spans(
-                start[r], end[r], allowed, MAX_ANSWER_PIECES, spans, segments
+                start_logits, end_logits, allowed, MAX_ANSWER_PIECES, spans, segments
             ):
                 key = (offsets[first + i - context_at][0], offsets[first + j - context_at][1])
                 # overlapping windows see the same span: keep its best score

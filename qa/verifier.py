@@ -122,20 +122,24 @@ class Verifier:
 
         if not proposals:
             return []
-        rows = self.encode(question, proposals)
-        width = max(len(ids) for ids, _ in rows)
-        input_ids = np.zeros((len(rows), width), dtype=np.int64)
-        mask = np.zeros_like(input_ids)
-        types = np.zeros_like(input_ids)
-        for r, (ids, second) in enumerate(rows):
-            input_ids[r, : len(ids)] = ids
-            mask[r, : len(ids)] = 1
-            types[r, second : len(ids)] = 1
-        with self._lock:
-            (out,) = self.session.run(
-                None, {"input_ids": input_ids, "attention_mask": mask, "token_type_ids": types}
-            )
-        return [float(v) for v in out.reshape(-1)]
+        logits = []
+        # one model run a proposal: int8 activations are scaled over everything in a run, and
+        # a proposal's logit must not depend on which others are read beside it
+        for ids, second in self.encode(question, proposals):
+            input_ids = np.asarray([ids], dtype=np.int64)
+            types = np.zeros_like(input_ids)
+            types[0, second:] = 1
+            with self._lock:
+                (out,) = self.session.run(
+                    None,
+                    {
+                        "input_ids": input_ids,
+                        "attention_mask": np.ones_like(input_ids),
+                        "token_type_ids": types,
+                    },
+                )
+            logits.append(float(out.reshape(-1)[0]))
+        return logits
 
 
 _shared: Verifier | None = None
