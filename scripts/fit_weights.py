@@ -564,8 +564,14 @@ def main() -> int:
     missing = [str(index) for _, index in args.news if not index_exists(index)]
     if missing:
         sys.exit(f"fit_weights: no index at {', '.join(sorted(set(missing)))} (qa index build)")
-    weights = json.loads(args.out.read_text()) if args.out.exists() else {}
+    # the passage weights of --out, else the shipped ones: a new --out file is no reason to
+    # rank passages with unfitted weights
+    shipped = ROOT / "qa" / "weights.json"
+    base = args.out if args.out.exists() else shipped
+    weights = json.loads(base.read_text()) if base.exists() else {}
     passage_weights = weights.get("passage") or dict(UNFITTED_PASSAGE)
+    if not args.passages:
+        print(f"passage weights from {base}", file=sys.stderr)
     fit_v1_count = weights.get("questions", {}).get("v1.1")
 
     if args.passages:
