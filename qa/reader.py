@@ -199,6 +199,10 @@ def _published(citations: Sequence[Citation]) -> str | None:
     return next((c.published for c in citations if c.published), None)
 
 
+STORY_PASSAGES = 8
+"""Passages whose articles a story question chooses among (no model reads them)."""
+
+
 class Reader:
     """Turns ranked passages into answers with citations."""
 
@@ -224,6 +228,10 @@ class Reader:
         self._verifier = verifier
         self.platt = settings.platt
         self.read_passages = int(read_passages or settings.read_passages)
+        self.first_read = settings.first_read
+        """Passages read first (0: all `read_passages` at once); the rest are read only
+        when no proposal of those reaches `read_on_below`."""
+        self.read_on_below = settings.read_on_below
         self.spans = int(spans or settings.spans)
         self.abstain_below = float(abstain_below if abstain_below is not None else settings.abstain)
         self._model = model
@@ -249,22 +257,44 @@ class Reader:
 
     def candidates(self, question: str, passages: Sequence[Passage]) -> list[Candidate]:
         """The reader's best spans (`spans` of them) in each of the top passages, best
-        first."""
+        first. With `first_read` set, the first that many passages are read first, and the
+        rest only when the best proposal among those is below `read_on_below`: a question the
+        top passages answer surely costs a fraction of the model's time."""
         top = list(passages[: self.read_passages])
         if not top:
             return []
-        best = top[0].score
-        readings = self.model.read_passages(
+        first = self.first_read if 0 < self.first_read < len(top) else len(top)
+        readings = self._read(question, top[:first])
+        verified: dict[tuple[int, int, int], float] = {}
+        ranked = self._propose(question, top[:first], readings, verified)
+        if first < len(top) and (not ranked or ranked[0].score < self.read_on_below):
+            readings += self._read(question, top[first:])
+            ranked = self._propose(question, top, readings, verified)
+        return ranked
+
+    def _read(self, question: str, passages: Sequence[Passage]) -> list[Reading]:
+        return self.model.read_passages(
             question,
-            [p.text for p in top],
+            [p.text for p in passages],
             spans=self.spans,
-            sentence_starts=[[s - p.char_start for s, _ in p.sentences[1:]] for p in top],
+            sentence_starts=[[s - p.char_start for s, _ in p.sentences[1:]] for p in passages],
         )
+
+    def _propose(
+        self,
+        question: str,
+        top: Sequence[Passage],
+        readings: Sequence[Reading],
+        verified: dict[tuple[int, int, int], float],
+    ) -> list[Candidate]:
+        """The scored proposals of the passages read (`readings` of `top`), best first;
+        `verified` keeps the verifier's logits between the stages of reading."""
+        best = top[0].score
         best_margin = max((r.margin for r in readings if r.start is not None), default=0.0)
         cues = QuestionCues.of(question)
         kind = question_kind(question)
         found: dict[tuple[int, int, int], Candidate] = {}
-        for passage, reading in zip(top, readings):
+        for passage, reading in zip(top, readings, strict=True):
             if reading.start is None or reading.end is None:
                 continue
             spans = reading.alternatives or ((reading.start, reading.end, reading.span_score),)
@@ -281,17 +311,30 @@ class Reader:
                 if key not in found or found[key].logit < candidate.logit:
                     found[key] = candidate
         if self.verify and found:
-            self._verify(question, list(found.values()))
+            self._verify(question, list(found.values()), verified)
         return sorted(found.values(), key=lambda c: -c.logit)
 
-    def _verify(self, question: str, proposals: list[Candidate]) -> None:
+    def _verify(
+        self,
+        question: str,
+        proposals: list[Candidate],
+        verified: dict[tuple[int, int, int], float] | None = None,
+    ) -> None:
         """The verifier's logit for the `verify_top` proposals the rest of the evidence ranks
         best (all with 0): the answer and its confidence come from those, and the verifier
-        costs a model run a proposal. The others get the lowest logit given, since the rest
-        of the evidence already ranks them lower."""
+        costs a model run a proposal (`verified` holds the logits already known, by
+        proposal). The others get the lowest logit given, since the rest of the evidence
+        already ranks them lower."""
+        known = {} if verified is None else verified
         proposals.sort(key=lambda c: -c.logit)  # everything but the verifier, for now
         checked = proposals[: self.verify_top] if self.verify_top else proposals
-        logits = self.verifier.logits(question, [verifier_input(c) for c in checked])
+        keys = [(c.doc_id, c.span_start, c.span_end) for c in checked]
+        unread = [c for c, key in zip(checked, keys, strict=True) if key not in known]
+        if unread:
+            fresh = self.verifier.logits(question, [verifier_input(c) for c in unread])
+            for candidate, logit in zip(unread, fresh, strict=True):
+                known[(candidate.doc_id, candidate.span_start, candidate.span_end)] = logit
+        logits = [known[key] for key in keys]
         for candidate, logit in zip(checked, logits, strict=True):
             candidate.features["verify"] = logit
         for candidate in proposals[len(checked) :]:
@@ -408,7 +451,7 @@ class Reader:
 
         query = query or subject
         order: dict[int, int] = {}
-        for passage in passages[: self.read_passages]:
+        for passage in passages[:STORY_PASSAGES]:
             order.setdefault(passage.doc_id, len(order))
         documents = self._documents(set(order)) if order else {}
         # ranked by how much of the subject headline and lead name; ties (two stories on one

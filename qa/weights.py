@@ -59,6 +59,10 @@ class ReaderWeights:
     verify_top: int = 0
     """With the `verify` feature: the verifier reads the best `verify_top` proposals of the
     other features (0: all of them)."""
+    first_read: int = 0
+    """Passages read first, the rest only when no proposal among them reaches
+    `read_on_below` (0: all `read_passages` at once)."""
+    read_on_below: float = 1.0
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], where: str = "reader weights") -> ReaderWeights:
@@ -73,11 +77,15 @@ class ReaderWeights:
                 abstain=float(data["abstain"]),
                 spans=int(data.get("spans", 1)),
                 verify_top=int(data.get("verify_top", 0)),
+                first_read=int(data.get("first_read", 0)),
+                read_on_below=float(data.get("read_on_below", 1.0)),
             )
         except (KeyError, TypeError, ValueError, IndexError) as exc:
             raise ModelError(f"{where}: the reader entry lacks or mangles {exc}") from None
         if weights.spans < 1:
             raise ModelError(f"{where}: the reader's spans must be 1 or more")
+        if weights.first_read < 0:
+            raise ModelError(f"{where}: the reader's first_read must be 0 (all) or more")
         if weights.verify_top < 0:
             raise ModelError(f"{where}: the reader's verify_top must be 0 (all) or more")
         return weights

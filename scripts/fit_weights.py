@@ -448,17 +448,84 @@ def fit_reader(args, passage_weights) -> dict:
     a, b_platt = fit_platt(logits, right.astype(float), weights=question_weight)
     confidence, tau = calibrated(logits, right, np.ones(len(rows), dtype=bool))
     report(f"read_passages {best_k}; abstain below {tau:.4f}", confidence, right, confidence >= tau)
+    first_read, read_passages, read_on_below = fit_stages(
+        read_top, weights, (a, b_platt), best_k, spans, tau, is_news,
+        question_weight * ~impossible, args.max_stage_loss,
+    )  # fmt: skip
     return {
         "features": names,
         "weights": weights,
         "platt": [round(a, 5), round(b_platt, 5)],
-        "read_passages": best_k,
+        "read_passages": read_passages,
+        "first_read": first_read,
+        "read_on_below": read_on_below,
         "spans": spans,
         "verify_top": args.verify_top if "verify" in names else 0,
         "abstain": round(tau, 4),
         "questions": squad_count,
         "news": news_counts,
     }
+
+
+def fit_stages(
+    read_top, weights, platt, read_passages, spans, tau, is_news, answerable_weight, max_loss,
+) -> tuple[int, int, float]:  # fmt: skip
+    """How many passages to read: the first k, and up to m (<= `read_passages`) only when
+    the best proposal among the first k is below a confidence. Every (k, m) and the lowest
+    confidence whose answers (shown at `tau`) lose at most `max_loss` of the answerable
+    questions' weighed accuracy against reading all `read_passages`, on the SQuAD and on the
+    news questions each; of those, the fewest passages any question reads (m: the slowest
+    questions), then the fewest on average. Returns (k, m, confidence); k is 0 when reading
+    m at once is best."""
+    names = [n for n in weights if n != "bias"]
+    columns = [READER_FEATURES.index(n) for n in names]
+    vector = np.array([weights[n] for n in names])
+    parts = [(name, part) for name, part in (("squad", ~is_news), ("news", is_news)) if part.any()]
+    outcome: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+    for k in range(1, read_passages + 1):
+        groups = read_top(k, spans)
+        conf = np.zeros(len(groups))
+        ok = np.zeros(len(groups), dtype=bool)
+        for number, (x, y) in enumerate(groups):
+            if len(x):
+                scores = x[:, columns] @ vector + weights["bias"]
+                top = int(np.argmax(scores))
+                conf[number] = 1 / (1 + np.exp(-(platt[0] * scores[top] + platt[1])))
+                ok[number] = bool(y[top])
+        outcome[k] = (conf, ok)
+
+    def answered_accuracy(part: np.ndarray, conf: np.ndarray, ok: np.ndarray) -> float:
+        weight = answerable_weight * part
+        return float(((ok & (conf >= tau)) * weight).sum() / max(weight.sum(), 1e-9))
+
+    full = {name: answered_accuracy(part, *outcome[read_passages]) for name, part in parts}
+
+    def within(conf: np.ndarray, ok: np.ndarray) -> bool:
+        return all(answered_accuracy(part, conf, ok) >= full[n] - max_loss for n, part in parts)
+
+    best: tuple[int, float, int, float] = (read_passages, float(read_passages), 0, 1.0)
+    for m in range(1, read_passages + 1):
+        if within(*outcome[m]) and (m, float(m)) < best[:2]:
+            best = (m, float(m), 0, 1.0)
+        for k in range(1, m):
+            first_conf, first_right = outcome[k]
+            for threshold in np.unique(np.round(first_conf, 3)):
+                stop = first_conf >= threshold
+                conf = np.where(stop, first_conf, outcome[m][0])
+                ok = np.where(stop, first_right, outcome[m][1])
+                if within(conf, ok):
+                    cost = k + (1 - stop.mean()) * (m - k)
+                    print(
+                        f"read {k} first, up to {m} below {threshold:.3f}: {stop.mean():.3f} "
+                        f"stop, {cost:.2f} passages a question",
+                        file=sys.stderr,
+                    )
+                    if (m, cost) < best[:2]:
+                        best = (m, cost, k, float(threshold))
+                    break
+    m, cost, k, threshold = best
+    print(f"chosen: first {k}, up to {m} ({cost:.2f} passages a question)", file=sys.stderr)
+    return k, m, round(threshold, 4)
 
 
 def main() -> int:
@@ -542,6 +609,13 @@ def main() -> int:
         default=3,
         help="with the verifier weighed: how many of the best proposals it reads at question "
         "time (0: all; it is fitted on all of them). Each costs about 4.5 ms on 2 cores",
+    )
+    parser.add_argument(
+        "--max-stage-loss",
+        type=float,
+        default=0.002,
+        help="answered accuracy reading in stages may lose against reading every passage, "
+        "on the SQuAD and on the news questions each (default 0.002)",
     )
     parser.add_argument(
         "--rows",

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -540,3 +541,62 @@ def test_the_shipped_int8_reader_dequantizes_into_the_torch_model(model: ReaderM
     assert np.corrcoef(output.start_logits[0].numpy(), start[0])[0, 1] > 0.99
     assert np.corrcoef(output.end_logits[0].numpy(), end[0])[0, 1] > 0.99
     assert int(output.start_logits[0].argmax()) == int(start[0].argmax())
+
+
+@pytest.mark.model
+def test_reading_in_stages_reads_the_rest_only_below_the_bar(
+    news_index: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Staged reading (`first_read`, `read_on_below`): the first passages alone when their
+    best proposal reaches the bar; otherwise the rest too, with the same proposals as
+    reading every passage at once."""
+    from dataclasses import replace
+
+    from qa.reader import Reader
+    from qa.weights import load_weights
+
+    engine = Engine.open(news_index[1])
+    try:
+        fitted = replace(load_weights().reader, read_passages=8)
+        at_once = Reader(engine.index, fitted=replace(fitted, first_read=0))
+        never_enough = Reader(engine.index, fitted=replace(fitted, first_read=3, read_on_below=2.0))
+        enough = Reader(engine.index, fitted=replace(fitted, first_read=3, read_on_below=0.0))
+        model = at_once.model
+        real = model.read_passages
+        calls: list[int] = []
+
+        def counted(question: str, passages: list[str], **options: Any) -> Any:
+            calls.append(len(passages))
+            return real(question, passages, **options)
+
+        monkeypatch.setattr(model, "read_passages", counted)
+        for record in news_questions()[:8]:
+            question = record["question"]
+            _, passages = engine.search(question)
+            assert len(passages) >= 8
+            reference = at_once.candidates(question, passages)
+            calls.clear()
+            staged = never_enough.candidates(question, passages)
+            assert calls == [3, 5]
+            keys = [(c.doc_id, c.span_start, c.span_end) for c in staged]
+            assert keys[0] == (reference[0].doc_id, reference[0].span_start, reference[0].span_end)
+            assert set(keys) == {(c.doc_id, c.span_start, c.span_end) for c in reference}
+            assert [c.score for c in staged] == [c.score for c in reference]
+            calls.clear()
+            first = enough.candidates(question, passages)
+            assert calls == [3]
+            assert {c.passage.rank for c in first} <= {p.rank for p in passages[:3]}
+    finally:
+        engine.close()
+
+
+def test_staged_reading_settings_are_read_strictly() -> None:
+    from qa.weights import ReaderWeights, load_weights
+
+    shipped = load_weights().reader
+    assert 0 < shipped.first_read < shipped.read_passages
+    assert 0.0 < shipped.read_on_below < 1.0
+    entry = {"weights": {"bias": 0.0}, "platt": [1, 0], "read_passages": 8, "abstain": 0.2}
+    assert ReaderWeights.from_dict(entry).first_read == 0  # older files: all at once
+    with pytest.raises(ModelError, match="first_read"):
+        ReaderWeights.from_dict({**entry, "first_read": -1})
