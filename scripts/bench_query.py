@@ -2,6 +2,7 @@
 
     python scripts/bench_query.py [--corpus ../shared/data/bbc] [--index DIR] [--questions 300]
     python scripts/bench_query.py --against 311d29f [--questions 150]
+    python scripts/bench_query.py --peer [--questions 100]
 
 With `--against REF`, the same questions on the same index are asked of the code at git
 REF (a temporary git worktree) and of this checkout, one question to each in turn in two
@@ -142,6 +143,69 @@ def against(ref: str, args: argparse.Namespace, questions: list[str]) -> int:
     return 0
 
 
+def peer(args: argparse.Namespace, questions: list[str]) -> int:
+    """`qa ask` against what a user would write instead: transformers'
+    `pipeline("question-answering")` with the shipped reader's weights (dequantised, fp32
+    torch) reading the same passages `qa` reads, its best span over them the answer. One
+    question to each in turn, in this process; also how often the two best spans agree."""
+    import torch
+    from transformers import AutoTokenizer, BertForQuestionAnswering, pipeline
+
+    sys.path.insert(0, str(ROOT / "scripts"))
+    from train_reader import dequantized_state
+
+    from qa.encoders import bundled_model_dir
+    from qa.reader_model import MAX_ANSWER_PIECES, MODEL_DIR, MODEL_NAME
+
+    torch.set_num_threads(len(os.sched_getaffinity(0)))
+    model_dir = bundled_model_dir()
+    model = BertForQuestionAnswering.from_pretrained(str(model_dir)).eval()
+    state = {k: torch.tensor(v) for k, v in dequantized_state(MODEL_DIR / MODEL_NAME).items()}
+    model.load_state_dict({k: v for k, v in state.items() if k in model.state_dict()})
+    reader = pipeline(
+        "question-answering", model=model, tokenizer=AutoTokenizer.from_pretrained(str(model_dir))
+    )
+    engine = Engine.open(args.index)
+    engine.warm_up()
+    read = engine.reader.read_passages
+    times: dict[str, list[list[float]]] = {"qa ask": [], "transformers pipeline": []}
+    agree = total = 0
+    for run in range(args.runs):
+        ours, theirs = [], []
+        for question in questions:
+            started = time.perf_counter()
+            result = engine.ask(question)
+            ours.append((time.perf_counter() - started) * 1000)
+            started = time.perf_counter()
+            _, passages = engine.search(question)
+            contexts = [p.text for p in passages[:read]]
+            with torch.inference_mode():
+                found = reader(
+                    question=[question] * len(contexts), context=contexts,
+                    max_seq_len=engine.reader.model.max_length,
+                    doc_stride=engine.reader.model.stride, max_answer_len=MAX_ANSWER_PIECES,
+                )  # fmt: skip
+            found = found if isinstance(found, list) else [found]
+            theirs.append((time.perf_counter() - started) * 1000)
+            if run == 0 and result.answers:
+                best = max(found, key=lambda a: a["score"])
+                total += 1
+                agree += best["answer"].strip() == result.answers[0].span.strip()
+        times["qa ask"].append(ours)
+        times["transformers pipeline"].append(theirs)
+    engine.close()
+    print(f"index {args.index}; {len(questions)} questions x {args.runs} runs, interleaved")
+    print(f"{'':24}{'p50 (ms)':>10}{'p95 (ms)':>10}")
+    figures = {}
+    for name, runs in times.items():
+        figures[name] = [statistics.median(percentile(r, q) for r in runs) for q in (0.5, 0.95)]
+        print(f"{name:24}{figures[name][0]:10.1f}{figures[name][1]:10.1f}")
+    ratio = [t / o for o, t in zip(figures["qa ask"], figures["transformers pipeline"])]
+    print(f"{'pipeline / qa':24}{ratio[0]:10.2f}{ratio[1]:10.2f}")
+    print(f"same best span as qa's answer: {agree} of {total} answered questions")
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS)
@@ -153,6 +217,11 @@ def main() -> int:
         "--against", metavar="REF", default=None,
         help="also run the code at git REF, interleaved, and print the ratios",
     )  # fmt: skip
+    parser.add_argument(
+        "--peer", action="store_true",
+        help="time transformers' question-answering pipeline with the same reader weights "
+        "on the same passages, beside qa ask",
+    )  # fmt: skip
     args = parser.parse_args()
 
     if not index_exists(args.index):
@@ -162,6 +231,8 @@ def main() -> int:
     questions = make_questions(args.corpus, args.questions, args.seed)
     if args.against:
         return against(args.against, args, questions)
+    if args.peer:
+        return peer(args, questions)
 
     engine = Engine.open(args.index)
     engine.warm_up()
