@@ -7,6 +7,7 @@ import json
 import os
 from pathlib import Path
 
+from qa.atomic import atomic_write
 from qa.errors import ModelError
 
 
@@ -52,9 +53,7 @@ def file_sha256(path: Path) -> str:
         cache = cache if isinstance(cache, dict) else {}
         cache[key] = value
         cache_file.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache_file.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(cache))
-        os.replace(tmp, cache_file)
+        atomic_write(cache_file, json.dumps(cache))
     except OSError:
         pass  # a read-only home only costs a re-hash next time
     return value

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from qa.atomic import atomic_write
 from qa.encoders.files import cache_dir, sha256_of
 from qa.errors import ModelError
 
@@ -134,9 +135,7 @@ def _publish(tmp: Path, path: Path) -> None:
     with contextlib.suppress(FileNotFoundError):
         _hash_file(path).unlink()
     os.replace(tmp, path)
-    hash_tmp = _hash_file(path).with_suffix(f".{os.getpid()}.tmp")
-    hash_tmp.write_text(digest + "\n")
-    os.replace(hash_tmp, _hash_file(path))
+    atomic_write(_hash_file(path), digest + "\n")
 
 
 def _temp_path(path: Path) -> Path:

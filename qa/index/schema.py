@@ -175,22 +175,6 @@ def set_meta(conn: sqlite3.Connection, **values: Any) -> None:
     )
 
 
-def atomic_write(path: Path, data: bytes) -> None:
-    """`path` replaced by `data` whole, or not at all (no partial temporary file is left
-    when the write fails: a full disk)."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with tmp.open("wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
-
-
 @dataclass(frozen=True)
 class IndexSettings:
     """What vectors in one index must share; a mismatch means `build`, never a mix."""

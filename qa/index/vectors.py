@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from qa.atomic import atomic_write
 from qa.errors import (
     QAError,
 )
@@ -28,7 +29,6 @@ from qa.index.schema import (
     FORMAT_VERSION,
     MANIFEST_FILE,
     IndexSettings,
-    atomic_write,
     read_manifest,
     read_meta,
 )

@@ -4,7 +4,6 @@ the index in a worker. `QAApp` (qa.tui.app) is built on it."""
 from __future__ import annotations
 
 import datetime as dt
-import os
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -16,6 +15,7 @@ from textual.containers import VerticalScroll
 from textual.widgets import ProgressBar
 
 from qa.answers import citation_label
+from qa.atomic import atomic_write
 from qa.chat import Conversation
 from qa.errors import CommittedInterrupt, QAError
 from qa.retrieval import Filters, parse_filters
@@ -142,13 +142,10 @@ class ChatActions(App[None]):
                 markup=False,
             )
             return
-        tmp = target.with_name(f".{target.name}.tmp")
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
-            tmp.write_text(self.conversation_markdown(), encoding="utf-8")
-            os.replace(tmp, target)
+            atomic_write(target, self.conversation_markdown())
         except OSError as exc:
-            tmp.unlink(missing_ok=True)  # nothing half-written is left beside the target
             self.notify(
                 f"Cannot write {terminal_safe(str(target))}: {exc.strerror or exc}",
                 severity="error",

@@ -15,6 +15,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from qa.atomic import atomic_write
+
 KNOWN = {"theme": str}
 """The settings there are, with their types (anything else in the file is left alone)."""
 
@@ -75,9 +77,7 @@ def save(**values: Any) -> str | None:
             document[key] = value
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        tmp.write_text(document.as_string(), encoding="utf-8")
-        os.replace(tmp, path)
+        atomic_write(path, document.as_string())
     except OSError as exc:
         return f"{path}: cannot be written ({exc.strerror or exc})"
     return None
