@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from qa.articles import clean_paragraph
 from qa.errors import InputError
+from qa.records import clean_paragraph
 from qa.text import file_lines
 
 

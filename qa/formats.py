@@ -13,7 +13,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-from qa.articles import (
+from qa.records import (
     WHITESPACE,
     Article,
     Problem,
