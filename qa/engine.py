@@ -72,11 +72,11 @@ class Engine:
         # sqlite3 connections and the model are shared: one question at a time, and one
         # read transaction for all of it (an update committing meanwhile is not half seen).
         with self._lock, self.index.snapshot():
-            terms, passages = self._search(search_text, k, filters)
+            _, passages = self._search(search_text, k, filters)
             if not passages and filters and self.retriever.allowed_chunks(filters) == []:
                 reason = f"no article matches the filter {filters.describe()}"
                 return Result(question, search_text, True, (), reason=reason)
-            result = self._read(question, subject, terms, passages, search_text, n, abstain)
+            result = self._read(question, subject, passages, search_text, n, abstain)
             if result.not_found and filters and result.reason is None:
                 result = self._filtered_out(result, search_text, k, filters, subject, n)
             return result
@@ -85,7 +85,6 @@ class Engine:
         self,
         question: str,
         subject: str | None,
-        terms: QueryTerms,
         passages: list[Passage],
         query: str,
         n: int,
@@ -94,7 +93,7 @@ class Engine:
         """The reader's answer: the story's lead for a story question, else spans."""
         if subject is not None:
             return self.reader.story(question, subject, passages, query=query)
-        return self.reader.read(question, terms, passages, query=query, n=n, abstain=abstain)
+        return self.reader.read(question, passages, query=query, n=n, abstain=abstain)
 
     def _filtered_out(
         self, result: Result, text: str, k: int, filters: Filters, subject: str | None, n: int
@@ -104,8 +103,8 @@ class Engine:
         closest to it. Where the whole corpus is silent, it stays the corpus's silence."""
         import dataclasses
 
-        terms, everything = self._search(text, k, None)
-        if self._read(result.question, subject, terms, everything, text, n).not_found:
+        _, everything = self._search(text, k, None)
+        if self._read(result.question, subject, everything, text, n).not_found:
             return result
         inside = {p.chunk_id for p in result.passages}
         hidden = sum(1 for p in everything if p.chunk_id not in inside)

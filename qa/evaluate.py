@@ -228,9 +228,9 @@ def ask_one(
     """Ask one question without abstention (so that both ways can be scored), timing the
     retrieval and the reading apart."""
     started = time.perf_counter()
-    terms, passages = engine.search(question.question)
+    _, passages = engine.search(question.question)
     searched = time.perf_counter()
-    result = engine.reader.read(question.question, terms, passages, n=1, abstain=False)
+    result = engine.reader.read(question.question, passages, n=1, abstain=False)
     read = time.perf_counter()
     # each hit's place as qa ranks the passages (the reader re-ranks those it reads) and its
     # retrieval rank

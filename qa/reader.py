@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING
 from qa.answer_types import Kind, asks_why, cut_number, question_kind, type_features
 from qa.answers import Answer, Citation, Result
 from qa.dates import relative_dates
-from qa.retrieval import Passage, QueryTerms
+from qa.retrieval import Passage
 from qa.text import QUESTION_WORDS, STOPWORDS, normalize_answer, stem, words
 from qa.verifier import proposal_parts
 from qa.weights import ReaderWeights, load_weights
@@ -372,14 +372,12 @@ class Reader:
     def read(
         self,
         question: str,
-        terms: QueryTerms | None,
         passages: Sequence[Passage],
         *,
         query: str | None = None,
         n: int = 3,
         abstain: bool = True,
     ) -> Result:
-        del terms  # the trained reader reads the question itself
         ranked = self.candidates(question, passages)
         passages = reranked(passages, ranked)
         query = query or question
