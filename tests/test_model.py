@@ -197,6 +197,8 @@ def test_ctrl_c_while_the_model_is_exported_exits_130_and_leaves_no_cache_file(
         [sys.executable, "-m", "qa.cli", "index", "build", "--corpus", str(corpus),
          "--index", str(tmp_path / "index")],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+        # a test run started in the background inherits an ignored SIGINT: restore it
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )  # fmt: skip
     # interrupt once the export is under way: its temporary file is in the cache
     deadline = time.monotonic() + 120
