@@ -8,7 +8,7 @@ A question is folded into the previous turn only when it cannot stand alone:
 - an ellipsis ("Why?", "And 50 Cent?", "What about the profits?"): searched with the previous
   question's own words.
 A question that can stand alone but has a pronoun that might also point back ("What price did
-gold reach when **it** hit a 25-year high?") has two readings: both are asked and the better
+gold reach when **it** hit a 25-year high?") has two interpretations: both are asked and the better
 supported answer (the higher confidence) is kept; so are both forms of a follow-up (pronoun
 replaced, last turn's words added). Anything else is asked as typed, so an old topic never
 pollutes a new one.
@@ -53,7 +53,7 @@ class Turn:
 
 
 @dataclass(frozen=True)
-class Reading:
+class Interpretation:
     """One way to understand a question: what the reader reads and what is searched."""
 
     question: str
@@ -91,7 +91,7 @@ def _pronouns(question: str) -> list[tuple[str, bool]]:
 
 
 def kind(question: str) -> str:
-    """ "alone", "follow-up" (cannot stand alone) or "ambiguous" (both readings plausible)."""
+    """ "alone", "follow-up" (cannot stand alone) or "ambiguous" (both ways plausible)."""
     if not words(question):
         return "alone"
     own = len(_own_terms(question))
@@ -185,17 +185,17 @@ def _context_terms(turn: Turn, keep_answer: bool) -> list[str]:
     return terms[:MAX_CONTEXT_TERMS]
 
 
-def _folded(question: str, history: list[Turn]) -> list[Reading]:
+def _folded(question: str, history: list[Turn]) -> list[Interpretation]:
     """The question read as a follow-up of the last turn: the pronoun replaced by what it
     points at when that can be told, and the question searched with the last turn's words."""
     substituted = _substitute(question, history)
     appended = _appended(question, history)
     if substituted is not None:
-        return [Reading(substituted, substituted), appended]
+        return [Interpretation(substituted, substituted), appended]
     return [appended]
 
 
-def _appended(question: str, history: list[Turn]) -> Reading:
+def _appended(question: str, history: list[Turn]) -> Interpretation:
     # An ellipsis ("And 50 Cent?", "What about profits?") brings its own subject: the previous
     # answer would pull the search back to what was already answered.
     new_subject = bool(_CONTINUATION.match(question)) and bool(_names(question))
@@ -204,13 +204,13 @@ def _appended(question: str, history: list[Turn]) -> Reading:
         t for t in _context_terms(history[-1], keep_answer=not new_subject) if t.lower() not in own
     ]
     query = f"{question} {' '.join(extra)}".strip() if extra else question
-    return Reading(question, query)
+    return Interpretation(question, query)
 
 
-def readings(question: str, history: list[Turn]) -> list[Reading]:
+def interpretations(question: str, history: list[Turn]) -> list[Interpretation]:
     """The ways to read `question` after `history`, the most likely first."""
     question = " ".join(question.split())
-    alone = Reading(question, question)
+    alone = Interpretation(question, question)
     if not history:
         return [alone]
     sort = kind(question)
@@ -219,12 +219,12 @@ def readings(question: str, history: list[Turn]) -> list[Reading]:
     folded = _folded(question, history)
     if sort == "follow-up":
         return folded
-    return [alone] + [reading for reading in folded if reading != alone]
+    return [alone] + [i for i in folded if i != alone]
 
 
 def rewrite(question: str, history: list[Turn]) -> str:
     """The query searched first for `question` given the earlier turns."""
-    return readings(question, history)[0].query
+    return interpretations(question, history)[0].query
 
 
 @dataclass
@@ -237,13 +237,13 @@ class Conversation:
         return rewrite(question, self.turns)
 
     def answer(self, ask: Callable[..., Result], question: str, **options: Any) -> Turn:
-        """Ask every reading of `question` and keep the best supported one (not recorded:
+        """Ask every interpretation of `question` and keep the best supported one (not recorded:
         `ask` records it; a front end that asks in a worker records it on its own thread)."""
         question = " ".join(question.split())
         best: Turn | None = None
-        for reading in readings(question, self.turns):
-            result = ask(reading.question, query=reading.query, **options)
-            turn = Turn(question, reading.query, result)
+        for interpretation in interpretations(question, self.turns):
+            result = ask(interpretation.question, query=interpretation.query, **options)
+            turn = Turn(question, interpretation.query, result)
             if best is None or _support(result) > _support(best.result):
                 best = turn
         assert best is not None

@@ -4,7 +4,7 @@ read with the previous answer or topic. Pure: no model."""
 from __future__ import annotations
 
 from qa.answers import Answer, Result
-from qa.chat import Reading, Turn, kind, readings, rewrite
+from qa.chat import Interpretation, Turn, interpretations, kind, rewrite
 
 
 def test_follow_up_detection() -> None:
@@ -26,18 +26,18 @@ def _turn(question: str, span: str, sentence: str) -> Turn:
 def test_follow_ups_take_the_previous_answer_or_topic() -> None:
     who = _turn("Who runs General Electric?", "Jeff Immelt", "said chief executive Jeff Immelt.")
     # a person pronoun after a "who" question: the answer
-    assert readings("How old is he?", [who]) == [
-        Reading("How old is Jeff Immelt?", "How old is Jeff Immelt?"),
-        Reading("How old is he?", "How old is he? Jeff Immelt runs General Electric"),
+    assert interpretations("How old is he?", [who]) == [
+        Interpretation("How old is Jeff Immelt?", "How old is Jeff Immelt?"),
+        Interpretation("How old is he?", "How old is he? Jeff Immelt runs General Electric"),
     ]
     # a thing pronoun: what the previous question was about
-    its = readings("Who is its finance chief?", [who])
+    its = interpretations("Who is its finance chief?", [who])
     assert its[0].question == "Who is General Electric's finance chief?"
     # a new topic whose pronoun points inside the question is asked as typed first
-    gold = readings("What price did gold reach when it hit a 25 year high?", [who])
+    gold = interpretations("What price did gold reach when it hit a 25 year high?", [who])
     assert gold[0].query == "What price did gold reach when it hit a 25 year high?"
     # an ellipsis with its own subject does not drag the old answer along
-    other = readings("And 50 Cent?", [_turn("What is The Game really called?", "Jayceon "
+    other = interpretations("And 50 Cent?", [_turn("What is The Game really called?", "Jayceon "
                                             "Taylor", "real name Jayceon Taylor")])  # fmt: skip
     assert "Jayceon" not in other[0].query and "called" in other[0].query
 
@@ -57,9 +57,11 @@ def test_words_borrowed_from_earlier_turns_never_pile_up() -> None:
         Result("Why?", "Why? Niklas Zennstrom runs Skype", False,
                (Answer("A software fault caused the outage.", "software fault", 2, 0.6, ()),)),
     )  # fmt: skip
-    third = readings("And when?", [first, second])
+    third = interpretations("And when?", [first, second])
     # the last turn's own words and answer, not what it borrowed from the first turn
     assert third and all("Zennstrom" not in r.query and "runs" not in r.query for r in third)
     assert all("software fault" in r.query for r in third)
-    new_topic = readings("And where did Putin and Prodi meet for their talks?", [first, second])
-    assert new_topic == [Reading(new_topic[0].question, new_topic[0].question)]
+    new_topic = interpretations(
+        "And where did Putin and Prodi meet for their talks?", [first, second]
+    )
+    assert new_topic == [Interpretation(new_topic[0].question, new_topic[0].question)]

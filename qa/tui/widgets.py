@@ -59,7 +59,7 @@ class QuestionCard(Static):
         return shown
 
     def show_query(self, query: str) -> None:
-        """What was searched in the end (a question with two readings keeps the better)."""
+        """What was searched in the end (a question with two interpretations keeps the better)."""
         self.update(self._content(query))
 
 
