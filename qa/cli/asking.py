@@ -32,7 +32,12 @@ from qa.errors import InputError, QAError, ReportedInterrupt, StorageError, stor
 def _answers_option(help_text: str) -> Any:
     """`-n`: how many distinct answers a question gets (qa ask, qa batch)."""
     return click.option(
-        "-n", "answers", type=click.IntRange(1, 20), default=3, show_default=True, help=help_text
+        "-n",
+        "max_answers",
+        type=click.IntRange(1, 20),
+        default=3,
+        show_default=True,
+        help=help_text,
     )
 
 
@@ -83,7 +88,7 @@ def render_result(result: Any, color: bool) -> str:
 @_answers_option("Distinct answers to show at most.")
 @click.option(
     "-k",
-    "passages",
+    "passage_count",
     type=click.IntRange(1, 200),
     default=20,
     show_default=True,
@@ -107,8 +112,8 @@ def ask(
     ctx: click.Context,
     question: str | None,
     index_dir: Path | None,
-    answers: int,
-    passages: int,
+    max_answers: int,
+    passage_count: int,
     since: str | None,
     until: str | None,
     source: str | None,
@@ -152,7 +157,9 @@ def ask(
         conversation.turns = store.turns(conversation_id)
     engine = Engine.open(target)
     try:
-        turn = conversation.answer(engine.ask, question, n=answers, k=passages, filters=filters)
+        turn = conversation.answer(
+            engine.ask, question, n=max_answers, k=passage_count, filters=filters
+        )
     finally:
         engine.close()
     # the question as typed; a rewritten follow-up shows what was searched
@@ -260,7 +267,7 @@ def batch(
     output: Path | None,
     fmt: str | None,
     resume: bool,
-    answers: int,
+    max_answers: int,
     since: str | None,
     until: str | None,
     source: str | None,
@@ -331,7 +338,7 @@ def batch(
         with ProgressView(quiet or (output is None and not sys.stderr.isatty())) as view:
             answered, failed = run_batch(
                 questions,
-                lambda q: engine.ask(q, n=answers, filters=filters),
+                lambda q: engine.ask(q, n=max_answers, filters=filters),
                 writer,
                 skip,
                 progress=lambda done, total: view(Progress("questions", done, total)),
