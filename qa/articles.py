@@ -68,7 +68,7 @@ class LoadResult:
     """What a corpus load produced."""
 
     root: str
-    files: int = 0
+    file_count: int = 0
     articles: list[Article] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
 
@@ -104,7 +104,7 @@ def load_corpus(root: str | os.PathLike[str], max_bytes: int = DEFAULT_MAX_BYTES
         files = list(iter_corpus_files(root_path, result.problems))
         base = root_path
     for file in files:
-        result.files += 1
+        result.file_count += 1
         rel = relative_name(file, base)
         refusal = entry_problem(file, base) if root_path.is_dir() else None
         if refusal is not None:

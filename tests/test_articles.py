@@ -307,7 +307,7 @@ def test_bad_inputs_are_reported_and_never_stop_the_load(tmp_path: Path) -> None
     assert sorted(loaded) == ["good.txt", "latin1.txt", "lines.jsonl#r1", "lines.jsonl#r2"]
     assert loaded["latin1.txt"].body == "It costs £5 today."
     # README and hidden files are not counted as corpus files at all
-    assert result.files == 10
+    assert result.file_count == 10
 
 
 def test_decode_text_repairs_stray_bytes_and_normalises_newlines() -> None:

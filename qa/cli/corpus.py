@@ -40,7 +40,7 @@ def corpus_check(ctx: click.Context, corpus: Path | None, as_json: bool) -> None
     groups = result.duplicate_groups()
     report = {
         "corpus": str(root),
-        "files": result.files,
+        "files": result.file_count,
         "articles": len(result.articles),
         "unique": result.unique,
         "duplicates": len(result.articles) - result.unique,
@@ -53,7 +53,7 @@ def corpus_check(ctx: click.Context, corpus: Path | None, as_json: bool) -> None
     from qa.text import one_line
 
     click.echo(f"corpus      {one_line(str(root))}")
-    click.echo(f"files       {result.files:,}")
+    click.echo(f"files       {result.file_count:,}")
     click.echo(f"articles    {len(result.articles):,}")
     click.echo(f"unique      {result.unique:,}")
     click.echo(f"duplicates  {report['duplicates']:,}")
