@@ -107,9 +107,10 @@ class Answer:
         }
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Result:
-    """The answer to one question, as every front end shows it."""
+    """The answer to one question, as every front end shows it (fields by name only: a
+    result is never built from a row of positional flags)."""
 
     question: str
     query: str

@@ -75,7 +75,9 @@ class Engine:
             _, passages = self._search(search_text, k, filters)
             if not passages and filters and self.retriever.allowed_chunks(filters) == []:
                 reason = f"no article matches the filter {filters.describe()}"
-                return Result(question, search_text, True, (), reason=reason)
+                return Result(
+                    question=question, query=search_text, not_found=True, answers=(), reason=reason
+                )
             result = self._read(question, subject, passages, search_text, n, abstain)
             if result.not_found and filters and result.reason is None:
                 result = self._filtered_out(result, search_text, k, filters, subject, n)

@@ -384,7 +384,15 @@ class Reader:
         confidence = ranked[0].score if ranked else 0.0
         if not ranked or (abstain and confidence < self.abstain_below):
             related = self._related(passages[:3])
-            return Result(question, query, True, (), related, tuple(passages), confidence)
+            return Result(
+                question=question,
+                query=query,
+                not_found=True,
+                answers=(),
+                related=related,
+                passages=tuple(passages),
+                confidence=confidence,
+            )
         chosen: list[list[Candidate]] = []
         by_text: dict[str, list[Candidate]] = {}
         for candidate in ranked:
@@ -435,7 +443,14 @@ class Reader:
                     dates=relative_dates(head.text, _published(citations)),
                 )
             )
-        return Result(question, query, False, tuple(answers), (), tuple(passages), confidence)
+        return Result(
+            question=question,
+            query=query,
+            not_found=False,
+            answers=tuple(answers),
+            passages=tuple(passages),
+            confidence=confidence,
+        )
 
     def story(
         self, question: str, subject: str, passages: Sequence[Passage], *, query: str | None = None
@@ -468,7 +483,14 @@ class Reader:
                 best_rank, best = rank, (doc_id, *lead)
         if best_rank is None or best is None or best_rank[0] == 0.0:
             related = self._related(passages[:3])
-            return Result(question, query, True, (), related, tuple(passages), 0.0)
+            return Result(
+                question=question,
+                query=query,
+                not_found=True,
+                answers=(),
+                related=related,
+                passages=tuple(passages),
+            )
         cover = best_rank[0]
         doc_id, start, end = best
         citations = tuple(self._citations(documents, doc_id, start, end))
@@ -481,7 +503,14 @@ class Reader:
             citations=citations,
             dates=relative_dates(text, _published(citations)),
         )
-        return Result(question, query, False, (answer,), (), tuple(passages), cover)
+        return Result(
+            question=question,
+            query=query,
+            not_found=False,
+            answers=(answer,),
+            passages=tuple(passages),
+            confidence=cover,
+        )
 
     def _documents(self, doc_ids: set[int]) -> dict[int, DocumentRow]:
         assert self.index is not None, "a Reader without an index only scores"

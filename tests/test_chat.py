@@ -20,7 +20,11 @@ def test_follow_up_detection() -> None:
 
 def _turn(question: str, span: str, sentence: str) -> Turn:
     answer = Answer(sentence, span, sentence.index(span), 0.6, ())
-    return Turn(question, question, Result(question, question, False, (answer,)))
+    return Turn(
+        question,
+        question,
+        Result(question=question, query=question, not_found=False, answers=(answer,)),
+    )
 
 
 def test_follow_ups_take_the_previous_answer_or_topic() -> None:
@@ -54,8 +58,10 @@ def test_words_borrowed_from_earlier_turns_never_pile_up() -> None:
     second = Turn(
         "Why?",
         "Why? Niklas Zennstrom runs Skype",
-        Result("Why?", "Why? Niklas Zennstrom runs Skype", False,
-               (Answer("A software fault caused the outage.", "software fault", 2, 0.6, ()),)),
+        Result(
+            question="Why?", query="Why? Niklas Zennstrom runs Skype", not_found=False,
+            answers=(Answer("A software fault caused the outage.", "software fault", 2, 0.6, ()),),
+        ),
     )  # fmt: skip
     third = interpretations("And when?", [first, second])
     # the last turn's own words and answer, not what it borrowed from the first turn

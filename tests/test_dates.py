@@ -46,7 +46,7 @@ def test_answers_carry_their_dates_in_json_and_markdown() -> None:
     (mention,) = relative_dates(text, "2005-03-04")
     assert text[mention.start : mention.end] == "on Wednesday"
     answer = Answer(text, "raised rates", 9, 0.9, (), (mention,))
-    data = Result("Q?", "Q?", False, (answer,)).as_dict()
+    data = Result(question="Q?", query="Q?", not_found=False, answers=(answer,)).as_dict()
     assert data["answers"][0]["dates"] == [
         {"start": 22, "end": 34, "text": "on Wednesday", "date": "2005-03-02", "period": "day"}
     ]

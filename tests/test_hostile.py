@@ -66,7 +66,12 @@ def test_csv_ids_are_made_safe_and_still_resume(tmp_path: Path) -> None:
     questions = [BatchQuestion(evil, "Who?"), BatchQuestion("q2", "What?")]
     with out.open("w", encoding="utf-8", newline="") as handle:
         writer = Writer(handle, "csv", header=True)
-        run_batch(questions[:1], lambda q: Result(q, q, True, ()), writer, set())
+        run_batch(
+            questions[:1],
+            lambda q: Result(question=q, query=q, not_found=True, answers=()),
+            writer,
+            set(),
+        )
     (row,) = csv.DictReader(io.StringIO(out.read_text(encoding="utf-8")))
     assert row["id"].startswith("'=") and "\x1b" not in row["id"] and "\x07" not in row["id"]
     with out.open("a", encoding="utf-8", newline="") as handle:
@@ -75,7 +80,7 @@ def test_csv_ids_are_made_safe_and_still_resume(tmp_path: Path) -> None:
 
         def ask(question: str) -> Result:
             asked.append(question)
-            return Result(question, question, True, ())
+            return Result(question=question, query=question, not_found=True, answers=())
 
         run_batch(questions, ask, writer, set(written_ids(out, "csv")))
     assert asked == ["What?"], "the evil id was answered already"
@@ -749,8 +754,14 @@ def test_a_damaged_conversation_store_is_moved_aside(tmp_path: Path) -> None:
     store = ConversationStore(path)
     assert store.moved_aside is not None and store.moved_aside.read_bytes().startswith(b"this is")
     conversation = store.start("Who?", "index")
-    store.add_turn(conversation, Turn("Who?", "Who?", Result("Who?", "Who?", True, ())))
-    store.add_turn(conversation, Turn("And?", "And?", Result("And?", "And?", True, ())))
+    store.add_turn(
+        conversation,
+        Turn("Who?", "Who?", Result(question="Who?", query="Who?", not_found=True, answers=())),
+    )
+    store.add_turn(
+        conversation,
+        Turn("And?", "And?", Result(question="And?", query="And?", not_found=True, answers=())),
+    )
     # one stored turn that is not JSON: the others still reopen
     store.conn.execute("UPDATE turns SET result = '{not json' WHERE number = 1")
     store.conn.commit()
@@ -1011,7 +1022,7 @@ def test_28_a_full_disk_in_batch_and_add_is_one_line_and_leaves_nothing(
 def _not_found(question: str) -> object:
     from qa.answers import Result
 
-    return Result(question, question, True, ())
+    return Result(question=question, query=question, not_found=True, answers=())
 
 
 @pytest.mark.parametrize(

@@ -500,7 +500,9 @@ def test_related_passages_are_numbered_on_through_the_conversation() -> None:
         )
         for n in (1, 2)
     )  # fmt: skip
-    result = Result("Who?", "Who?", True, (), related, (), 0.1)
+    result = Result(
+        question="Who?", query="Who?", not_found=True, answers=(), related=related, confidence=0.1
+    )
     card = AnswerCard(result, None, 4)  # three citation markers came before it
     assert "[4]" in plain(card) and "[5]" in plain(card) and "[1]" not in plain(card)
     markdown = markdown_record({"id": 2, **result.as_dict()}, first_citation=4)
