@@ -281,6 +281,49 @@ class ReaderModel:
         return readings
 
 
+def dequantized_weights(path: Path) -> dict[str, Any]:
+    """The weights of an int8 ONNX reader exported by `export`, dequantised into
+    `BertForQuestionAnswering` parameter names: (q - zero point) * scale, per channel. A
+    linear layer's weight is named after the module of the MatMulInteger node that uses it
+    (the exporter gives those initialisers anonymous names) and transposed back."""
+    import re
+
+    import numpy as np
+    import onnx
+    from onnx import numpy_helper
+
+    graph = onnx.load(str(path)).graph
+    inits = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
+
+    def dequantize(base: str) -> Any:
+        q = inits[base + "_quantized"].astype(np.float32)
+        scale = inits[base + "_scale"].astype(np.float32)
+        zero = inits[base + "_zero_point"].astype(np.float32)
+        if scale.size > 1:  # per channel: along the axis of that size (the last that fits)
+            axis = [d for d in range(q.ndim) if q.shape[d] == scale.size][-1]
+            shape = [1] * q.ndim
+            shape[axis] = scale.size
+            scale, zero = scale.reshape(shape), zero.reshape(shape)
+        return (q - zero) * scale
+
+    state: dict[str, Any] = {}
+    suffixes = ("_quantized", "_scale", "_zero_point")
+    for name, value in inits.items():
+        if name.startswith("inner.") and not name.endswith(suffixes):
+            state[name.removeprefix("inner.")] = value
+        elif name.startswith("inner.") and name.endswith("_quantized"):
+            base = name.removesuffix("_quantized")
+            state[base.removeprefix("inner.")] = dequantize(base)
+    for node in graph.node:
+        if node.op_type == "MatMulInteger":
+            found = re.match(r"/inner/(.+)/MatMul_output_0_output_quantized$", node.output[0])
+            if found is None:
+                raise ValueError(f"{path}: unexpected MatMulInteger output {node.output[0]}")
+            key = found.group(1).replace("/", ".") + ".weight"
+            state[key] = dequantize(node.input[1].removesuffix("_quantized")).T.copy()
+    return state
+
+
 _shared: ReaderModel | None = None
 _shared_lock = threading.Lock()
 

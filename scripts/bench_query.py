@@ -151,16 +151,13 @@ def peer(args: argparse.Namespace, questions: list[str]) -> int:
     import torch
     from transformers import AutoTokenizer, BertForQuestionAnswering, pipeline
 
-    sys.path.insert(0, str(ROOT / "scripts"))
-    from train_reader import dequantized_state
-
     from qa.encoders import bundled_model_dir
-    from qa.reader_model import MAX_ANSWER_PIECES, MODEL_DIR, MODEL_NAME
+    from qa.reader_model import MAX_ANSWER_PIECES, MODEL_DIR, MODEL_NAME, dequantized_weights
 
     torch.set_num_threads(len(os.sched_getaffinity(0)))
     model_dir = bundled_model_dir()
     model = BertForQuestionAnswering.from_pretrained(str(model_dir)).eval()
-    state = {k: torch.tensor(v) for k, v in dequantized_state(MODEL_DIR / MODEL_NAME).items()}
+    state = {k: torch.tensor(v) for k, v in dequantized_weights(MODEL_DIR / MODEL_NAME).items()}
     model.load_state_dict({k: v for k, v in state.items() if k in model.state_dict()})
     reader = pipeline(
         "question-answering", model=model, tokenizer=AutoTokenizer.from_pretrained(str(model_dir))

@@ -53,6 +53,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 from qa.datasets import GoldMapper, index_squad, load_squad  # noqa: E402
 from qa.encoders import bundled_model_dir, cache_dir, encoder_factory, sha256_of  # noqa: E402
+from qa.reader_model import dequantized_weights  # noqa: E402
 from qa.text import contains_answer, exact_match, token_f1  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data" / "squad"
@@ -442,47 +443,6 @@ def collate(items: list[tuple[list[int], list[int], int, int]], torch: Any) -> d
     }
 
 
-def dequantized_state(path: Path) -> dict[str, Any]:
-    """The weights of an int8 ONNX reader exported by `export`, dequantised into
-    `BertForQuestionAnswering` parameter names: (q - zero point) * scale, per channel. A
-    linear layer's weight is named after the module of the MatMulInteger node that uses it
-    (the exporter gives those initialisers anonymous names) and transposed back."""
-    import numpy as np
-    import onnx
-    from onnx import numpy_helper
-
-    graph = onnx.load(str(path)).graph
-    inits = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
-
-    def dequantize(base: str) -> Any:
-        q = inits[base + "_quantized"].astype(np.float32)
-        scale = inits[base + "_scale"].astype(np.float32)
-        zero = inits[base + "_zero_point"].astype(np.float32)
-        if scale.size > 1:  # per channel: along the axis of that size (the last that fits)
-            axis = [d for d in range(q.ndim) if q.shape[d] == scale.size][-1]
-            shape = [1] * q.ndim
-            shape[axis] = scale.size
-            scale, zero = scale.reshape(shape), zero.reshape(shape)
-        return (q - zero) * scale
-
-    state: dict[str, Any] = {}
-    suffixes = ("_quantized", "_scale", "_zero_point")
-    for name, value in inits.items():
-        if name.startswith("inner.") and not name.endswith(suffixes):
-            state[name.removeprefix("inner.")] = value
-        elif name.startswith("inner.") and name.endswith("_quantized"):
-            base = name.removesuffix("_quantized")
-            state[base.removeprefix("inner.")] = dequantize(base)
-    for node in graph.node:
-        if node.op_type == "MatMulInteger":
-            found = re.match(r"/inner/(.+)/MatMul_output_0_output_quantized$", node.output[0])
-            if found is None:
-                raise ValueError(f"{path}: unexpected MatMulInteger output {node.output[0]}")
-            key = found.group(1).replace("/", ".") + ".weight"
-            state[key] = dequantize(node.input[1].removesuffix("_quantized")).T.copy()
-    return state
-
-
 def initial_weights(model: Any, init: Path, torch: Any) -> None:
     """Start from a trained reader (`--init`): a folder saved by `train` or an int8 ONNX
     file written by `export` (such as the shipped one), instead of the bare MiniLM."""
@@ -492,7 +452,7 @@ def initial_weights(model: Any, init: Path, torch: Any) -> None:
 
         state = BertForQuestionAnswering.from_pretrained(str(init)).state_dict()
     else:
-        state = {k: torch.tensor(v) for k, v in dequantized_state(init).items()}
+        state = {k: torch.tensor(v) for k, v in dequantized_weights(init).items()}
     expected = model.state_dict()
     missing = [k for k in expected if k not in state and not k.endswith("position_ids")]
     if missing:

@@ -51,7 +51,6 @@ from train_reader import (  # noqa: E402
     TRAIN_FILE,
     batch_order,
     deleted_twin,
-    dequantized_state,
     log,
     swap_question,
     train_steps,
@@ -62,7 +61,7 @@ from qa.datasets import clean_map, load_squad, select_questions  # noqa: E402
 from qa.encoders import bundled_model_dir, cache_dir, sha256_of  # noqa: E402
 from qa.reader_model import MODEL_DIR as READER_DIR  # noqa: E402
 from qa.reader_model import MODEL_NAME as READER_NAME  # noqa: E402
-from qa.reader_model import ReaderModel  # noqa: E402
+from qa.reader_model import ReaderModel, dequantized_weights  # noqa: E402
 from qa.text import contains_answer, token_f1  # noqa: E402
 from qa.verifier import MODEL_DIR, MODEL_NAME, SETTINGS_NAME, Verifier, proposal_parts  # noqa: E402
 
@@ -283,7 +282,7 @@ def new_model(torch: Any) -> Any:
     model = BertForSequenceClassification.from_pretrained(
         str(bundled_model_dir()), num_labels=1, attn_implementation="eager"
     )
-    state = dequantized_state(READER_DIR / READER_NAME)
+    state = dequantized_weights(READER_DIR / READER_NAME)
     encoder = {k: torch.tensor(v) for k, v in state.items() if k.startswith("bert.")}
     missing, _ = model.load_state_dict(encoder, strict=False)
     left = [
