@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import errno
 import sqlite3
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from qa.index.progress import UpdateReport
 
 
 class QAError(Exception):
@@ -32,6 +36,13 @@ class MassRemovalError(QAError):
     """An update would remove most of an index (an emptied or wrong corpus folder)."""
 
 
+class Cancelled(QAError):
+    """Cancelled (`sync_index(cancel=...)`) before the point of no return: nothing was
+    changed."""
+
+    exit_code = 130
+
+
 class CommittedInterrupt(QAError):
     """Cancelled or interrupted after the point of no return: the update *was* committed.
 
@@ -41,7 +52,7 @@ class CommittedInterrupt(QAError):
 
     exit_code = 130
 
-    def __init__(self, message: str, report: object) -> None:
+    def __init__(self, message: str, report: UpdateReport) -> None:
         super().__init__(message)
         self.report = report
 

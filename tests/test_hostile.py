@@ -468,6 +468,42 @@ def test_11_temporary_files_of_dead_writers_are_cleaned(corpus: Path, tmp_path: 
     assert not list(index.glob(".*.tmp"))
 
 
+def test_12_a_cancel_event_stops_before_or_reports_after_the_commit(
+    corpus: Path, tmp_path: Path, bbc: Path
+) -> None:
+    """`sync_index(cancel=...)` (the chat's F5 and build screen): set before the commit,
+    `Cancelled` and nothing changed; set after it, `CommittedInterrupt` with what was."""
+    import threading
+
+    from qa.errors import Cancelled
+    from qa.index import Progress
+
+    index = tmp_path / "index"
+    sync_index(corpus, index, Factory(), full=True)
+    shutil.copy(bbc / "tech" / "001.txt", corpus / "new.txt")
+
+    def cancel_at(stage: str, done: int) -> tuple[threading.Event, object]:
+        cancel = threading.Event()
+
+        def progress(report: Progress) -> None:
+            if report.stage == stage and report.done == done:
+                cancel.set()
+
+        return cancel, progress
+
+    cancel, progress = cancel_at("embed", 0)
+    with pytest.raises(Cancelled):
+        sync_index(corpus, index, Factory(), progress=progress, cancel=cancel)  # type: ignore[arg-type]
+    with IndexReader(index) as reader:
+        assert reader.meta["articles"] == "7"
+    cancel, progress = cancel_at("write", 1)
+    with pytest.raises(CommittedInterrupt, match="1 added") as info:
+        sync_index(corpus, index, Factory(), progress=progress, cancel=cancel)  # type: ignore[arg-type]
+    assert info.value.report.added == 1
+    with IndexReader(index) as reader:
+        assert reader.meta["articles"] == "8"
+
+
 def test_12_interrupt_after_the_commit_says_it_was_committed(
     corpus: Path, tmp_path: Path, bbc: Path
 ) -> None:
@@ -492,7 +528,7 @@ def test_12_interrupt_after_the_commit_says_it_was_committed(
     # after it: the caller learns what was committed, and the index has it
     with pytest.raises(CommittedInterrupt, match="1 added") as info:
         sync_index(corpus, index, Factory(), progress=interrupt_at("write", 1))  # type: ignore[arg-type]
-    assert info.value.report.added == 1  # type: ignore[attr-defined]
+    assert info.value.report.added == 1
     with IndexReader(index) as reader:
         assert reader.meta["articles"] == "8"
         assert reader.faiss.ntotal == int(reader.meta["chunks"])

@@ -13,6 +13,7 @@ import contextlib
 import datetime as dt
 import json
 import sqlite3
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
@@ -26,6 +27,7 @@ from qa.articles import (
 )
 from qa.chunking import ChunkSettings
 from qa.errors import (
+    Cancelled,
     CommittedInterrupt,
     IndexCorruptError,
     IndexMismatchError,
@@ -75,6 +77,7 @@ def sync_index(
     batch_size: int | None = None,
     confirm_removal: Callable[[int, int], bool] | None = None,
     embedder: Embedder | None = None,
+    cancel: threading.Event | None = None,
 ) -> UpdateReport:
     """Bring the index at `index_dir` in line with `corpus`.
 
@@ -90,9 +93,12 @@ def sync_index(
     returns False, `MassRemovalError` is raised and nothing is changed.
 
     `embedder` (e.g. `qa.cluster.RayEmbedder`) embeds the chunks elsewhere; None: here.
+
+    `cancel`, once set, stops the work at its next progress step: before the commit with
+    `Cancelled` (nothing changed), after it with `CommittedInterrupt` (what was committed).
     """
     started = time.perf_counter()
-    progress = progress or no_progress
+    progress = _cancellable(progress or no_progress, cancel)
     index_dir.mkdir(parents=True, exist_ok=True)
     with write_lock(index_dir), _damage_reported(index_dir):
         _remove_stale_temp(index_dir)
@@ -193,6 +199,19 @@ def sync_index(
             conn.close()
     report.seconds = round(time.perf_counter() - started, 3)
     return report
+
+
+def _cancellable(progress: ProgressFn, cancel: threading.Event | None) -> ProgressFn:
+    """`progress`, raising `Cancelled` first once `cancel` is set."""
+    if cancel is None:
+        return progress
+
+    def checked(report: Progress) -> None:
+        if cancel.is_set():
+            raise Cancelled("cancelled; nothing was changed")
+        progress(report)
+
+    return checked
 
 
 @dataclass

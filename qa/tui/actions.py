@@ -17,7 +17,7 @@ from textual.widgets import ProgressBar
 from qa.answers import citation_label
 from qa.atomic import atomic_write
 from qa.chat import Conversation
-from qa.errors import CommittedInterrupt, QAError
+from qa.errors import Cancelled, CommittedInterrupt, QAError
 from qa.retrieval import Filters, parse_filters
 from qa.text import terminal_safe
 
@@ -25,10 +25,6 @@ if TYPE_CHECKING:
     from textual.notifications import SeverityLevel
 
     from qa.tui.widgets import AnswerCard
-
-
-class UpdateCancelled(Exception):
-    """Raised in the update worker's progress callback to stop it."""
 
 
 class ChatActions(App[None]):
@@ -189,16 +185,15 @@ class ChatActions(App[None]):
         from qa.index import sync_index
 
         def progress(report: Any) -> None:
-            if self._cancel_update.is_set():
-                raise UpdateCancelled
             self.call_from_thread(self._update_progress, report.stage, report.done, report.total)
 
         encoder = self.engine.encoder
         try:
             report = sync_index(
-                self.corpus_dir, self.index_dir, lambda _: encoder, progress=progress
-            )
-        except UpdateCancelled:
+                self.corpus_dir, self.index_dir, lambda _: encoder, progress=progress,
+                cancel=self._cancel_update,
+            )  # fmt: skip
+        except Cancelled:
             self.call_from_thread(self._update_done, None, "Update cancelled; nothing changed.")
             return
         except CommittedInterrupt as exc:

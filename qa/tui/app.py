@@ -190,13 +190,15 @@ class QAApp(ChatActions):
 
     # ------------------------------------------------------------------ engine
 
-    def _build(self, progress: Any) -> Any:
+    def _build(self, progress: Any, cancel: threading.Event) -> Any:
         from qa.encoders import encoder_factory
         from qa.index import sync_index
 
         # an encoder given to the app (tests: a fake one) builds the index too
         factory = (lambda _: self.encoder) if self.encoder is not None else encoder_factory(None)
-        return sync_index(self.corpus_dir, self.index_dir, factory, full=True, progress=progress)
+        return sync_index(
+            self.corpus_dir, self.index_dir, factory, full=True, progress=progress, cancel=cancel
+        )
 
     def _after_build(self, built: bool | None) -> None:
         if built:

@@ -17,7 +17,7 @@ from textual.widgets import Button, Footer, OptionList, ProgressBar, Static, Tex
 from textual.widgets.option_list import Option
 from textual.widgets.text_area import Selection
 
-from qa.errors import CommittedInterrupt
+from qa.errors import Cancelled, CommittedInterrupt
 from qa.text import terminal_safe
 
 
@@ -111,9 +111,6 @@ class BuildScreen(Screen[bool]):
         done: int
         total: int
 
-    class Cancelled(Exception):
-        """Raised in the build worker's progress callback to stop it."""
-
     def __init__(self, corpus: str, index: str, build: Any) -> None:
         super().__init__()
         self.corpus = corpus
@@ -166,13 +163,11 @@ class BuildScreen(Screen[bool]):
     @work(thread=True, exclusive=True, exit_on_error=False, group="build")
     def run_build(self) -> None:
         def progress(report: Any) -> None:
-            if self._cancel.is_set():
-                raise BuildScreen.Cancelled
             self.post_message(self.Progressed(report.stage, report.done, report.total))
 
         try:
-            report = self.build(progress)
-        except BuildScreen.Cancelled:
+            report = self.build(progress, self._cancel)
+        except Cancelled:
             self.app.call_from_thread(self._finished, None, "Cancelled: nothing was changed.")
         except CommittedInterrupt as exc:  # cancelled after the commit: the index is built
             self.app.call_from_thread(self._finished, exc.report, None)
