@@ -67,6 +67,9 @@ _CUE_NAME = re.compile(r"\b[A-Z][\w'’-]+")
 _CUE_NUMBER = re.compile(r"\d[\d,.]*\d|\d")
 
 
+LEXICAL_FEATURES = ("q_missing", "names_missing", "numbers_missing")
+
+
 def lexical_features(cues: QuestionCues, passage_text: str) -> dict[str, float]:
     """How much of the question the passage leaves out: the share of its content words, and
     whether any name or number of the question is missing (a question about another year or
@@ -217,10 +220,14 @@ class Reader:
         abstain_below: float | None = None,
         verifier: Verifier | None = None,
         verify: bool | None = None,
+        all_features: bool = False,
     ) -> None:
         self.index = index
         settings = fitted or load_weights().reader
         self.weights: dict[str, float] = dict(settings.weights)
+        self.lexical = all_features or any(name in self.weights for name in LEXICAL_FEATURES)
+        """Whether proposals get the lexical features (what of the question a passage does
+        not mention): only where the weights weigh them, or for fitting (`all_features`)."""
         self.verify = "verify" in self.weights if verify is None else verify
         """Whether proposals get the verifier's logit (where the weights weigh it)."""
         self.verify_top = settings.verify_top
@@ -291,7 +298,7 @@ class Reader:
         `verified` keeps the verifier's logits between the stages of reading."""
         best = top[0].score
         best_margin = max((r.margin for r in readings if r.start is not None), default=0.0)
-        cues = QuestionCues.of(question)
+        cues = QuestionCues.of(question) if self.lexical else None
         kind = question_kind(question)
         found: dict[tuple[int, int, int], Candidate] = {}
         for passage, reading in zip(top, readings, strict=True):

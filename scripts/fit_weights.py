@@ -54,7 +54,7 @@ from qa.encoders import encoder_factory  # noqa: E402
 from qa.engine import Engine  # noqa: E402
 from qa.evaluate import doc_ids_by_article, select_news  # noqa: E402
 from qa.index import index_exists  # noqa: E402
-from qa.reader import Reader  # noqa: E402
+from qa.reader import LEXICAL_FEATURES, Reader  # noqa: E402
 from qa.retrieval import Retriever  # noqa: E402
 from qa.text import contains_answer  # noqa: E402
 from qa.weights import (  # noqa: E402
@@ -196,7 +196,7 @@ def best_threshold(
 
 K_CHOICES = (1, 2, 3, 4, 5, 6, 8)
 SPAN_CHOICES = (1, 2, 3, 5)
-LEXICAL = ("q_missing", "names_missing", "numbers_missing")
+LEXICAL = LEXICAL_FEATURES
 NBEST = ("alt_gap", *TYPE_FEATURES)
 VERIFIER = ("verify",)
 
@@ -248,6 +248,7 @@ def open_engine(index: Path, passage_weights: dict, verify: bool) -> Engine:
         read_passages=max(K_CHOICES),
         spans=1 if verify else max(SPAN_CHOICES),
         verify=verify,
+        all_features=True,
     )
     return engine
 

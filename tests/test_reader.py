@@ -600,3 +600,12 @@ def test_staged_reading_settings_are_read_strictly() -> None:
     assert ReaderWeights.from_dict(entry).first_read == 0  # older files: all at once
     with pytest.raises(ModelError, match="first_read"):
         ReaderWeights.from_dict({**entry, "first_read": -1})
+
+
+def test_lexical_features_are_computed_only_where_weighed() -> None:
+    from qa.reader import LEXICAL_FEATURES, Reader
+    from qa.weights import load_weights
+
+    weighed = set(load_weights().reader.weights) & set(LEXICAL_FEATURES)
+    assert Reader(None).lexical is bool(weighed)
+    assert Reader(None, all_features=True).lexical  # fit_weights weighs every feature
