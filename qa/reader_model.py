@@ -191,94 +191,108 @@ class ReaderModel:
         passage, the offsets where its sentences after the first begin; a span then never
         runs from one sentence into the next (a highlight across a full stop or a paragraph
         break answers nothing)."""
-        import numpy as np
-
         if not passages:
             return []
         question_ids = self.tokenizer.encode(question, add_special_tokens=False).ids
         question_ids = question_ids[:MAX_QUESTION_PIECES]
-        room = max(16, self.max_length - len(question_ids) - 3)
-        step = max(1, room - self.stride)
-        context_at = len(question_ids) + 2
         encodings = self.tokenizer.encode_batch(passages, add_special_tokens=False)
-        # One model run a passage (its windows together), never a batch of passages: int8
-        # activations are scaled over everything in a run, so a passage read beside others
-        # could get another best span; and no window is padded to another passage's length.
-        owners: list[tuple[int, int, int]] = []  # (passage, first piece, window length)
-        logits: list[tuple[Any, Any]] = []  # each window's start and end logits
-        for number, encoding in enumerate(encodings):
-            ids = encoding.ids
-            rows: list[list[int]] = []
-            first = 0
-            while True:
-                piece = ids[first : first + room]
-                rows.append([self.cls_id, *question_ids, self.sep_id, *piece, self.sep_id])
-                owners.append((number, first, len(piece)))
-                if first + room >= len(ids):
-                    break
-                first += step
-            width = max(len(r) for r in rows)
-            input_ids = np.zeros((len(rows), width), dtype=np.int64)
-            mask = np.zeros_like(input_ids)
-            types = np.zeros_like(input_ids)
-            for r, row in enumerate(rows):
-                input_ids[r, : len(row)] = row
-                mask[r, : len(row)] = 1
-                types[r, context_at : len(row)] = 1
-            with self._lock:
-                start, end = self.session.run(
-                    None, {"input_ids": input_ids, "attention_mask": mask, "token_type_ids": types}
-                )
-            logits.extend(zip(start, end, strict=True))
-        # each passage token's sentence number, once a passage (not once a window)
-        token_sentences = (
+        starts: Sequence[Sequence[int] | None] = (
+            [None] * len(passages) if sentence_starts is None else sentence_starts
+        )
+        return [
+            self._read_one(question_ids, encoding, passage_starts, spans)
+            for encoding, passage_starts in zip(encodings, starts, strict=True)
+        ]
+
+    def _read_one(
+        self,
+        question_ids: list[int],
+        encoding: Any,
+        sentence_starts: Sequence[int] | None,
+        spans: int,
+    ) -> Reading:
+        """One passage (its word pieces, `encoding`) read in one model run of its windows:
+        never beside other passages, since int8 activations are scaled over everything in
+        a run (a passage read beside others could get another best span), and no window is
+        padded to another passage's length."""
+        import numpy as np
+
+        context_at = len(question_ids) + 2
+        windows = self._windows(question_ids, encoding.ids)
+        start_logits, end_logits = self._logits([row for row, _ in windows], context_at)
+        # each token's sentence number (question and padding tokens are never allowed, so
+        # theirs is moot)
+        sentence_of = (
             None
             if sentence_starts is None
-            else [
-                np.searchsorted(
-                    np.asarray(starts, dtype=np.int64),
-                    np.asarray([o[0] for o in encoding.offsets], dtype=np.int64),
-                    "right",
-                )
-                for starts, encoding in zip(sentence_starts, encodings, strict=True)
-            ]
+            else np.searchsorted(
+                np.asarray(sentence_starts, dtype=np.int64),
+                np.asarray([o[0] for o in encoding.offsets], dtype=np.int64),
+                "right",
+            )
         )
-        nulls: list[float | None] = [None] * len(passages)
-        found: list[dict[tuple[int, int], float]] = [{} for _ in passages]
-        for (number, first, length), (start_logits, end_logits) in zip(owners, logits, strict=True):
-            width = len(start_logits)
+        null_score: float | None = None
+        found: dict[tuple[int, int], float] = {}
+        for w, (row, first) in enumerate(windows):
+            length = len(row) - context_at - 1
+            width = len(start_logits[w])
             allowed = np.zeros(width, dtype=bool)
             allowed[context_at : context_at + length] = True
-            null = float(start_logits[0] + end_logits[0])
-            previous = nulls[number]
-            nulls[number] = null if previous is None else min(previous, null)
-            offsets = encodings[number].offsets
+            null = float(start_logits[w][0] + end_logits[w][0])
+            null_score = null if null_score is None else min(null_score, null)
             segments = None
-            if token_sentences is not None:
-                # question and padding tokens are not allowed: their sentence number is moot
+            if sentence_of is not None:
                 segments = np.zeros(width, dtype=np.int64)
-                segments[context_at : context_at + length] = token_sentences[number][
-                    first : first + length
-                ]
-            spans_of = found[number]
+                segments[context_at : context_at + length] = sentence_of[first : first + length]
             for i, j, score in top_spans(
-                start_logits, end_logits, allowed, MAX_ANSWER_PIECES, spans, segments
+                start_logits[w], end_logits[w], allowed, MAX_ANSWER_PIECES, spans, segments
             ):
-                key = (offsets[first + i - context_at][0], offsets[first + j - context_at][1])
+                key = (
+                    encoding.offsets[first + i - context_at][0],
+                    encoding.offsets[first + j - context_at][1],
+                )
                 # overlapping windows see the same span: keep its best score
-                if score > spans_of.get(key, float("-inf")):
-                    spans_of[key] = score
-        readings = []
-        for number, spans_of in enumerate(found):
-            null_score = nulls[number]
-            ranked = sorted(spans_of.items(), key=lambda item: -item[1])[:spans]
-            if not ranked or null_score is None:
-                readings.append(Reading(None, None, float("-inf"), null_score or 0.0))
-                continue
-            (span_start, span_end), score = ranked[0]
-            alternatives = tuple((a, b, value) for (a, b), value in ranked)
-            readings.append(Reading(span_start, span_end, score, null_score, alternatives))
-        return readings
+                if score > found.get(key, float("-inf")):
+                    found[key] = score
+        ranked = sorted(found.items(), key=lambda item: -item[1])[:spans]
+        if not ranked or null_score is None:
+            return Reading(None, None, float("-inf"), null_score or 0.0)
+        (span_start, span_end), score = ranked[0]
+        alternatives = tuple((a, b, value) for (a, b), value in ranked)
+        return Reading(span_start, span_end, score, null_score, alternatives)
+
+    def _windows(self, question_ids: list[int], ids: list[int]) -> list[tuple[list[int], int]]:
+        """The model inputs covering a passage's word pieces `ids`: `[CLS] question [SEP]
+        piece [SEP]`, pieces overlapping by `stride`, each with its first piece's place."""
+        room = max(16, self.max_length - len(question_ids) - 3)
+        step = max(1, room - self.stride)
+        windows = []
+        first = 0
+        while True:
+            piece = ids[first : first + room]
+            windows.append(([self.cls_id, *question_ids, self.sep_id, *piece, self.sep_id], first))
+            if first + room >= len(ids):
+                return windows
+            first += step
+
+    def _logits(self, rows: list[list[int]], context_at: int) -> tuple[Any, Any]:
+        """Start and end logits of each row, read in one model run (rows padded to the
+        longest)."""
+        import numpy as np
+
+        width = max(len(r) for r in rows)
+        input_ids = np.zeros((len(rows), width), dtype=np.int64)
+        mask = np.zeros_like(input_ids)
+        types = np.zeros_like(input_ids)
+        for r, row in enumerate(rows):
+            input_ids[r, : len(row)] = row
+            mask[r, : len(row)] = 1
+            types[r, context_at : len(row)] = 1
+        with self._lock:
+            start, end = self.session.run(
+                None, {"input_ids": input_ids, "attention_mask": mask, "token_type_ids": types}
+            )
+        return start, end
 
 
 def dequantized_weights(path: Path) -> dict[str, Any]:
