@@ -400,20 +400,36 @@ class Reader:
                 passages=tuple(passages),
                 confidence=confidence,
             )
+        chosen = self._chosen(ranked, n, abstain)
+        documents = self._documents({c.doc_id for group in chosen for c in group})
+        explain = asks_why(question)
+        answers = [self._answer(group, documents, explain) for group in chosen]
+        return Result(
+            question=question,
+            query=query,
+            not_found=False,
+            answers=tuple(answers),
+            passages=tuple(passages),
+            confidence=confidence,
+        )
+
+    def _chosen(self, ranked: list[Candidate], n: int, abstain: bool) -> list[list[Candidate]]:
+        """At most `n` distinct answers, best first, each a group: its candidate and the
+        same sentence in other articles (syndicated copies, one more citation each).
+        Distinct answers come from different articles, and further answers only when nearly
+        as likely as the first and likely enough."""
         chosen: list[list[Candidate]] = []
         by_text: dict[str, list[Candidate]] = {}
         for candidate in ranked:
             key = normalize_answer(candidate.text)
             if key in by_text:
-                # the same sentence in another document (syndicated copy): one more citation
                 if all(c.doc_id != candidate.doc_id for c in by_text[key]):
                     by_text[key].append(candidate)
                 continue
             if len(chosen) >= n:
                 continue
             if any(group[0].doc_id == candidate.doc_id for group in chosen):
-                continue  # distinct answers come from different articles
-            # further answers only when nearly as likely as the first and likely enough
+                continue
             if chosen and (
                 candidate.logit < chosen[0][0].logit - 3.0
                 or (abstain and candidate.score < self.abstain_below)
@@ -422,41 +438,33 @@ class Reader:
             group = [candidate]
             by_text[key] = group
             chosen.append(group)
-        documents = self._documents({c.doc_id for group in chosen for c in group})
-        answers = []
-        explain = asks_why(question)
-        for group in chosen:
-            head = group[0]
-            if explain:
-                # "Why ...?": the sentence that gives the reason and the one that goes on
-                for candidate in group:
-                    candidate.end = explained_end(candidate)
-                head.text = documents[head.doc_id].body[head.start : head.end]
-            citations = tuple(
-                citation
-                for candidate in group
-                for citation in self._citations(
-                    documents, candidate.doc_id, candidate.start, candidate.end
-                )
+        return chosen
+
+    def _answer(
+        self, group: list[Candidate], documents: dict[int, DocumentRow], explain: bool
+    ) -> Answer:
+        """The answer a group of candidates gives: its head's sentence (and, for "why", the
+        sentence that goes on), the span in it, and a citation for each copy."""
+        head = group[0]
+        if explain:
+            for candidate in group:
+                candidate.end = explained_end(candidate)
+            head.text = documents[head.doc_id].body[head.start : head.end]
+        citations = tuple(
+            citation
+            for candidate in group
+            for citation in self._citations(
+                documents, candidate.doc_id, candidate.start, candidate.end
             )
-            span_at = head.span_start - head.start
-            answers.append(
-                Answer(
-                    text=head.text,
-                    span=head.text[span_at : span_at + head.span_end - head.span_start],
-                    span_start=span_at,
-                    score=head.score,
-                    citations=citations,
-                    dates=relative_dates(head.text, _published(citations)),
-                )
-            )
-        return Result(
-            question=question,
-            query=query,
-            not_found=False,
-            answers=tuple(answers),
-            passages=tuple(passages),
-            confidence=confidence,
+        )
+        span_at = head.span_start - head.start
+        return Answer(
+            text=head.text,
+            span=head.text[span_at : span_at + head.span_end - head.span_start],
+            span_start=span_at,
+            score=head.score,
+            citations=citations,
+            dates=relative_dates(head.text, _published(citations)),
         )
 
     def story(
