@@ -32,6 +32,7 @@ from qa.errors import (
     IndexCorruptError,
     IndexMismatchError,
     MassRemovalError,
+    QAError,
     StorageError,
     storage_reason,
 )
@@ -122,14 +123,7 @@ def sync_index(
             old, new, changed_paths = diff.old, diff.new, diff.changed_paths
             report.added, report.removed = diff.added, diff.removed
             report.changed, report.renamed = diff.changed, diff.renamed
-            total = int(conn.execute("SELECT count(*) FROM articles").fetchone()[0])
-            mass_removal = report.removed > 0 and report.removed * 2 > total
-            if mass_removal and not (confirm_removal and confirm_removal(report.removed, total)):
-                raise MassRemovalError(
-                    f"this would remove {report.removed:,} of the {total:,} articles in "
-                    f"{index_dir} (is {corpus} the right corpus?); nothing was changed. "
-                    "Pass --yes to remove them"
-                )
+            _check_removal(conn, report.removed, index_dir, corpus, confirm_removal)
 
             if (
                 not full
@@ -145,12 +139,7 @@ def sync_index(
                 report.seconds = round(time.perf_counter() - started, 3)
                 return report
 
-            known = {} if full else _document_ids(conn, {a.sha256 for a in new.values()})
-            to_embed: dict[str, Article] = {}
-            for article in new.values():
-                if article.sha256 not in known and article.sha256 not in to_embed:
-                    to_embed[article.sha256] = article
-
+            known, to_embed = _texts_to_embed(conn, new, full)
             if to_embed and encoder is None:
                 encoder = encoder_factory(settings)
             chunked = chunk_articles(list(to_embed.values()), encoder, settings, progress)
@@ -178,27 +167,67 @@ def sync_index(
             report.embedded_documents = len(chunked)
             report.embedded_chunks = sum(len(chunks) for _, chunks in chunked)
             report.skipped = skipped_problems(scans)
-            try:  # 4. vectors: FAISS follows the store
+            # 4. vectors: FAISS follows the store
+            try:
                 progress(Progress("write", 1, 1))
                 write_faiss(conn, index_dir, settings, progress, changes, previous_generation)
             except BaseException as exc:
                 report.seconds = round(time.perf_counter() - started, 3)
-                reason = storage_reason(exc)
-                if reason is not None:
-                    raise StorageError(
-                        f"the update was committed ({report.summary()}), but its vector file "
-                        f"could not be written: {reason}. The index is usable: the vector "
-                        "file is rebuilt from the store when it can be written"
-                    ) from exc
-                raise CommittedInterrupt(
-                    f"interrupted after the update was committed ({report.summary()}); the "
-                    "index is usable, its vector file is rebuilt from the store when next opened",
-                    report,
-                ) from exc
+                raise _after_commit(exc, report) from exc
         finally:
             conn.close()
     report.seconds = round(time.perf_counter() - started, 3)
     return report
+
+
+def _check_removal(
+    conn: sqlite3.Connection,
+    removed: int,
+    index_dir: Path,
+    corpus: Path,
+    confirm_removal: Callable[[int, int], bool] | None,
+) -> None:
+    """Removing more than half of an index's articles needs `confirm_removal`'s yes."""
+    total = int(conn.execute("SELECT count(*) FROM articles").fetchone()[0])
+    if (
+        removed > 0
+        and removed * 2 > total
+        and not (confirm_removal and confirm_removal(removed, total))
+    ):
+        raise MassRemovalError(
+            f"this would remove {removed:,} of the {total:,} articles in {index_dir} (is "
+            f"{corpus} the right corpus?); nothing was changed. Pass --yes to remove them"
+        )
+
+
+def _texts_to_embed(
+    conn: sqlite3.Connection, new: dict[str, Article], full: bool
+) -> tuple[dict[str, int], dict[str, Article]]:
+    """The stored documents the new articles' texts already have (none for a build), and
+    one article for each text that must be embedded."""
+    known = {} if full else _document_ids(conn, {a.sha256 for a in new.values()})
+    to_embed: dict[str, Article] = {}
+    for article in new.values():
+        if article.sha256 not in known and article.sha256 not in to_embed:
+            to_embed[article.sha256] = article
+    return known, to_embed
+
+
+def _after_commit(exc: BaseException, report: UpdateReport) -> QAError:
+    """What the caller is told when writing the vectors fails after the commit: the store
+    has the update either way."""
+    reason = storage_reason(exc)
+    if reason is not None:
+        return StorageError(
+            f"the update was committed ({report.summary()}), but its vector file could not "
+            f"be written: {reason}. The index is usable: the vector file is rebuilt from the "
+            "store when it can be written"
+        )
+    return CommittedInterrupt(
+        f"interrupted after the update was committed ({report.summary()}); the index is "
+        "usable, its vector file is rebuilt from the store when next opened",
+        report,
+    )
 
 
 def _cancellable(progress: ProgressFn, cancel: threading.Event | None) -> ProgressFn:
