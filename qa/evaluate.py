@@ -30,7 +30,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from qa.answers import Answer
 from qa.datasets import (
@@ -47,6 +47,9 @@ from qa.datasets import (
 )
 from qa.errors import InputError
 from qa.text import contains_answer, exact_match, token_f1
+
+if TYPE_CHECKING:
+    from qa.engine import Engine
 
 
 def percentile(values: list[float], fraction: float) -> float:
@@ -109,7 +112,7 @@ class Outcome:
 
 
 def evaluate(
-    engine: Any,
+    engine: Engine,
     squad: SquadSet,
     questions: list[SquadQuestion],
     progress: Callable[[int, int], None] | None = None,
@@ -142,7 +145,7 @@ def evaluate(
 
 
 def evaluate_news(
-    engine: Any,
+    engine: Engine,
     questions: list[NewsQuestion],
     progress: Callable[[int, int], None] | None = None,
     on_outcome: Callable[[Outcome], None] | None = None,
@@ -210,7 +213,7 @@ def select_news(
     return questions
 
 
-def doc_ids_by_article(engine: Any) -> dict[int, int]:
+def doc_ids_by_article(engine: Engine) -> dict[int, int]:
     """SQuAD article index -> document id in the index."""
     return {
         int(record[1:]): doc_id
@@ -220,7 +223,7 @@ def doc_ids_by_article(engine: Any) -> dict[int, int]:
 
 
 def ask_one(
-    engine: Any,
+    engine: Engine,
     question: SquadQuestion | NewsQuestion,
     golds: Sequence[str],
     is_hit: Callable[[Any], bool],
@@ -259,7 +262,7 @@ def ask_one(
 
 
 def run_questions(
-    engine: Any,
+    engine: Engine,
     squad: SquadSet,
     questions: list[SquadQuestion],
     progress: Callable[[int, int], None] | None = None,
@@ -558,7 +561,7 @@ def evaluate_file(
 
 
 def evaluate_headlines(
-    engine: Any,
+    engine: Engine,
     count: int = 100,
     seed: int = 0,
     progress: Callable[[int, int], None] | None = None,

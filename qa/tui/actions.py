@@ -24,6 +24,7 @@ from qa.text import terminal_safe
 if TYPE_CHECKING:
     from textual.notifications import SeverityLevel
 
+    from qa.engine import Engine
     from qa.tui.widgets import AnswerCard
 
 
@@ -51,7 +52,7 @@ class ChatActions(App[None]):
     index_dir: Path
     corpus_dir: Path
     store: Any
-    engine: Any
+    engine: Engine | None
     conversation: Conversation
     filters: Filters
     selected: AnswerCard | None
@@ -187,6 +188,7 @@ class ChatActions(App[None]):
         def progress(report: Any) -> None:
             self.call_from_thread(self._update_progress, report.stage, report.done, report.total)
 
+        assert self.engine is not None  # action_update_index starts this only with an engine
         encoder = self.engine.encoder
         try:
             report = sync_index(

@@ -30,6 +30,7 @@ from qa.text import terminal_safe
 if TYPE_CHECKING:
     from qa.conversations import ConversationStore
     from qa.encoders import Encoder
+    from qa.engine import Engine
 
 from qa.tui.actions import ChatActions
 from qa.tui.screens import ArticleScreen, BuildScreen, HelpScreen, HistoryScreen, help_text
@@ -103,7 +104,7 @@ class QAApp(ChatActions):
         self.corpus_dir = Path(corpus_dir)
         self.store = store
         self.encoder = encoder
-        self.engine: Any = None
+        self.engine: Engine | None = None
         self.starters: list[str] = []
         """The welcome's suggested questions, checked against the index they ask."""
         self.conversation = Conversation()
@@ -217,7 +218,7 @@ class QAApp(ChatActions):
         starters = engine.starter_questions()
         self.call_from_thread(self._engine_ready, engine, starters)
 
-    def _engine_ready(self, engine: Any, starters: list[str] | None = None) -> None:
+    def _engine_ready(self, engine: Engine, starters: list[str] | None = None) -> None:
         old, self.engine = self.engine, engine
         self.starters = starters or []
         self.encoder = engine.encoder
@@ -232,6 +233,7 @@ class QAApp(ChatActions):
         """An empty chat shows what the index holds and a few questions it can answer."""
         transcript = self.query_one("#transcript", VerticalScroll)
         transcript.remove_children(".welcome")
+        assert self.engine is not None  # shown once the engine is ready
         overview = self.engine.overview()
         span = ""
         if overview["earliest"] and overview["latest"]:
@@ -349,6 +351,7 @@ class QAApp(ChatActions):
 
     @work(thread=True, exit_on_error=False, group="ask")
     def ask(self, question: str, filters: Filters) -> None:
+        assert self.engine is not None  # questions are asked once the engine is ready
         turn = self.conversation.answer(self.engine.ask, question, filters=filters)
         self.call_from_thread(self._answered, turn)
 
