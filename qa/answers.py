@@ -62,6 +62,14 @@ class Citation:
         }
 
 
+def answer_pieces(text: str, span: str | None, span_start: int | None) -> tuple[str, str, str]:
+    """An answer sentence as (before, span, after): the parts every front end shows, the
+    span highlighted (empty when the answer has none: then `before` is the whole text)."""
+    if not span or span_start is None:
+        return text, "", ""
+    return text[:span_start], span, text[span_start + len(span) :]
+
+
 @dataclass(frozen=True)
 class Answer:
     """One answer: a sentence quoted from the corpus, an optional short span inside it."""
@@ -76,6 +84,10 @@ class Answer:
     dates: tuple[DateMention, ...] = ()
     """The relative dates in `text` ("on Wednesday") resolved against the article's
     publication date (`qa.dates`); the text itself stays verbatim."""
+
+    def pieces(self) -> tuple[str, str, str]:
+        """(before, span, after): `answer_pieces` of this answer."""
+        return answer_pieces(self.text, self.span, self.span_start)
 
     def when(self) -> str:
         """ "On Wednesday = 2005-03-02; last year = 2004", or "" without relative dates."""

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from qa.answers import citation_date, confidence_words, not_found_message
+from qa.answers import answer_pieces, citation_date, confidence_words, not_found_message
 from qa.dates import DateMention
 from qa.errors import InputError
 from qa.text import QUESTION_WORDS, file_lines, terminal_safe
@@ -367,14 +367,14 @@ def markdown_record(record: dict[str, Any], first_citation: int = 1) -> str:
     else:
         number = first_citation - 1
         for index, answer in enumerate(record.get("answers", []), 1):
-            text = markdown_safe(answer["text"])
-            if answer.get("span") and answer.get("span_start") is not None:
-                s, original = answer["span_start"], answer["text"]
-                end = s + len(answer["span"])
+            before, span, after = answer_pieces(
+                answer["text"], answer.get("span"), answer.get("span_start")
+            )
+            text = markdown_safe(before)
+            if span:
                 # the quote stays exact: spaces around the highlight only where it has them
                 text = (
-                    f"{_markdown_piece(original[:s])}**{markdown_safe(answer['span'])}**"
-                    f"{_markdown_piece(original[end:])}"
+                    f"{_markdown_piece(before)}**{markdown_safe(span)}**{_markdown_piece(after)}"
                 ).strip()
             if isinstance(answer.get("score"), int | float):
                 text += f" _({confidence_words(float(answer['score']))})_"

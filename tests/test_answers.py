@@ -655,3 +655,12 @@ def test_keys_typed_while_the_chat_starts_reach_the_question_box(
         process.kill()
         process.wait()
         os.close(main)
+
+
+def test_answer_pieces_split_the_sentence_around_the_span() -> None:
+    from qa.answers import answer_pieces
+
+    text = "Shares fell 5% on Monday."
+    assert answer_pieces(text, "5%", 12) == ("Shares fell ", "5%", " on Monday.")
+    assert answer_pieces(text, None, None) == (text, "", "")
+    assert "".join(answer_pieces(text, "Shares", 0)) == text

@@ -63,15 +63,10 @@ def render_result(result: Any, color: bool) -> str:
         return "\n".join(lines)
     number = 0
     for index, answer in enumerate(result.answers, 1):
-        text = answer.text
-        if answer.span is not None and answer.span_start is not None:
-            before = terminal_safe(text[: answer.span_start])
-            span = terminal_safe(answer.span)
-            after = terminal_safe(text[answer.span_start + len(answer.span) :])
-            shown = click.style(span, bold=True, underline=True) if color else f"**{span}**"
-            body = before + shown + after
-        else:
-            body = terminal_safe(text)
+        before, span, after = (terminal_safe(piece) for piece in answer.pieces())
+        if span:
+            span = click.style(span, bold=True, underline=True) if color else f"**{span}**"
+        body = before + span + after
         markers = " ".join(f"[{number + i}]" for i in range(1, len(answer.citations) + 1))
         lines.append(f"{index}. {body} {markers}  ({confidence_words(answer.score)})")
         if answer.dates:

@@ -24,16 +24,10 @@ def safe(text: str) -> Content:
 
 def answer_content(answer: Answer, first_marker: int) -> Content:
     """The answer sentence with its span highlighted and its citation markers."""
-    text, span, start = answer.text, answer.span, answer.span_start
-    parts: list[Content | tuple[str, str] | str] = []
-    if span and start is not None:
-        parts += [
-            terminal_safe(text[:start]),
-            (terminal_safe(span), "bold reverse"),
-            terminal_safe(text[start + len(span) :]),
-        ]
-    else:
-        parts.append(terminal_safe(text))
+    before, span, after = answer.pieces()
+    parts: list[Content | tuple[str, str] | str] = [terminal_safe(before)]
+    if span:
+        parts += [(terminal_safe(span), "bold reverse"), terminal_safe(after)]
     markers = " ".join(f"[{first_marker + i}]" for i in range(len(answer.citations)))
     parts.append((f"  {markers}", "bold cyan"))
     parts.append((f"  {confidence_words(answer.score)}", "dim"))
