@@ -58,7 +58,7 @@ def index() -> None:
     "--batch-size",
     type=click.IntRange(1, 4096),
     default=None,
-    help="Texts per model call. [default: the backend's best on this machine's measurements]",
+    help="Texts per model call. [default: the backend's best measured setting]",
 )
 @_engine_options
 @_yes_option

@@ -221,9 +221,9 @@ class OnnxMiniLM:
 
     A single text (a question) runs on one session using every core. Many texts (a build) run
     one text a call on a second, single-threaded session, one call per core at a time from a
-    thread pool (ONNX Runtime releases the GIL): on this 2-core machine that embedded 15-25 %
-    more chunks a second than batches on two threads, since nothing is padded and no thread
-    waits for another inside a call. One text a call also makes the int8 vectors independent
+    thread pool (ONNX Runtime releases the GIL): more chunks a second than batches on all
+    threads (docs/scale.md), since nothing is padded and no thread waits for another inside
+    a call. One text a call also makes the int8 vectors independent
     of batching (activations are quantised per call).
     """
 

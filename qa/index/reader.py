@@ -396,8 +396,8 @@ class IndexReader:
         earliest = self.conn.execute("SELECT min(published) FROM articles").fetchone()[0]
         latest = self.conn.execute("SELECT max(published) FROM articles").fetchone()[0]
         # newest first along that index (undated last), one title a document (syndicated
-        # copies share it): stops after `recent` documents instead of grouping every article
-        # (0.7-1.4 s at a million articles, now under a millisecond)
+        # copies share it): stops after `recent` documents instead of grouping every article,
+        # which takes seconds at a million articles
         titles: list[str] = []
         seen: dict[int, None] = {}
         rows = self.conn.execute(

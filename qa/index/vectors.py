@@ -120,7 +120,7 @@ def _train(inner: Any, factory: str, vectors: np.ndarray) -> None:
         raise QAError(f"FAISS {factory!r} needs training vectors and the index is empty")
     ivf = faiss.try_extract_index_ivf(inner)
     if ivf is not None:
-        ivf.cp.niter = 10  # k-means on 2 cores: 10 rounds instead of 25, same search quality
+        ivf.cp.niter = 10  # k-means: 10 rounds instead of 25 cost less, same search quality
         ivf.nprobe = min(NPROBE, ivf.nlist)  # saved with the index
     try:
         inner.train(vectors)
