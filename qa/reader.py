@@ -1,15 +1,16 @@
 """Passages -> answers: the span that answers, quoted in its sentence, with exact citations.
 
 The trained reader (`qa.reader_model`, fine-tuned from the bundled MiniLM weights by
-`scripts/train_reader.py`) reads the top `read_passages` retrieved passages and proposes its
+`scripts/train_reader.py`) reads the top `first_read` retrieved passages, and the rest of the
+top `read_passages` only when no proposal of those reaches `read_on_below`; it proposes its
 best `spans` spans in each (1 as shipped), with span scores and the passage's no-answer
 score. Each proposal is scored by a small logistic model over the reader's scores, whether
-the span is the kind of answer the question asks for (`qa.answer_types`: a whole number, an
-age only for "how old", a name for "who") and the passage's retrieval scores
-(`candidate_features`, fitted by `scripts/fit_weights.py` on SQuAD 2.0 dev's `fit:weights`
-part with the fit half of the news question sets; the lexical cues are computed too but
-weighed only if a fit chooses them), so the reader also re-ranks the passages; the best one
-is the answer. Its logit, Platt-scaled on the same data, is `confidence`: the probability
+the span is the kind of answer the question asks for (`qa.answer_types`: a whole number, a
+currency for a sum of money, an age only for "how old", a name for "who"), the passage's
+retrieval scores and the verifier's logit for the best few (`candidate_features`, fitted by
+`scripts/fit_weights.py` on SQuAD 2.0 dev's `fit:weights` part with the fit half of the news
+question sets; the lexical cues only if a fit weighs them), so the reader also re-ranks the
+passages; the best one is the answer. Its logit, Platt-scaled on the same data, is `confidence`: the probability
 that the shown answer is right. Below the fitted threshold the answer is "not found in the
 corpus", with the closest passages as related. A piece of a number ("96" of "21,004.96") is
 never proposed. Story questions ("What happened to Ring?") are answered by `Reader.story`
