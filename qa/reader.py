@@ -10,9 +10,9 @@ currency for a sum of money, an age only for "how old", a name for "who"), the p
 retrieval scores and the verifier's logit for the best few (`candidate_features`, fitted by
 `scripts/fit_weights.py` on SQuAD 2.0 dev's `fit:weights` part with the fit half of the news
 question sets; the lexical cues only if a fit weighs them), so the reader also re-ranks the
-passages; the best one is the answer. Its logit, Platt-scaled on the same data, is `confidence`: the probability
-that the shown answer is right. Below the fitted threshold the answer is "not found in the
-corpus", with the closest passages as related. A piece of a number ("96" of "21,004.96") is
+passages; the best one is the answer. Its logit, Platt-scaled on the same data, is
+`confidence`: the probability that the shown answer is right. Below the fitted threshold the
+answer is "not found in the corpus", with the closest passages as related. A piece of a number ("96" of "21,004.96") is
 never proposed. Story questions ("What happened to Ring?") are answered by `Reader.story`
 with the lead of the article they are about.
 
