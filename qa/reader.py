@@ -12,9 +12,9 @@ retrieval scores and the verifier's logit for the best few (`candidate_features`
 question sets; the lexical cues only if a fit weighs them), so the reader also re-ranks the
 passages; the best one is the answer. Its logit, Platt-scaled on the same data, is
 `confidence`: the probability that the shown answer is right. Below the fitted threshold the
-answer is "not found in the corpus", with the closest passages as related. A piece of a number ("96" of "21,004.96") is
-never proposed. Story questions ("What happened to Ring?") are answered by `Reader.story`
-with the lead of the article they are about.
+answer is "not found in the corpus", with the closest passages as related. A piece of a
+number ("96" of "21,004.96") is never proposed. Story questions ("What happened to Ring?")
+are answered by `Reader.story` with the lead of the article they are about.
 
 The quote is the sentence (or sentences) around the span, so a citation always points at whole
 sentences, and the span is highlighted inside it. The same sentence found in duplicate articles
