@@ -36,11 +36,9 @@ Everything slow goes to a progress bar with an ETA; the work folder (`--work`, d
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import random
-import re
 import sys
 import time
 from pathlib import Path
@@ -55,18 +53,25 @@ from qa.datasets import GoldMapper, index_squad, load_squad  # noqa: E402
 from qa.encoders import bundled_model_dir, cache_dir, encoder_factory, sha256_of  # noqa: E402
 from qa.reader_model import dequantized_weights  # noqa: E402
 from qa.text import contains_answer, exact_match, token_f1  # noqa: E402
+from qa.training import (  # noqa: E402
+    NAME_PATTERN,
+    SQUAD2_DEV,
+    SQUAD2_TRAIN_SLICE,
+    SQUAD_TRAIN,
+    batch_order,
+    deleted_twin,
+    log,
+    swap_question,
+    train_steps,
+)
 
 DATA = ROOT.parent / "shared" / "data" / "squad"
-TRAIN_FILE = DATA / "train-v1.1-explorer.json.zip"
+TRAIN_FILE = DATA / SQUAD_TRAIN
 DEV_FILE = DATA / "dev-v1.1.json.zip"
-DEV2_FILE = DATA / "dev-v2.0.json.zip"
-TRAIN2_FILE = DATA / "train-v2.0-first10-articles.json.zip"
+DEV2_FILE = DATA / SQUAD2_DEV
+TRAIN2_FILE = DATA / SQUAD2_TRAIN_SLICE
 OUT_DIR = ROOT / "qa" / "models" / "reader"
 EXAMPLES_VERSION = 1
-
-
-def log(message: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
 # --------------------------------------------------------------------------- data
@@ -146,34 +151,6 @@ def build_examples(args: argparse.Namespace, work: Path) -> list[dict[str, Any]]
     return examples
 
 
-_NUMBER = re.compile(r"(?<![\w.])\d[\d,]*(?:\.\d+)?(?![\w.])")
-_NAME = re.compile(r"\b[A-Z][a-z]+(?:\s+[A-Z][a-z]+)*\b")
-
-
-def swap_question(question: str, context: str, names: list[str], rng: random.Random) -> str | None:
-    """The question with one number or name that the passage holds replaced by one it does
-    not hold ("When did Beyonce leave Destiny's Child?" -> "... leave Kinks?"): the passage
-    no longer answers it. None when the question has nothing to swap."""
-    options = [m for m in _NUMBER.finditer(question) if m.group() in context]
-    options += [m for m in _NAME.finditer(question) if m.start() > 0 and m.group() in context]
-    if not options:
-        return None
-    match = rng.choice(options)
-    old = match.group()
-    for _ in range(20):
-        if old[0].isdigit():
-            value = float(old.replace(",", ""))
-            if value.is_integer() and 1000 <= value <= 2100:
-                new = str(int(value) + rng.choice([-1, 1]) * rng.randint(2, 40))
-            else:
-                new = f"{value * rng.choice([2, 3, 5, 0.5]):g}"
-        else:
-            new = rng.choice(names)
-        if new != old and new not in context:
-            return question[: match.start()] + new + question[match.end() :]
-    return None
-
-
 def add_swapped(examples: list[dict[str, Any]], share: float, seed: int) -> int:
     """For `share` of the answerable examples, a twin whose question names a number or an
     entity that its passage does not hold, labelled "no answer" (SQuAD 2.0's unanswerable
@@ -181,7 +158,7 @@ def add_swapped(examples: list[dict[str, Any]], share: float, seed: int) -> int:
     only that the passage is about the topic. Returns how many were added."""
     rng = random.Random(seed)
     names = sorted(
-        {m.group() for e in examples for m in _NAME.finditer(e["question"]) if m.start() > 0}
+        {m.group() for e in examples for m in NAME_PATTERN.finditer(e["question"]) if m.start() > 0}
     )
     twins = []
     for example in examples:
@@ -192,20 +169,6 @@ def add_swapped(examples: list[dict[str, Any]], share: float, seed: int) -> int:
             twins.append({"question": swapped, "context": example["context"], "start": None})
     examples.extend(twins)
     return len(twins)
-
-
-def deleted_twin(context: str, start: int, end: int) -> str | None:
-    """The passage without the sentence that holds the answer [start, end): still on the
-    topic, still holding other numbers, names and dates of the same kind, but no longer
-    saying the thing asked (a count it does not state, a date it does not give): the near
-    miss that readers meet most. None when too little would be left."""
-    from qa.chunking import split_sentences
-
-    sentences = split_sentences(context)
-    kept = [(s, e) for s, e in sentences if e <= start or s >= end]
-    if len(kept) < 2 or len(kept) == len(sentences):
-        return None
-    return " ".join(context[s:e] for s, e in kept)
 
 
 def squad_examples(
@@ -346,21 +309,6 @@ def question_groups(examples: list[dict[str, Any]], sources: list[int]) -> list[
     return [g for g in groups if g]
 
 
-def batch_order(lengths: list[int], batch_size: int, seed: int) -> list[list[int]]:
-    """Length-grouped batches in a seeded random order: shuffle, sort within pools of 50
-    batches by length, cut into batches, shuffle the batches."""
-    rng = random.Random(seed)
-    order = list(range(len(lengths)))
-    rng.shuffle(order)
-    pool = batch_size * 50
-    batches = []
-    for offset in range(0, len(order), pool):
-        chunk = sorted(order[offset : offset + pool], key=lambda i: lengths[i])
-        batches.extend(chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size))
-    rng.shuffle(batches)
-    return batches
-
-
 def group_batch_order(
     groups: list[list[int]], lengths: list[int], batch_size: int, seed: int
 ) -> list[list[int]]:
@@ -459,85 +407,6 @@ def initial_weights(model: Any, init: Path, torch: Any) -> None:
         raise SystemExit(f"train_reader: {init} lacks {len(missing)} weights, e.g. {missing[0]}")
     model.load_state_dict({k: v for k, v in state.items() if k in expected}, strict=False)
     log(f"initialised from {init}")
-
-
-def optimizer_and_schedule(
-    model: Any, lr: float, total: int, warmup_share: float, torch: Any
-) -> tuple[Any, Any]:
-    """AdamW (weight decay 0.01, none on biases and LayerNorm) with a linear warm-up over
-    `warmup_share` of the `total` steps, then a linear decay to 0."""
-    no_decay = ("bias", "LayerNorm.weight")
-    named = list(model.named_parameters())
-    groups = [
-        {"params": [p for n, p in named if not n.endswith(no_decay)], "weight_decay": 0.01},
-        {"params": [p for n, p in named if n.endswith(no_decay)], "weight_decay": 0.0},
-    ]
-    optimizer = torch.optim.AdamW(groups, lr=lr)
-    warmup = int(total * warmup_share)
-
-    def schedule(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / max(1, warmup)
-        return max(0.0, (total - step) / max(1, total - warmup))
-
-    return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
-
-
-def train_steps(
-    model: Any, total: int, batch_loss: Any, args: argparse.Namespace, work: Path, torch: Any
-) -> None:
-    """The training loop both trainers share: `optimizer_and_schedule`, resuming from
-    `work/checkpoint.pt` with --resume, bfloat16 autocast with --bf16, gradient clipping at
-    1.0, a checkpoint every --checkpoint-every steps and at the end, a progress bar with the
-    running loss. `batch_loss(step, autocast)` returns the loss of batch `step` (its model
-    call inside `autocast`)."""
-    from tqdm import tqdm
-
-    optimizer, scheduler = optimizer_and_schedule(model, args.lr, total, args.warmup, torch)
-    checkpoint = work / "checkpoint.pt"
-    step = 0
-    if args.resume and checkpoint.exists():
-        state = torch.load(checkpoint, map_location=args.device, weights_only=False)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        step = state["step"]
-        log(f"resumed at step {step} of {total}")
-    elif checkpoint.exists():
-        log(f"{checkpoint} exists: starting over (pass --resume to continue it)")
-    autocast: Any = contextlib.nullcontext()
-    if args.bf16:
-        autocast = torch.autocast(device_type=args.device.split(":")[0], dtype=torch.bfloat16)
-    model.train()
-    bar = tqdm(total=total, initial=step, desc="training", mininterval=30, file=sys.stderr)
-    running = 0.0
-    while step < total:
-        loss = batch_loss(step, autocast)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
-        scheduler.step()
-        optimizer.zero_grad(set_to_none=True)
-        step += 1
-        value = loss.item()
-        running = 0.98 * running + 0.02 * value if step > 1 else value
-        bar.update(1)
-        bar.set_postfix(loss=f"{running:.3f}", refresh=False)
-        if step % args.checkpoint_every == 0 or step == total:
-            state = {
-                "model": model.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(),
-                "step": step,
-            }
-            save_atomic(state, checkpoint, torch)
-    bar.close()
-
-
-def save_atomic(obj: Any, path: Path, torch: Any) -> None:
-    tmp = path.with_suffix(".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
 
 
 def train(args: argparse.Namespace, work: Path) -> Any:

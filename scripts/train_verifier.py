@@ -39,22 +39,10 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "scripts"))
+DATA = ROOT.parent / "shared" / "data" / "squad"
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-
-from train_reader import (  # noqa: E402
-    _NAME,
-    DEV2_FILE,
-    TRAIN2_FILE,
-    TRAIN_FILE,
-    batch_order,
-    deleted_twin,
-    log,
-    swap_question,
-    train_steps,
-)
 
 from qa.chunking import split_sentences  # noqa: E402
 from qa.datasets import clean_map, load_squad, select_questions  # noqa: E402
@@ -63,7 +51,22 @@ from qa.reader_model import MODEL_DIR as READER_DIR  # noqa: E402
 from qa.reader_model import MODEL_NAME as READER_NAME  # noqa: E402
 from qa.reader_model import ReaderModel, dequantized_weights  # noqa: E402
 from qa.text import contains_answer, token_f1  # noqa: E402
+from qa.training import (  # noqa: E402
+    NAME_PATTERN,
+    SQUAD2_DEV,
+    SQUAD2_TRAIN_SLICE,
+    SQUAD_TRAIN,
+    batch_order,
+    deleted_twin,
+    log,
+    swap_question,
+    train_steps,
+)
 from qa.verifier import MODEL_DIR, MODEL_NAME, SETTINGS_NAME, Verifier, proposal_parts  # noqa: E402
+
+TRAIN_FILE = DATA / SQUAD_TRAIN
+DEV2_FILE = DATA / SQUAD2_DEV
+TRAIN2_FILE = DATA / SQUAD2_TRAIN_SLICE
 
 PROPOSALS_VERSION = 1
 
@@ -211,7 +214,7 @@ def build_proposals(args: argparse.Namespace, path: Path) -> list[dict[str, Any]
     done = len(lines) - 1
     reader = ReaderModel.load()
     names = sorted(
-        {m.group() for _, _, q in jobs for m in _NAME.finditer(q.question) if m.start() > 0}
+        {m.group() for _, _, q in jobs for m in NAME_PATTERN.finditer(q.question) if m.start() > 0}
     )
     with path.open("a", encoding="utf-8") as out:
         bar = tqdm(total=len(jobs), initial=done, desc="proposals", mininterval=30, file=sys.stderr)
