@@ -609,7 +609,7 @@ def main() -> int:
         type=int,
         default=3,
         help="with the verifier weighed: how many of the best proposals it reads at question "
-        "time (0: all; it is fitted on all of them). Each costs about 4.5 ms on 2 cores",
+        "time (0: all; it is fitted on all of them). Each costs a model run",
     )
     parser.add_argument(
         "--max-stage-loss",
