@@ -337,11 +337,10 @@ class Reader:
         proposals.sort(key=lambda c: -c.logit)  # everything but the verifier, for now
         checked = proposals[: self.verify_top] if self.verify_top else proposals
         keys = [(c.doc_id, c.span_start, c.span_end) for c in checked]
-        unread = [c for c, key in zip(checked, keys, strict=True) if key not in known]
+        unread = [(key, c) for key, c in zip(keys, checked, strict=True) if key not in known]
         if unread:
-            fresh = self.verifier.logits(question, [verifier_input(c) for c in unread])
-            for candidate, logit in zip(unread, fresh, strict=True):
-                known[(candidate.doc_id, candidate.span_start, candidate.span_end)] = logit
+            fresh = self.verifier.logits(question, [verifier_input(c) for _, c in unread])
+            known.update(zip([key for key, _ in unread], fresh, strict=True))
         logits = [known[key] for key in keys]
         for candidate, logit in zip(checked, logits, strict=True):
             candidate.features["verify"] = logit
@@ -391,16 +390,7 @@ class Reader:
         query = query or question
         confidence = ranked[0].score if ranked else 0.0
         if not ranked or (abstain and confidence < self.abstain_below):
-            related = self._related(passages[:3])
-            return Result(
-                question=question,
-                query=query,
-                not_found=True,
-                answers=(),
-                related=related,
-                passages=tuple(passages),
-                confidence=confidence,
-            )
+            return self._not_found(question, query, passages, confidence)
         chosen = self._chosen(ranked, n, abstain)
         documents = self._documents({c.doc_id for group in chosen for c in group})
         explain = asks_why(question)
@@ -410,6 +400,20 @@ class Reader:
             query=query,
             not_found=False,
             answers=tuple(answers),
+            passages=tuple(passages),
+            confidence=confidence,
+        )
+
+    def _not_found(
+        self, question: str, query: str, passages: Sequence[Passage], confidence: float = 0.0
+    ) -> Result:
+        """A "not found" result, with the closest passages as related."""
+        return Result(
+            question=question,
+            query=query,
+            not_found=True,
+            answers=(),
+            related=self._related(passages[:3]),
             passages=tuple(passages),
             confidence=confidence,
         )
@@ -498,15 +502,7 @@ class Reader:
             if best_rank is None or rank > best_rank:
                 best_rank, best = rank, (doc_id, *lead)
         if best_rank is None or best is None or best_rank[0] == 0.0:
-            related = self._related(passages[:3])
-            return Result(
-                question=question,
-                query=query,
-                not_found=True,
-                answers=(),
-                related=related,
-                passages=tuple(passages),
-            )
+            return self._not_found(question, query, passages)
         cover = best_rank[0]
         doc_id, start, end = best
         citations = tuple(self._citations(documents, doc_id, start, end))
