@@ -328,14 +328,7 @@ def fit_reader(args, passage_weights) -> dict:
         )
         weights = {"bias": round(b, 5)}
         weights.update({READER_FEATURES[c]: round(float(v), 5) for c, v in zip(chosen, w)})
-        logits = np.full(len(groups), -30.0)
-        right = np.zeros(len(groups), dtype=bool)
-        for number, (x, y) in enumerate(groups):
-            if len(x):
-                scores = x @ w + b
-                best = int(np.argmax(scores))
-                logits[number] = scores[best]
-                right[number] = bool(y[best])
+        logits, right = best_proposals(groups, w, b)
         return weights, logits, right
 
     def calibrated(
@@ -468,6 +461,23 @@ def fit_reader(args, passage_weights) -> dict:
     }
 
 
+def best_proposals(
+    groups: list[tuple[np.ndarray, np.ndarray]], w: np.ndarray, b: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each question's best proposal under the linear weights (`w`, `b`) of its feature rows
+    (`groups`: rows and labels a question): its logit (-30 for a question with none) and
+    whether it is right."""
+    logits = np.full(len(groups), -30.0)
+    right = np.zeros(len(groups), dtype=bool)
+    for number, (x, y) in enumerate(groups):
+        if len(x):
+            scores = x @ w + b
+            best = int(np.argmax(scores))
+            logits[number] = scores[best]
+            right[number] = bool(y[best])
+    return logits, right
+
+
 def fit_stages(
     read_top, weights, platt, read_passages, spans, tau, is_news, answerable_weight, max_loss,
 ) -> tuple[int, int, float]:  # fmt: skip
@@ -484,16 +494,9 @@ def fit_stages(
     parts = [(name, part) for name, part in (("squad", ~is_news), ("news", is_news)) if part.any()]
     outcome: dict[int, tuple[np.ndarray, np.ndarray]] = {}
     for k in range(1, read_passages + 1):
-        groups = read_top(k, spans)
-        conf = np.zeros(len(groups))
-        ok = np.zeros(len(groups), dtype=bool)
-        for number, (x, y) in enumerate(groups):
-            if len(x):
-                scores = x[:, columns] @ vector + weights["bias"]
-                top = int(np.argmax(scores))
-                conf[number] = 1 / (1 + np.exp(-(platt[0] * scores[top] + platt[1])))
-                ok[number] = bool(y[top])
-        outcome[k] = (conf, ok)
+        groups = [(x[:, columns], y) for x, y in read_top(k, spans)]
+        logits, ok = best_proposals(groups, vector, weights["bias"])
+        outcome[k] = (1 / (1 + np.exp(-(platt[0] * logits + platt[1]))), ok)
 
     def answered_accuracy(part: np.ndarray, conf: np.ndarray, ok: np.ndarray) -> float:
         weight = answerable_weight * part
