@@ -55,6 +55,82 @@ def swap_question(question: str, context: str, names: list[str], rng: random.Ran
     return None
 
 
+def inside_swap_question(
+    question: str, context: str, golds: list[str], rng: random.Random
+) -> str | None:
+    """The question with one name the passage holds replaced by another name of the same
+    passage ("When did Beyonce leave Destiny's Child?" -> "When did Kelly Rowland leave
+    ..."): the passage is still on the topic and names both, but what it says about the one
+    it does not say about the other (SQuAD 2.0's commonest unanswerable question). Names
+    inside a gold answer are never used. None when there is nothing to swap."""
+    olds = [m for m in NAME_PATTERN.finditer(question) if m.start() > 0 and m.group() in context]
+    if not olds:
+        return None
+    in_question = {m.group() for m in NAME_PATTERN.finditer(question)}
+    news = sorted(
+        {
+            m.group()
+            for m in NAME_PATTERN.finditer(context)
+            # a capital after a full stop is any word ("The", "During"), not a name
+            if not context[: m.start()].rstrip().endswith((".", "!", "?", '"'))
+            and m.start() > 0
+            and m.group() not in in_question
+            and not any(m.group() in g or g in m.group() for g in golds)
+        }
+    )
+    match = rng.choice(olds)
+    news = [n for n in news if n not in match.group() and match.group() not in n]
+    if not news:
+        return None
+    return question[: match.start()] + rng.choice(news) + question[match.end() :]
+
+
+NEGATED = {
+    "is": "isn't", "was": "wasn't", "are": "aren't", "were": "weren't", "did": "didn't",
+    "does": "doesn't", "do": "don't", "has": "hasn't", "have": "haven't", "had": "hadn't",
+    "can": "can't", "could": "couldn't", "will": "won't", "would": "wouldn't",
+    "should": "shouldn't",
+}  # fmt: skip
+NEGATABLE = re.compile(r"\b(" + "|".join(NEGATED) + r")\b", re.IGNORECASE)
+
+
+def negated_question(question: str) -> str | None:
+    """The question with its first auxiliary verb negated ("When did X leave?" -> "When
+    didn't X leave?"): the span that answered it now answers the opposite."""
+    match = NEGATABLE.search(question)
+    if match is None:
+        return None
+    word = match.group()
+    new = NEGATED[word.lower()]
+    if word[0].isupper():
+        new = new[0].upper() + new[1:]
+    return question[: match.start()] + new + question[match.end() :]
+
+
+ANTONYMS = [
+    ("largest", "smallest"), ("biggest", "smallest"), ("highest", "lowest"), ("first", "last"),
+    ("most", "least"), ("before", "after"), ("earliest", "latest"), ("oldest", "youngest"),
+    ("longest", "shortest"), ("maximum", "minimum"), ("increase", "decrease"),
+    ("increased", "decreased"), ("won", "lost"), ("win", "lose"), ("more", "less"),
+    ("north", "south"), ("east", "west"), ("best", "worst"), ("larger", "smaller"),
+    ("higher", "lower"), ("older", "younger"), ("began", "ended"), ("above", "below"),
+    ("rise", "fall"), ("rose", "fell"), ("start", "end"), ("started", "ended"),
+]  # fmt: skip
+OPPOSITE = {a: b for a, b in ANTONYMS} | {b: a for a, b in ANTONYMS if b not in dict(ANTONYMS)}
+OPPOSABLE = re.compile(r"\b(" + "|".join(sorted(OPPOSITE, key=len, reverse=True)) + r")\b")
+
+
+def antonym_question(question: str, rng: random.Random) -> str | None:
+    """The question with one word turned into its opposite ("the largest city" -> "the
+    smallest city"): the passage's answer to it answers another question. Lower-case words
+    only, so names ("West Ham") stay."""
+    matches = list(OPPOSABLE.finditer(question))
+    if not matches:
+        return None
+    match = rng.choice(matches)
+    return question[: match.start()] + OPPOSITE[match.group()] + question[match.end() :]
+
+
 def deleted_twin(context: str, start: int, end: int) -> str | None:
     """The passage without the sentence that holds the answer [start, end): still on the
     topic, still holding other numbers, names and dates of the same kind, but no longer

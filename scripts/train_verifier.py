@@ -56,9 +56,12 @@ from qa.training import (  # noqa: E402
     SQUAD2_DEV,
     SQUAD2_TRAIN_SLICE,
     SQUAD_TRAIN,
+    antonym_question,
     batch_order,
     deleted_twin,
+    inside_swap_question,
     log,
+    negated_question,
     swap_question,
     train_steps,
 )
@@ -68,7 +71,8 @@ TRAIN_FILE = DATA / SQUAD_TRAIN
 DEV2_FILE = DATA / SQUAD2_DEV
 TRAIN2_FILE = DATA / SQUAD2_TRAIN_SLICE
 
-PROPOSALS_VERSION = 1
+PROPOSALS_VERSION = 2
+TWIN_KINDS = ("swapped", "inside", "negated", "antonym")
 
 
 # --------------------------------------------------------------------------- proposals
@@ -142,7 +146,8 @@ def proposals_for(
     q: Any,
     names: list[str],
     rng: random.Random,
-    swapped: float,
+    twins: float,
+    twin_kinds: list[str],
 ) -> list[dict[str, Any]]:
     paragraph, _ = clean_map(squad.paragraphs[q.article][q.paragraph])
     golds = [] if q.impossible else [t for t, _ in q.answers]
@@ -177,12 +182,40 @@ def proposals_for(
         for f in found[: 1 if kind == "other" else 2]:
             label = int(is_right(passage, f[2], f[0], f[1], golds)) if kind == "gold" else 0
             out.append(pair(q.question, passage, f, label, f"{source}:{kind}"))
-    if rng.random() < swapped:
-        question = swap_question(q.question, paragraph, names, rng)
-        if question is not None:
+    if rng.random() < twins:
+        twin = twin_question(q.question, paragraph, golds, names, rng, twin_kinds)
+        if twin is not None:
+            question, kind = twin
             (found,) = read(reader, question, [paragraph], 1)
-            out += [pair(question, paragraph, f, 0, f"{source}:swapped") for f in found]
+            out += [pair(question, paragraph, f, 0, f"{source}:{kind}") for f in found]
     return out
+
+
+def twin_question(
+    question: str,
+    paragraph: str,
+    golds: list[str],
+    names: list[str],
+    rng: random.Random,
+    kinds: list[str],
+) -> tuple[str, str] | None:
+    """A twin of the question that the paragraph does not answer, and its kind (one of
+    `kinds` that applies to the question, tried in a random order): `swapped` a number or name
+    for one the paragraph lacks, `inside` a name for another of the paragraph, `negated`,
+    `antonym` (`qa.training`)."""
+    order = list(kinds) if len(kinds) == 1 else rng.sample(kinds, len(kinds))
+    for kind in order:
+        if kind == "swapped":
+            twin = swap_question(question, paragraph, names, rng)
+        elif kind == "inside":
+            twin = inside_swap_question(question, paragraph, golds, rng)
+        elif kind == "negated":
+            twin = negated_question(question)
+        else:
+            twin = antonym_question(question, rng)
+        if twin is not None and twin != question:
+            return twin, kind
+    return None
 
 
 def build_proposals(args: argparse.Namespace, path: Path) -> list[dict[str, Any]]:
@@ -192,7 +225,8 @@ def build_proposals(args: argparse.Namespace, path: Path) -> list[dict[str, Any]
 
     jobs = question_jobs(args)
     header = {"version": PROPOSALS_VERSION, "questions": args.questions, "seed": args.seed,
-              "swapped": args.swapped, "sample_each": args.sample_each,
+              "twins": args.twins, "twin_kinds": args.twin_kinds,
+              "sample_each": args.sample_each,
               "reader": sha256_of(READER_DIR / READER_NAME)}  # fmt: skip
     lines: list[str] = []
     if path.exists():
@@ -221,7 +255,7 @@ def build_proposals(args: argparse.Namespace, path: Path) -> list[dict[str, Any]
         for number in range(done, len(jobs)):
             source, squad, q = jobs[number]
             rng = random.Random(args.seed * 1_000_003 + number)
-            found = proposals_for(reader, source, squad, q, names, rng, args.swapped)
+            found = proposals_for(reader, source, squad, q, names, rng, args.twins, args.twin_kinds)
             out.write(json.dumps(found) + "\n")
             out.flush()
             bar.update(1)
@@ -278,9 +312,13 @@ def collate(items: list[tuple[list[int], int, int]], torch: Any) -> dict[str, An
     return {"input_ids": ids, "attention_mask": mask, "token_type_ids": types, "labels": labels}
 
 
-def new_model(torch: Any) -> Any:
-    """MiniLM with a one-logit head, its encoder taken from the shipped reader."""
+def new_model(torch: Any, init: Path | None = None) -> Any:
+    """MiniLM with a one-logit head, its encoder taken from the shipped reader; or a
+    trained verifier (`init`, saved by an earlier run) to go on from."""
     from transformers import BertForSequenceClassification
+
+    if init is not None:
+        return BertForSequenceClassification.from_pretrained(str(init), attn_implementation="eager")
 
     model = BertForSequenceClassification.from_pretrained(
         str(bundled_model_dir()), num_labels=1, attn_implementation="eager"
@@ -316,7 +354,7 @@ def train(args: argparse.Namespace, work: Path, pairs: list[dict[str, Any]]) -> 
         for b in batch_order([len(ids) for ids, *_ in data], args.batch_size, args.seed + epoch)
     ]  # fmt: skip
     total = len(batches)
-    model = new_model(torch).to(args.device)
+    model = new_model(torch, args.init).to(args.device)
     # each class weighs half of the loss: right answers are the fewer
     pos_weight = torch.tensor((len(data) - positives) / max(1, positives))
     loss_fn = torch.nn.BCEWithLogitsLoss(pos_weight=pos_weight)
@@ -425,7 +463,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--work", type=Path, default=cache_dir() / "train-verifier")
     parser.add_argument("--out", type=Path, default=MODEL_DIR)
     parser.add_argument("--questions", type=int, default=8000, help="SQuAD v1.1 train questions")
-    parser.add_argument("--swapped", type=float, default=0.3, help="share with a swapped twin")
+    parser.add_argument(
+        "--twins", type=float, default=0.3, help="share of questions with an unanswerable twin"
+    )
+    parser.add_argument(
+        "--twin-kinds",
+        type=lambda text: [k for k in text.split(",") if k],
+        default=list(TWIN_KINDS),
+        help=f"comma-separated, of {','.join(TWIN_KINDS)} (default all)",
+    )
+    parser.add_argument(
+        "--init",
+        type=Path,
+        help="go on from a trained verifier (a --work folder's model/) instead of the reader",
+    )
     parser.add_argument("--max-length", type=int, default=128)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--epochs", type=int, default=1)
