@@ -455,6 +455,43 @@ def test_swapped_questions_name_what_the_passage_lacks() -> None:
     assert train.swap_question("What happened then?", context, ["Harold"], rng) is None
 
 
+def test_twin_questions_ask_what_the_passage_does_not_say() -> None:
+    import random
+
+    from qa.training import antonym_question, inside_swap_question, negated_question
+
+    context = (
+        "Beyonce and Kelly Rowland founded the group in Houston in 1990. "
+        "The group later signed with Columbia Records."
+    )
+    rng = random.Random(0)
+    seen = set()
+    for _ in range(30):
+        twin = inside_swap_question("When did Beyonce found the group?", context, ["1990"], rng)
+        assert twin is not None and "Beyonce" not in twin
+        seen.add(twin)
+    # another name of the same paragraph, never a capitalised word after a full stop
+    assert seen <= {
+        "When did Kelly Rowland found the group?",
+        "When did Houston found the group?",
+        "When did Columbia Records found the group?",
+    }, seen
+    # a name inside the gold answer is never the new one
+    twin = inside_swap_question(
+        "Who founded the group with Beyonce?", context, ["Kelly Rowland"], rng
+    )
+    assert twin is not None and "Kelly" not in twin
+    assert inside_swap_question("When was it founded?", context, [], rng) is None
+    assert negated_question("When did Beyonce leave the group?") == (
+        "When didn't Beyonce leave the group?"
+    )
+    assert negated_question("Was it sold?") == "Wasn't it sold?"
+    assert negated_question("Which year?") is None
+    assert antonym_question("What is the largest city?", rng) == "What is the smallest city?"
+    assert antonym_question("Who lost to West Ham?", rng) == "Who won to West Ham?"
+    assert antonym_question("Who sang it?", rng) is None
+
+
 def test_lexical_features_say_what_the_passage_leaves_out() -> None:
     from qa.reader import QuestionCues, lexical_features
 
