@@ -22,7 +22,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING
 
 from qa.errors import QAError
-from qa.text import STOPWORDS, parse_sentence_stems, span_stems, stem, words
+from qa.text import STOPWORDS, parse_sentence_stems, stem, words
 from qa.weights import SearchSettings, load_weights
 
 if TYPE_CHECKING:
@@ -302,19 +302,13 @@ class Retriever:
                 sentence_scores = tuple(float(x) for x in matrix.astype(np.float32) @ query)
             if row.title not in title_share:
                 title_share[row.title] = terms.share({stem(w) for w in words(row.title)})
-            start = row.char_start
             features = {
                 "dense": dense_scores.get(chunk_id, 0.0),
                 "title": title_share[row.title],
                 "sentence_dense": max(sentence_scores, default=dense_scores.get(chunk_id, 0.0)),
                 "bm25": bm25.get(chunk_id, 0.0) / best_bm25,
                 "rrf": fused[chunk_id] / best_rrf,
-                **overlap_features(
-                    terms,
-                    parse_sentence_stems(row.stems)
-                    if row.stems is not None
-                    else span_stems(row.text, [(s - start, e - start) for s, e in row.sentences]),
-                ),
+                **overlap_features(terms, parse_sentence_stems(row.stems)),
             }
             doc_best[row.doc_id] = max(doc_best.get(row.doc_id, -1.0), features["sentence_dense"])
             scored.append(_Scored(row, features, sentence_scores))

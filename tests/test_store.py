@@ -319,13 +319,14 @@ def test_sentence_stems_are_stored_and_filled_into_older_indexes(
     corpus: Path, tmp_path: Path
 ) -> None:
     from qa.encoders import encoder_factory  # noqa: F401 - keeps the import graph honest
+    from qa.index.migrations import MIGRATIONS, schema_version
     from qa.retrieval import Retriever
     from qa.text import parse_sentence_stems, stem, words
 
     index = tmp_path / "index"
-    factory = build(corpus, index)
+    build(corpus, index)
     with IndexReader(index) as reader:
-        assert reader.has_stems
+        assert schema_version(reader.conn) == len(MIGRATIONS)
         rows = reader.conn.execute(
             "SELECT d.body, c.sentences, c.stems FROM chunks c JOIN documents d ON d.id = c.doc_id"
         ).fetchall()
@@ -337,23 +338,81 @@ def test_sentence_stems_are_stored_and_filled_into_older_indexes(
         fresh = [(p.chunk_id, round(p.score, 9)) for p in Retriever(reader, encoder).search(
             "military officers purged for defector relatives")]  # fmt: skip
 
-    # an index from before the column: readers compute the stems, the next write stores them
+    # a store from before the column and before migrations were numbered (user_version 0):
+    # the first reader brings it up to date, stems filled in, the same search results
     conn = sqlite3.connect(index / "store.sqlite")
     conn.execute("ALTER TABLE chunks DROP COLUMN stems")
+    conn.execute("PRAGMA user_version = 0")
     conn.commit()
     conn.close()
     with IndexReader(index) as reader:
-        assert not reader.has_stems
-        old = [(p.chunk_id, round(p.score, 9)) for p in Retriever(reader, HashEncoder()).search(
-            "military officers purged for defector relatives")]  # fmt: skip
-    assert old == fresh
-    sync_index(corpus, index, factory)
-    with IndexReader(index) as reader:
-        assert reader.has_stems
+        assert schema_version(reader.conn) == len(MIGRATIONS)
         assert (
             reader.conn.execute("SELECT count(*) FROM chunks WHERE stems IS NULL").fetchone()[0]
             == 0
         )
+        old = [(p.chunk_id, round(p.score, 9)) for p in Retriever(reader, HashEncoder()).search(
+            "military officers purged for defector relatives")]  # fmt: skip
+    assert old == fresh
+
+
+def test_an_older_store_in_a_folder_that_cannot_be_written_says_how_to_mend_it(
+    corpus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import contextlib
+
+    import qa.index.reader
+    from qa.errors import StorageError
+
+    index = tmp_path / "index"
+    build(corpus, index)
+    conn = sqlite3.connect(index / "store.sqlite")
+    conn.execute("PRAGMA user_version = 1")
+    conn.commit()
+    conn.close()
+
+    # root writes into a chmod 555 folder anyway: the refusal is injected where the lock
+    # file is made, with the error write_lock gives for a read-only folder
+    @contextlib.contextmanager
+    def read_only(index_dir: Path):  # type: ignore[no-untyped-def]
+        raise StorageError(f"{index_dir}: cannot write the index: the file system is read-only")
+        yield
+
+    monkeypatch.setattr(qa.index.reader, "write_lock", read_only)
+    with pytest.raises(IndexMismatchError, match=r"older qa.*qa index build --index"):
+        IndexReader(index)
+
+
+def test_migrations_run_once_in_order_and_stop_at_a_failure(tmp_path: Path) -> None:
+    import qa.index.migrations as migrations
+
+    conn = sqlite3.connect(tmp_path / "store.sqlite", isolation_level=None)
+    ran: list[int] = []
+
+    def third(c: sqlite3.Connection) -> None:
+        c.execute("CREATE TABLE half_done (x)")
+        raise RuntimeError("disk on fire")
+
+    real = migrations.MIGRATIONS
+    try:
+        migrations.MIGRATIONS = (lambda c: ran.append(1), lambda c: ran.append(2), third)
+        with pytest.raises(RuntimeError):
+            migrations.migrate(conn)
+        # the two before the failure are recorded; the failed one left nothing behind
+        assert ran == [1, 2] and migrations.schema_version(conn) == 2
+        assert (
+            conn.execute("SELECT name FROM sqlite_master WHERE name = 'half_done'").fetchone()
+            is None
+        )
+        migrations.MIGRATIONS = (
+            lambda c: ran.append(1),
+            lambda c: ran.append(2),
+            lambda c: ran.append(3),
+        )
+        assert migrations.migrate(conn) == 1 and ran == [1, 2, 3]
+        assert migrations.migrate(conn) == 0 and migrations.pending(conn) == 0
+    finally:
+        migrations.MIGRATIONS = real
 
 
 def test_auto_faiss_is_flat_when_small_and_ivf_sq8_when_large() -> None:

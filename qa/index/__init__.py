@@ -1,6 +1,7 @@
 """The index on disk: build, update, open and status.
 
-- `schema`: the folder's files, the SQLite schema, connections, settings, the write lock.
+- `schema`: the folder's files, connections, settings, the write lock.
+- `migrations`: the SQLite schema as numbered migrations (readers and writers run them).
 - `scan`: the corpus against the stored files.
 - `embed`: chunking and embedding (here or on a cluster), a slice at a time.
 - `build`: `sync_index`, one transaction a build or update; a no-op update writes nothing.

@@ -15,13 +15,15 @@ from qa.errors import (
     IndexCorruptError,
     IndexMismatchError,
     IndexMissingError,
+    StorageError,
 )
+from qa.index.migrations import migrate, pending
 from qa.index.schema import (
     FAISS_FILE,
     FORMAT_VERSION,
     STORE_FILE,
     IndexSettings,
-    columns,
+    connect,
     connect_reader,
     not_a_store,
     read_manifest,
@@ -44,7 +46,8 @@ if TYPE_CHECKING:
 @dataclass(frozen=True)
 class ChunkRow:
     """A stored chunk: offsets into its document, its text and title (from the keyword
-    table), sentence offsets, its vector and, where stored, sentence vectors and stems."""
+    table), sentence offsets, its vector, its sentence vectors where stored, and the stems of
+    its sentences (`qa.text.sentence_stems`)."""
 
     id: int
     doc_id: int
@@ -55,7 +58,7 @@ class ChunkRow:
     text: str
     title: str
     sentence_vectors: bytes | None
-    stems: str | None
+    stems: str
 
 
 @dataclass(frozen=True)
@@ -115,6 +118,10 @@ class IndexReader:
             raise problem
         try:
             self.conn = connect_reader(store_path)
+            if pending(self.conn):
+                self.conn.close()
+                self._migrate(store_path)
+                self.conn = connect_reader(store_path)
             self.meta = read_meta(self.conn)
         except sqlite3.DatabaseError as exc:
             raise IndexCorruptError(
@@ -127,10 +134,27 @@ class IndexReader:
                 "run qa index build"
             )
         self.settings = IndexSettings.from_meta(self.meta)
-        self.has_stems = "stems" in columns(self.conn, "chunks")
-        """False for an index written before chunks stored their sentence stems."""
         self._faiss: Any = None
         self.faiss_rebuilt = False
+
+    def _migrate(self, store_path: Path) -> None:
+        """Bring a store written by an older qa up to this one's schema (`qa.index.migrations`),
+        as a writer would: under the write lock, each migration one transaction."""
+        try:
+            with write_lock(self.index_dir):
+                conn = connect(store_path)
+                try:
+                    migrate(conn)
+                finally:
+                    conn.close()
+        except (StorageError, sqlite3.OperationalError) as exc:
+            if isinstance(exc, sqlite3.OperationalError) and "readonly" not in str(exc):
+                raise
+            raise IndexMismatchError(
+                f"{store_path} was written by an older qa and this folder cannot be written to "
+                f"bring it up to date; copy the index somewhere writable, or rebuild it with: "
+                f"qa index build --index {one_line(str(self.index_dir))}"
+            ) from None
 
     def close(self) -> None:
         self.conn.close()
@@ -338,10 +362,9 @@ class IndexReader:
         """The stored chunks among `ids`, by id."""
         if not ids:
             return {}
-        stems = "c.stems" if self.has_stems else "NULL"
         rows = self.conn.execute(
             "SELECT c.id, c.doc_id, c.char_start, c.char_end, c.sentences, c.vector, "
-            f"f.text, f.title, c.sentence_vectors, {stems} FROM chunks c "
+            "f.text, f.title, c.sentence_vectors, c.stems FROM chunks c "
             "JOIN chunks_fts f ON f.rowid = c.id "
             f"WHERE c.id IN ({','.join('?' * len(ids))})",
             list(ids),

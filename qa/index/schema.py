@@ -1,6 +1,6 @@
-"""The index folder's files and the SQLite store's schema: connecting (readers and the one
-writer), the meta table, the settings every vector shares, opening for a write (with repair
-and migration), the write lock, atomic file writes.
+"""The index folder's files and the SQLite store: connecting (readers and the one writer),
+the meta table, the settings every vector shares, opening for a write (with repair and the
+migrations of `qa.index.migrations`), the write lock.
 
 - `store.sqlite` is the source of truth: files seen, unique article texts ("documents"),
   articles (one per path or record, pointing at a document, so syndicated copies are stored
@@ -20,7 +20,7 @@ import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from qa.chunking import ChunkSettings
 from qa.errors import (
@@ -31,11 +31,7 @@ from qa.errors import (
     StorageError,
     storage_reason,
 )
-from qa.text import sentence_stems
-
-if TYPE_CHECKING:
-    pass
-
+from qa.index.migrations import KEYWORD_TABLE, migrate, transaction
 
 FORMAT_VERSION = 2
 
@@ -61,37 +57,6 @@ DEFAULT_FAISS = AUTO_FAISS
 
 QUICK_CHECK_LIMIT = 1 << 30
 WAL_SIZE_LIMIT = 64 << 20
-
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS files (
-    path TEXT PRIMARY KEY, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL,
-    sha256 TEXT NOT NULL, problems TEXT NOT NULL DEFAULT '[]'
-);
-CREATE TABLE IF NOT EXISTS documents (
-    id INTEGER PRIMARY KEY AUTOINCREMENT, sha256 TEXT NOT NULL UNIQUE,
-    title TEXT NOT NULL, body TEXT NOT NULL, paragraphs TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS articles (
-    id TEXT PRIMARY KEY, ref TEXT NOT NULL UNIQUE, path TEXT NOT NULL, record TEXT,
-    doc_id INTEGER NOT NULL REFERENCES documents(id), title TEXT NOT NULL, byline TEXT,
-    published TEXT, url TEXT, source TEXT, categories TEXT NOT NULL DEFAULT '[]'
-);
-CREATE INDEX IF NOT EXISTS articles_path ON articles(path);
-CREATE INDEX IF NOT EXISTS articles_doc ON articles(doc_id);
-CREATE INDEX IF NOT EXISTS articles_published ON articles(published);
-CREATE TABLE IF NOT EXISTS chunks (
-    id INTEGER PRIMARY KEY AUTOINCREMENT, doc_id INTEGER NOT NULL REFERENCES documents(id),
-    ordinal INTEGER NOT NULL, char_start INTEGER NOT NULL, char_end INTEGER NOT NULL,
-    token_count INTEGER NOT NULL, sentences TEXT NOT NULL, vector BLOB NOT NULL,
-    sentence_vectors BLOB, stems TEXT
-);
-CREATE INDEX IF NOT EXISTS chunks_doc ON chunks(doc_id);
-CREATE VIRTUAL TABLE IF NOT EXISTS chunks_fts USING fts5(
-    title, text, tokenize = 'porter unicode61 remove_diacritics 2'
-);
-"""
 
 
 @contextlib.contextmanager
@@ -297,43 +262,24 @@ def open_for_write(store_path: Path, full: bool) -> sqlite3.Connection:
                 conn = connect(store_path)
     else:
         conn = connect(store_path)
-    had_fts = (
-        conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'chunks_fts'").fetchone() is not None
-    )
-    conn.executescript(SCHEMA)
-    _repair_fts(conn, had_fts)
-    if "stems" not in columns(conn, "chunks"):
-        # an index from before the column: add and fill it once, in one transaction
-        with transaction(conn):
-            conn.execute("ALTER TABLE chunks ADD COLUMN stems TEXT")
-            _fill_stems(conn)
+    migrate(conn)
+    _repair_fts(conn)
     return conn
 
 
-def _fill_stems(conn: sqlite3.Connection) -> None:
-    """Sentence stems for the chunks of an index written before chunks stored them."""
-    rows = conn.execute(
-        "SELECT c.id, c.sentences, d.body FROM chunks c JOIN documents d ON d.id = c.doc_id "
-        "WHERE c.stems IS NULL"
-    ).fetchall()
-    conn.executemany(
-        "UPDATE chunks SET stems = ? WHERE id = ?",
-        [
-            (sentence_stems(body, [tuple(s) for s in json.loads(sentences)]), chunk_id)
-            for chunk_id, sentences, body in rows
-        ],
-    )
-
-
-def _repair_fts(conn: sqlite3.Connection, had_fts: bool) -> None:
-    """The keyword index is derived from the stored chunks: refill it when it was lost (a
-    dropped table comes back empty from SCHEMA) or holds another number of rows."""
+def _repair_fts(conn: sqlite3.Connection) -> None:
+    """The keyword table is derived from the stored chunks: made again and refilled when it
+    was lost, refilled when it holds another number of rows."""
     chunks = conn.execute("SELECT count(*) FROM chunks").fetchone()[0]
+    had_fts = (
+        conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'chunks_fts'").fetchone() is not None
+    )
     # FTS5 keeps one row a chunk in its docsize table: counting those is cheap, while
     # count(*) on the FTS table itself reads every chunk's text (20 s, cold, at 2.4 M chunks)
     if had_fts and _fts_rows(conn) == chunks:
         return
     with transaction(conn):
+        conn.execute(KEYWORD_TABLE)
         conn.execute("DELETE FROM chunks_fts")
         conn.execute(
             "INSERT INTO chunks_fts(rowid, title, text) SELECT c.id, d.title, "
@@ -347,10 +293,6 @@ def _fts_rows(conn: sqlite3.Connection) -> int:
         return int(conn.execute("SELECT count(*) FROM chunks_fts_docsize").fetchone()[0])
     except sqlite3.OperationalError:  # no docsize table: count the hard way
         return int(conn.execute("SELECT count(*) FROM chunks_fts").fetchone()[0])
-
-
-def columns(conn: sqlite3.Connection, table: str) -> set[str]:
-    return {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
 
 
 def _remove_store(store_path: Path) -> None:
@@ -383,16 +325,3 @@ def resolve_stored_corpus(stored: str, index_dir: Path) -> Path:
     """The corpus folder an index recorded (see `stored_corpus_path`)."""
     path = Path(stored)
     return path if path.is_absolute() else (index_dir / path).resolve()
-
-
-@contextlib.contextmanager
-def transaction(conn: sqlite3.Connection) -> Iterator[None]:
-    """One write transaction: committed when the block ends, rolled back when anything
-    (an error, Ctrl-C) leaves it early."""
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        yield
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
