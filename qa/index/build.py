@@ -10,12 +10,9 @@ until the commit. A no-op update writes nothing.
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
-import json
 import sqlite3
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -25,7 +22,7 @@ from qa.articles import (
     DEFAULT_MAX_BYTES,
     Article,
 )
-from qa.chunking import ChunkSettings
+from qa.chunking import Chunk, ChunkSettings
 from qa.errors import (
     Cancelled,
     CommittedInterrupt,
@@ -42,27 +39,20 @@ from qa.index.scan import FileScan, scan_corpus, skipped_problems
 from qa.index.schema import (
     DEFAULT_FAISS,
     FAISS_FILE,
-    FORMAT_VERSION,
     STORE_FILE,
     IndexSettings,
     meta_problem,
     open_for_write,
     read_manifest,
     read_meta,
-    set_meta,
-    stored_corpus_path,
     transaction,
     write_lock,
 )
 from qa.index.vectors import VectorChanges, write_faiss
-from qa.text import sentence_stems
+from qa.index.writer import IndexWriter
 
 if TYPE_CHECKING:
     from qa.encoders import Encoder
-
-
-def _now() -> str:
-    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
 
 
 def sync_index(
@@ -103,92 +93,158 @@ def sync_index(
     index_dir.mkdir(parents=True, exist_ok=True)
     with write_lock(index_dir), _damage_reported(index_dir):
         _remove_stale_temp(index_dir)
-        store_path = index_dir / STORE_FILE
-        conn = open_for_write(store_path, full)
+        conn = open_for_write(index_dir / STORE_FILE, full)
+        writer = IndexWriter(conn)
         try:
-            meta = read_meta(conn)
-            # a build starts afresh from settings it cannot read; an update needs them
-            readable = "model" in meta and (not full or meta_problem(meta) is None)
-            existing = IndexSettings.from_meta(meta) if readable else None
-            report = UpdateReport(built=full or existing is None)
-            settings, encoder = settings_for(
-                existing, full, chunking, faiss_factory, encoder_factory
+            target = _Target(corpus, index_dir, full, max_bytes)
+            plan = _plan(
+                writer, target, chunking, faiss_factory, encoder_factory, confirm_removal, progress
             )
-
-            # 1. scan: the corpus against the stored files
-            stored_files = {row["path"]: row for row in conn.execute("SELECT * FROM files")}
-            scans, gone = scan_corpus(corpus, stored_files, full, max_bytes, progress)
-            # 2. diff: articles added, removed, changed, renamed
-            diff = _diff(conn, scans, gone)
-            old, new, changed_paths = diff.old, diff.new, diff.changed_paths
-            report.added, report.removed = diff.added, diff.removed
-            report.changed, report.renamed = diff.changed, diff.renamed
-            _check_removal(conn, report.removed, index_dir, corpus, confirm_removal)
-
-            if (
-                not full
-                and existing is not None
-                and _nothing_to_write(scans, changed_paths, stored_files, index_dir, meta)
-            ):
-                # A no-op update is a no-op: no new generation, no FAISS rewrite (an IVF or
-                # HNSW index would be trained again), "updated" stays when it was.
-                report.articles = int(meta.get("articles", 0))
-                report.chunks = int(meta.get("chunks", 0))
-                report.unchanged = report.articles
-                report.skipped = skipped_problems(scans)
-                report.seconds = round(time.perf_counter() - started, 3)
-                return report
-
-            known, to_embed = _texts_to_embed(conn, new, full)
-            if to_embed and encoder is None:
-                encoder = encoder_factory(settings)
-            chunked = chunk_articles(list(to_embed.values()), encoder, settings, progress)
-
-            # 3. embed and write: one transaction for the whole update, embedding included:
-            # chunks are embedded and written a slice at a time (memory follows the slice),
-            # and anything that fails or is interrupted before COMMIT rolls everything back.
-            # Readers (WAL) see the previous state throughout.
-            with transaction(conn):
-                if full:
-                    for table in ("files", "articles", "chunks", "chunks_fts", "documents"):
-                        conn.execute(f"DELETE FROM {table}")
-                embedded = embed_slices(chunked, encoder, settings, progress, batch_size, embedder)
-                changes = _write(conn, scans, gone, old, new, embedded, dict(known), track=not full)
-                progress(Progress("write", 0, 1))
-                counts = _commit_meta(conn, settings, corpus, index_dir, built=report.built)
-            previous_generation = None if full else meta.get("generation")
-            # The point of no return: from here on, a cancel or Ctrl-C no longer undoes the
-            # update, and the caller is told what was committed, not "nothing changed".
-            report.articles, report.chunks = counts[0], counts[1]
-            total_current = len(new) + sum(
-                _count_articles(conn, s.path) for s in scans if s.articles is None
-            )
-            report.unchanged = total_current - report.added - report.changed - report.renamed
-            report.embedded_documents = len(chunked)
-            report.embedded_chunks = sum(len(chunks) for _, chunks in chunked)
-            report.skipped = skipped_problems(scans)
-            # 4. vectors: FAISS follows the store
-            try:
-                progress(Progress("write", 1, 1))
-                write_faiss(conn, index_dir, settings, progress, changes, previous_generation)
-            except BaseException as exc:
-                report.seconds = round(time.perf_counter() - started, 3)
-                raise _after_commit(exc, report) from exc
+            report = plan.report
+            if plan.chunked is not None:
+                changes = _apply(writer, plan, target, progress, batch_size, embedder)
+                # The point of no return: from here on, a cancel or Ctrl-C no longer undoes
+                # the update, and the caller is told what was committed, not "nothing changed".
+                _count_committed(writer, plan)
+                # 4. vectors: FAISS follows the store
+                previous_generation = None if full else plan.meta.get("generation")
+                try:
+                    progress(Progress("write", 1, 1))
+                    write_faiss(
+                        conn, index_dir, plan.settings, progress, changes, previous_generation
+                    )
+                except BaseException as exc:
+                    report.seconds = round(time.perf_counter() - started, 3)
+                    raise _after_commit(exc, report) from exc
         finally:
             conn.close()
     report.seconds = round(time.perf_counter() - started, 3)
     return report
 
 
+@dataclass(frozen=True)
+class _Target:
+    """What `sync_index` was asked to bring in line with what."""
+
+    corpus: Path
+    index_dir: Path
+    full: bool
+    max_bytes: int
+
+
+@dataclass
+class _Plan:
+    """What an update will write, worked out before anything is written. `chunked` is None
+    when there is nothing to write (a no-op update)."""
+
+    meta: dict[str, str]
+    settings: IndexSettings
+    encoder: Encoder | None
+    scans: list[FileScan]
+    gone: set[str]
+    diff: _Diff
+    known: dict[str, int]
+    chunked: list[tuple[Article, list[Chunk]]] | None
+    report: UpdateReport
+
+
+def _plan(
+    writer: IndexWriter,
+    target: _Target,
+    chunking: ChunkSettings | None,
+    faiss_factory: str | None,
+    encoder_factory: Callable[[IndexSettings | None], Encoder],
+    confirm_removal: Callable[[int, int], bool] | None,
+    progress: ProgressFn,
+) -> _Plan:
+    """1. scan the corpus against the stored files, 2. diff the articles, then chunk the
+    texts that must be embedded. Reads only."""
+    meta = read_meta(writer.conn)
+    # a build starts afresh from settings it cannot read; an update needs them
+    readable = "model" in meta and (not target.full or meta_problem(meta) is None)
+    existing = IndexSettings.from_meta(meta) if readable else None
+    report = UpdateReport(built=target.full or existing is None)
+    settings, encoder = settings_for(
+        existing, target.full, chunking, faiss_factory, encoder_factory
+    )
+    stored_files = writer.stored_files()
+    scans, gone = scan_corpus(target.corpus, stored_files, target.full, target.max_bytes, progress)
+    diff = _diff(writer, scans, gone)
+    report.added, report.removed = diff.added, diff.removed
+    report.changed, report.renamed = diff.changed, diff.renamed
+    report.skipped = skipped_problems(scans)
+    _check_removal(writer, report.removed, target.index_dir, target.corpus, confirm_removal)
+    plan = _Plan(meta, settings, encoder, scans, gone, diff, {}, None, report)
+    if (
+        not target.full
+        and existing is not None
+        and _nothing_to_write(scans, diff.changed_paths, stored_files, target.index_dir, meta)
+    ):
+        # A no-op update is a no-op: no new generation, no FAISS rewrite (an IVF or HNSW
+        # index would be trained again), "updated" stays when it was.
+        report.articles = int(meta.get("articles", 0))
+        report.chunks = int(meta.get("chunks", 0))
+        report.unchanged = report.articles
+        return plan
+    plan.known, to_embed = _texts_to_embed(writer, diff.new, target.full)
+    if to_embed and plan.encoder is None:
+        plan.encoder = encoder_factory(settings)
+    plan.chunked = chunk_articles(list(to_embed.values()), plan.encoder, settings, progress)
+    return plan
+
+
+def _apply(
+    writer: IndexWriter,
+    plan: _Plan,
+    target: _Target,
+    progress: ProgressFn,
+    batch_size: int | None,
+    embedder: Embedder | None,
+) -> VectorChanges:
+    """3. embed and write: one transaction for the whole update, embedding included:
+    chunks are embedded and written a slice at a time (memory follows the slice), and
+    anything that fails or is interrupted before COMMIT rolls everything back. Readers
+    (WAL) see the previous state throughout. Returns what changed in the vectors."""
+    assert plan.chunked is not None
+    with transaction(writer.conn):
+        if target.full:
+            writer.clear()
+        embedded = embed_slices(
+            plan.chunked, plan.encoder, plan.settings, progress, batch_size, embedder
+        )
+        changes = _write(
+            writer, plan.diff, plan.scans, plan.gone, embedded, dict(plan.known),
+            track=not target.full,
+        )  # fmt: skip
+        progress(Progress("write", 0, 1))
+        counts = writer.commit_meta(
+            plan.settings, target.corpus, target.index_dir, built=plan.report.built
+        )
+    plan.report.articles, plan.report.chunks = counts[0], counts[1]
+    return changes
+
+
+def _count_committed(writer: IndexWriter, plan: _Plan) -> None:
+    """The report's counts of what the committed update holds."""
+    report = plan.report
+    assert plan.chunked is not None
+    current = len(plan.diff.new) + sum(
+        writer.article_count(s.path) for s in plan.scans if s.articles is None
+    )
+    report.unchanged = current - report.added - report.changed - report.renamed
+    report.embedded_documents = len(plan.chunked)
+    report.embedded_chunks = sum(len(chunks) for _, chunks in plan.chunked)
+
+
 def _check_removal(
-    conn: sqlite3.Connection,
+    writer: IndexWriter,
     removed: int,
     index_dir: Path,
     corpus: Path,
     confirm_removal: Callable[[int, int], bool] | None,
 ) -> None:
     """Removing more than half of an index's articles needs `confirm_removal`'s yes."""
-    total = int(conn.execute("SELECT count(*) FROM articles").fetchone()[0])
+    total = writer.article_count()
     if (
         removed > 0
         and removed * 2 > total
@@ -201,11 +257,11 @@ def _check_removal(
 
 
 def _texts_to_embed(
-    conn: sqlite3.Connection, new: dict[str, Article], full: bool
+    writer: IndexWriter, new: dict[str, Article], full: bool
 ) -> tuple[dict[str, int], dict[str, Article]]:
     """The stored documents the new articles' texts already have (none for a build), and
     one article for each text that must be embedded."""
-    known = {} if full else _document_ids(conn, {a.sha256 for a in new.values()})
+    known = {} if full else writer.document_ids({a.sha256 for a in new.values()})
     to_embed: dict[str, Article] = {}
     for article in new.values():
         if article.sha256 not in known and article.sha256 not in to_embed:
@@ -257,16 +313,9 @@ class _Diff:
     renamed: int
 
 
-def _diff(conn: sqlite3.Connection, scans: list[FileScan], gone: set[str]) -> _Diff:
+def _diff(writer: IndexWriter, scans: list[FileScan], gone: set[str]) -> _Diff:
     changed_paths = {s.path for s in scans if s.articles is not None} | gone
-    old: dict[str, tuple[str, str]] = {}
-    for path in changed_paths:
-        for row in conn.execute(
-            "SELECT a.ref, a.id, d.sha256 FROM articles a JOIN documents d "
-            "ON d.id = a.doc_id WHERE a.path = ?",
-            (path,),
-        ):
-            old[row["ref"]] = (row["id"], row["sha256"])
+    old = writer.articles_of(changed_paths)
     new: dict[str, Article] = {}
     for scan in scans:
         for article in scan.articles or ():
@@ -279,31 +328,6 @@ def _diff(conn: sqlite3.Connection, scans: list[FileScan], gone: set[str]) -> _D
     return _Diff(
         old, new, changed_paths, len(added) - renamed, len(removed) - renamed, changed, renamed
     )
-
-
-def _commit_meta(
-    conn: sqlite3.Connection, settings: IndexSettings, corpus: Path, index_dir: Path, built: bool
-) -> tuple[int, int, int]:
-    """A new generation, the counts and the settings, in the caller's transaction."""
-    counts = conn.execute(
-        "SELECT (SELECT count(*) FROM articles), (SELECT count(*) FROM chunks),"
-        " (SELECT count(*) FROM documents)"
-    ).fetchone()
-    now = _now()
-    set_meta(
-        conn,
-        format_version=str(FORMAT_VERSION),
-        generation=f"{uuid.uuid4().hex[:12]}",
-        corpus=stored_corpus_path(corpus, index_dir),
-        updated_at=now,
-        articles=str(counts[0]),
-        chunks=str(counts[1]),
-        documents=str(counts[2]),
-        **settings.as_meta(),
-    )
-    if built:
-        set_meta(conn, built_at=now)
-    return int(counts[0]), int(counts[1]), int(counts[2])
 
 
 def _nothing_to_write(
@@ -407,30 +431,11 @@ def settings_for(
     return settings, encoder
 
 
-def _document_ids(conn: sqlite3.Connection, hashes: set[str]) -> dict[str, int]:
-    """The stored documents among `hashes` (sha256 -> id)."""
-    found: dict[str, int] = {}
-    ordered = sorted(hashes)
-    for start in range(0, len(ordered), 500):
-        part = ordered[start : start + 500]
-        for sha, doc_id in conn.execute(
-            f"SELECT sha256, id FROM documents WHERE sha256 IN ({','.join('?' * len(part))})",
-            part,
-        ):
-            found[sha] = doc_id
-    return found
-
-
-def _count_articles(conn: sqlite3.Connection, path: str) -> int:
-    return int(conn.execute("SELECT count(*) FROM articles WHERE path = ?", (path,)).fetchone()[0])
-
-
 def _write(
-    conn: sqlite3.Connection,
+    writer: IndexWriter,
+    diff: _Diff,
     scans: list[FileScan],
     gone: set[str],
-    old: dict[str, tuple[str, str]],
-    new: dict[str, Article],
     embedded: Iterable[Embedded],
     doc_ids: dict[str, int],
     *,
@@ -438,103 +443,20 @@ def _write(
 ) -> VectorChanges:
     """Write one update's rows (inside the caller's transaction); what changed in the
     vectors is returned for FAISS. `doc_ids` are the stored documents (sha256 -> id) among
-    the articles read now; the new ones are added to it. Costs follow the size of the
-    change, not of the index."""
+    the articles read now; the new ones are added to it."""
     changes = VectorChanges()
     # Articles of changed or removed files go; the new versions come back below. Their
-    # documents may then be orphans (checked at the end).
-    maybe_orphans: set[int] = set()
-    for ref in old:
-        row = conn.execute("SELECT doc_id FROM articles WHERE ref = ?", (ref,)).fetchone()
-        if row is not None:
-            maybe_orphans.add(int(row[0]))
-        conn.execute("DELETE FROM articles WHERE ref = ?", (ref,))
-    for path in gone:
-        conn.execute("DELETE FROM files WHERE path = ?", (path,))
-
+    # documents may then be orphans (removed at the end).
+    maybe_orphans = writer.remove_articles(diff.old)
+    writer.forget_files(gone)
     for article, chunks, vectors, sentence_blobs in embedded:
-        sha = article.sha256
-        cursor = conn.execute(
-            "INSERT INTO documents(sha256, title, body, paragraphs) VALUES(?, ?, ?, ?)",
-            (sha, article.title, article.body, json.dumps(article.paragraphs)),
-        )
-        doc_id = int(cursor.lastrowid or 0)
-        doc_ids[sha] = doc_id
-        for chunk, vector, sentence_blob in zip(chunks, vectors, sentence_blobs):
-            cursor = conn.execute(
-                "INSERT INTO chunks(doc_id, ordinal, char_start, char_end, token_count, "
-                "sentences, vector, sentence_vectors, stems) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    doc_id,
-                    chunk.ordinal,
-                    chunk.char_start,
-                    chunk.char_end,
-                    chunk.token_count,
-                    json.dumps(chunk.sentences),
-                    vector.tobytes(),
-                    sentence_blob,
-                    sentence_stems(article.body, chunk.sentences),
-                ),
-            )
-            conn.execute(
-                "INSERT INTO chunks_fts(rowid, title, text) VALUES(?, ?, ?)",
-                (cursor.lastrowid, article.title, chunk.text),
-            )
-            if track:  # a build makes FAISS from the store instead
-                changes.added_ids.append(int(cursor.lastrowid or 0))
-                changes.added.append(vector)
-
-    conn.executemany(
-        "INSERT INTO articles(id, ref, path, record, doc_id, title, byline, published, url, "
-        "source, categories) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        [
-            (
-                a.id,
-                a.ref,
-                a.path,
-                a.record,
-                doc_ids[a.sha256],
-                a.title,
-                a.byline,
-                a.published,
-                a.url,
-                a.source,
-                json.dumps(a.categories),
-            )
-            for a in new.values()
-        ],
-    )
-    for scan in scans:
-        if scan.articles is None:
-            conn.execute("UPDATE files SET mtime_ns = ? WHERE path = ?", (scan.mtime_ns, scan.path))
-            continue
-        conn.execute(
-            "INSERT OR REPLACE INTO files(path, size, mtime_ns, sha256, problems) "
-            "VALUES(?, ?, ?, ?, ?)",
-            (
-                scan.path,
-                scan.size,
-                scan.mtime_ns,
-                scan.sha256,
-                json.dumps([p.as_dict() for p in scan.problems]),
-            ),
-        )
-
-    # Documents no article points at any more leave SQLite, FTS and FAISS.
-    orphans = [
-        doc_id
-        for doc_id in sorted(maybe_orphans)
-        if conn.execute("SELECT 1 FROM articles WHERE doc_id = ? LIMIT 1", (doc_id,)).fetchone()
-        is None
-    ]
-    for doc_id in orphans:
-        changes.removed.extend(
-            row[0] for row in conn.execute("SELECT id FROM chunks WHERE doc_id = ?", (doc_id,))
-        )
-        conn.execute(
-            "DELETE FROM chunks_fts WHERE rowid IN (SELECT id FROM chunks WHERE doc_id = ?)",
-            (doc_id,),
-        )
-        conn.execute("DELETE FROM chunks WHERE doc_id = ?", (doc_id,))
-        conn.execute("DELETE FROM documents WHERE id = ?", (doc_id,))
+        doc_id = writer.add_document(article)
+        doc_ids[article.sha256] = doc_id
+        ids = writer.add_chunks(doc_id, article, chunks, vectors, sentence_blobs)
+        if track:  # a build makes FAISS from the store instead
+            changes.added_ids.extend(ids)
+            changes.added.extend(vectors)
+    writer.add_articles(diff.new.values(), doc_ids)
+    writer.record_files(scans)
+    changes.removed.extend(writer.remove_orphans(maybe_orphans))
     return changes
