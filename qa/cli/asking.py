@@ -7,8 +7,9 @@ import dataclasses
 import os
 import sqlite3
 import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -27,6 +28,9 @@ from qa.cli.options import (
 )
 from qa.datasets import HALVES
 from qa.errors import InputError, QAError, ReportedInterrupt, StorageError, storage_reason
+
+if TYPE_CHECKING:
+    from qa.batch import Writer as BatchWriter
 
 
 def _answers_option(help_text: str) -> Any:
@@ -281,7 +285,6 @@ def batch(
       qa batch questions.jsonl --format md > answers.md
     """
     from qa.batch import (
-        Writer,
         check_output,
         drop_torn_tail,
         read_questions,
@@ -313,12 +316,46 @@ def batch(
     skip = set(written)
     failed_before = {writer_id for writer_id, failed in written.items() if failed}
     filters = _filters(since, until, source)
-    engine = Engine.open(index_target)
     append = bool(resume and output and output.exists() and output.stat().st_size > 0)
-    # A batch over an existing OUT writes a temporary file renamed over OUT at the end, so
-    # OUT is never truncated by a batch that then fails. A new OUT is written as answered
-    # (a batch killed even with kill -9 leaves its records there, and --resume finds them);
-    # --resume appends in place.
+    # progress goes to stderr: shown on a terminal even when the answers go to stdout
+    with (
+        contextlib.closing(Engine.open(index_target)) as engine,
+        _batch_output(output, fmt, append, in_place) as writer,
+        ProgressView(quiet or (output is None and not sys.stderr.isatty())) as view,
+    ):
+        answered, failed = run_batch(
+            questions,
+            lambda q: engine.ask(q, n=max_answers, filters=filters),
+            writer,
+            skip,
+            progress=lambda done, total: view(Progress("questions", done, total)),
+        )
+    asked_ids = {writer.written_id(q.id) for q in questions}
+    failed_before &= asked_ids
+    if not quiet:
+        skipped = f", {len(skip & asked_ids)} already done" if skip else ""
+        if failed_before:
+            skipped += (
+                f" ({len(failed_before)} of them failed: their error records stay; delete those "
+                "lines from the output to ask them again)"
+            )
+        click.echo(f"{answered} answered, {failed} failed{skipped}", err=True)
+    if failed or failed_before:
+        ctx.exit(1)
+
+
+@contextlib.contextmanager
+def _batch_output(
+    output: Path | None, fmt: str, append: bool, in_place: bool
+) -> Iterator[BatchWriter]:
+    """The writer of a batch's records, and what becomes of OUT when the batch fails.
+
+    A batch over an existing OUT writes a temporary file renamed over OUT at the end, so OUT
+    is never truncated by a batch that then fails. A new OUT is written as answered (a batch
+    killed even with kill -9 leaves its records there, and --resume finds them); --resume
+    appends in place. No OUT: standard output."""
+    from qa.batch import Writer
+
     existed = output is not None and output.exists()
     temp = None
     if output is not None and existed and not append and not in_place:
@@ -329,15 +366,7 @@ def batch(
     told = False  # the error already says what became of the output
     writer = Writer(handle or sys.stdout, fmt, header=not append)
     try:
-        # progress goes to stderr: shown on a terminal even when the answers go to stdout
-        with ProgressView(quiet or (output is None and not sys.stderr.isatty())) as view:
-            answered, failed = run_batch(
-                questions,
-                lambda q: engine.ask(q, n=max_answers, filters=filters),
-                writer,
-                skip,
-                progress=lambda done, total: view(Progress("questions", done, total)),
-            )
+        yield writer
         finished = True
     except KeyboardInterrupt:
         if output is not None and (append or not existed):
@@ -361,7 +390,6 @@ def batch(
         told = True
         raise StorageError(f"{output}: cannot write: {reason}; {kept}") from None
     finally:
-        engine.close()
         if handle is not None:
             # closing flushes: on a full disk that fails again, after the error above
             with contextlib.suppress(OSError) if not finished else contextlib.nullcontext():
@@ -373,18 +401,6 @@ def batch(
                 temp.unlink(missing_ok=True)
                 if not told:
                     click.echo(f"qa: {output} was left as it was", err=True)
-    asked_ids = {writer.written_id(q.id) for q in questions}
-    failed_before &= asked_ids
-    if not quiet:
-        skipped = f", {len(skip & asked_ids)} already done" if skip else ""
-        if failed_before:
-            skipped += (
-                f" ({len(failed_before)} of them failed: their error records stay; delete those "
-                "lines from the output to ask them again)"
-            )
-        click.echo(f"{answered} answered, {failed} failed{skipped}", err=True)
-    if failed or failed_before:
-        ctx.exit(1)
 
 
 @cli.command("verify")
