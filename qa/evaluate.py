@@ -492,26 +492,7 @@ def evaluate_file(
     from qa.index import Progress, index_exists
 
     files = [file] if isinstance(file, Path) else list(file)
-    if not files:
-        raise InputError("qa eval needs a question file")
-    news = all(f.suffix.lower() == ".jsonl" for f in files)
-    if len(files) > 1 and not news:
-        raise InputError(
-            f"{next(f for f in files if f.suffix.lower() != '.jsonl')}: only JSONL question "
-            "files can be asked together; pass a SQuAD file alone"
-        )
-    file = files[0]
-    if news:
-        if index_dir is None or not index_exists(index_dir):
-            raise InputError(f"{file}: a JSONL question file needs --index DIR with an index")
-        news_questions = select_news(
-            [q for f in files for q in load_news_questions(f)], half, sample, seed
-        )
-        if not news_questions:
-            raise InputError(f"{file}: no question of {half!r} to ask")
-    else:
-        squad = load_squad(file)
-        questions = select_questions(squad, half, sample, seed)
+    news_questions, squad, questions = _eval_questions(files, index_dir, half, sample, seed)
 
     def asked(done: int, total: int) -> None:
         if progress is not None:
@@ -521,7 +502,7 @@ def evaluate_file(
     workdir = Path(tempfile.mkdtemp(prefix="qa-eval-"))
     try:
         target = index_dir or workdir / "index"
-        if not news and not index_exists(target):
+        if squad is not None and not index_exists(target):
             index_squad(squad, target, encoder_factory(None, backend), progress=progress)
         engine = Engine.open(target)
         try:
@@ -536,11 +517,12 @@ def evaluate_file(
                     writer = Writer(out, "jsonl", header=False)
 
                     def on_outcome(outcome: Outcome) -> None:
-                        writer.write(outcome.as_record(None if news else squad))
+                        writer.write(outcome.as_record(squad))
 
-                if news:
+                if news_questions is not None:
                     metrics = evaluate_news(engine, news_questions, asked, on_outcome)
                 else:
+                    assert squad is not None
                     metrics = evaluate(engine, squad, questions, asked, on_outcome)
             if partial is not None and answers_file is not None:
                 os.replace(partial, answers_file)
@@ -558,6 +540,33 @@ def evaluate_file(
         **settings,
         **metrics,
     }
+
+
+def _eval_questions(
+    files: list[Path], index_dir: Path | None, half: str, sample: int | None, seed: int
+) -> tuple[list[NewsQuestion] | None, SquadSet | None, list[SquadQuestion]]:
+    """The questions `qa eval` asks: of JSONL news files (over an existing index; the
+    first item) or of one SQuAD file (the second and third)."""
+    from qa.index import index_exists
+
+    if not files:
+        raise InputError("qa eval needs a question file")
+    if not all(f.suffix.lower() == ".jsonl" for f in files):
+        if len(files) > 1:
+            raise InputError(
+                f"{next(f for f in files if f.suffix.lower() != '.jsonl')}: only JSONL question "
+                "files can be asked together; pass a SQuAD file alone"
+            )
+        squad = load_squad(files[0])
+        return None, squad, select_questions(squad, half, sample, seed)
+    if index_dir is None or not index_exists(index_dir):
+        raise InputError(f"{files[0]}: a JSONL question file needs --index DIR with an index")
+    news_questions = select_news(
+        [q for f in files for q in load_news_questions(f)], half, sample, seed
+    )
+    if not news_questions:
+        raise InputError(f"{files[0]}: no question of {half!r} to ask")
+    return news_questions, None, []
 
 
 def evaluate_headlines(
