@@ -276,24 +276,39 @@ class Retriever:
         if not fused:
             return []
         candidates = sorted(fused, key=lambda c: -fused[c])[: max(self.rerank_k, k)]
-        dense_scores = dict(dense)
-        bm25 = dict(keyword)
         rows = self.index.chunks(candidates)
         query = np.asarray(vector, dtype=np.float32)
+        dense_scores = dict(dense)
         missing = [c for c in candidates if c not in dense_scores and c in rows]
         if missing:
             stacked = np.vstack([np.frombuffer(rows[c].vector, dtype=np.float32) for c in missing])
             for chunk_id, score in zip(missing, stacked @ query):
                 dense_scores[chunk_id] = float(score)
+        scored = self._scored(
+            [rows[c] for c in candidates if c in rows], query, terms, dense_scores,
+            dict(keyword), fused,
+        )  # fmt: skip
+        scored.sort(key=lambda item: -item.score)
+        return [item.passage(rank) for rank, item in enumerate(scored[:k], 1)]
+
+    def _scored(
+        self,
+        rows: list[ChunkRow],
+        query: np.ndarray,
+        terms: QueryTerms,
+        dense_scores: dict[int, float],
+        bm25: dict[int, float],
+        fused: dict[int, float],
+    ) -> list[_Scored]:
+        """Each candidate's features and weighted score."""
+        import numpy as np
+
         best_bm25 = max(bm25.values(), default=1.0) or 1.0
         best_rrf = max(fused.values())
         title_share: dict[str, float] = {}
         doc_best: dict[int, float] = {}
         scored: list[_Scored] = []
-        for chunk_id in candidates:
-            row = rows.get(chunk_id)
-            if row is None:
-                continue
+        for row in rows:
             sentence_scores: tuple[float, ...] = ()
             if row.sentence_vectors:
                 matrix = np.frombuffer(row.sentence_vectors, dtype=np.float16).reshape(
@@ -303,11 +318,11 @@ class Retriever:
             if row.title not in title_share:
                 title_share[row.title] = terms.share({stem(w) for w in words(row.title)})
             features = {
-                "dense": dense_scores.get(chunk_id, 0.0),
+                "dense": dense_scores.get(row.id, 0.0),
                 "title": title_share[row.title],
-                "sentence_dense": max(sentence_scores, default=dense_scores.get(chunk_id, 0.0)),
-                "bm25": bm25.get(chunk_id, 0.0) / best_bm25,
-                "rrf": fused[chunk_id] / best_rrf,
+                "sentence_dense": max(sentence_scores, default=dense_scores.get(row.id, 0.0)),
+                "bm25": bm25.get(row.id, 0.0) / best_bm25,
+                "rrf": fused[row.id] / best_rrf,
                 **overlap_features(terms, parse_sentence_stems(row.stems)),
             }
             doc_best[row.doc_id] = max(doc_best.get(row.doc_id, -1.0), features["sentence_dense"])
@@ -317,23 +332,7 @@ class Retriever:
             # passages are likelier than passages of articles that match nowhere else
             item.features["doc_best"] = doc_best[item.row.doc_id]
             item.score = sum(self.weights.get(name, 0.0) * v for name, v in item.features.items())
-        scored.sort(key=lambda item: -item.score)
-        return [
-            Passage(
-                chunk_id=item.row.id,
-                doc_id=item.row.doc_id,
-                rank=rank,
-                score=item.score,
-                char_start=item.row.char_start,
-                char_end=item.row.char_end,
-                text=item.row.text,
-                title=item.row.title,
-                sentences=item.row.sentences,
-                features=item.features,
-                sentence_scores=item.sentence_scores,
-            )
-            for rank, item in enumerate(scored[:k], 1)
-        ]
+        return scored
 
 
 @dataclass
@@ -344,6 +343,22 @@ class _Scored:
     features: dict[str, float]
     sentence_scores: tuple[float, ...]
     score: float = 0.0
+
+    def passage(self, rank: int) -> Passage:
+        row = self.row
+        return Passage(
+            chunk_id=row.id,
+            doc_id=row.doc_id,
+            rank=rank,
+            score=self.score,
+            char_start=row.char_start,
+            char_end=row.char_end,
+            text=row.text,
+            title=row.title,
+            sentences=row.sentences,
+            features=self.features,
+            sentence_scores=self.sentence_scores,
+        )
 
 
 def overlap_features(terms: QueryTerms, sentences: Sequence[Collection[str]]) -> dict[str, float]:
