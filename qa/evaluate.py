@@ -320,16 +320,27 @@ def trust_metrics(outcomes: list[Outcome]) -> dict[str, Any]:
     - `span_kind_fit`: among shown answers to questions that ask for a name, a number, a
       time or a place (`qa.answer_types.question_kind`), the share whose span is of that
       kind (`span_fits`: a whole number, an age only for an age, ...)."""
-    from qa.answer_types import question_kind, span_fits
-
     shown = [o for o in outcomes if not o.abstained]
     answerable = sum(1 for o in outcomes if not o.question.impossible) or 1
-    metrics: dict[str, Any] = {
-        "auroc": auroc([o.confidence for o in shown], [o.correct for o in shown]),
-        "auroc_all": auroc(
-            [o.confidence for o in outcomes], [o.correct_without_abstention for o in outcomes]
+    shown_auroc = auroc([o.confidence for o in shown], [o.correct for o in shown])
+    all_auroc = auroc(
+        [o.confidence for o in outcomes], [o.correct_without_abstention for o in outcomes]
+    )
+    return {
+        "auroc": None if shown_auroc is None else round(shown_auroc, 4),
+        "auroc_all": None if all_auroc is None else round(all_auroc, 4),
+        "bands": _confidence_bands(shown),
+        "high_coverage": round(
+            sum(1 for o in shown if o.confidence >= 0.8 and not o.question.impossible) / answerable,
+            4,
         ),
+        "selective_coverage": round(_selective_covered(shown) / answerable, 4),
+        "span_kind_fit": _span_kind_fit(shown),
     }
+
+
+def _confidence_bands(shown: list[Outcome]) -> list[dict[str, Any]]:
+    """The answers shown in each of `CONFIDENCE_BANDS`: how many, their share, accuracy."""
     bands = []
     for low, high in CONFIDENCE_BANDS:
         inside = [
@@ -345,10 +356,12 @@ def trust_metrics(outcomes: list[Outcome]) -> dict[str, Any]:
                 ),
             }
         )
-    metrics["bands"] = bands
-    metrics["high_coverage"] = round(
-        sum(1 for o in shown if o.confidence >= 0.8 and not o.question.impossible) / answerable, 4
-    )
+    return bands
+
+
+def _selective_covered(shown: list[Outcome]) -> int:
+    """How many answerable questions are answered at the lowest confidence above which at
+    least `SELECTIVE_ACCURACY` of the answers shown are right."""
     # walk down from the most confident answer; the last place where the answers so far are
     # right often enough sets the threshold
     ranked = sorted(shown, key=lambda o: -o.confidence)
@@ -359,7 +372,14 @@ def trust_metrics(outcomes: list[Outcome]) -> dict[str, Any]:
         nxt = ranked[number].confidence if number < len(ranked) else None
         if nxt != outcome.confidence and right / number >= SELECTIVE_ACCURACY:
             best = covered
-    metrics["selective_coverage"] = round(best / answerable, 4)
+    return best
+
+
+def _span_kind_fit(shown: list[Outcome]) -> float | None:
+    """Among shown answers to questions that ask for a kind of thing, the share whose span
+    is of that kind (None when no question asks for one)."""
+    from qa.answer_types import question_kind, span_fits
+
     kinds = [
         (kind, o)
         for o in shown
@@ -375,12 +395,7 @@ def trust_metrics(outcomes: list[Outcome]) -> dict[str, Any]:
             kind, span, at == 0, answer.text[:at], answer.text[at + len(span) :],
             o.question.question,
         )  # fmt: skip
-    metrics["span_kind_fit"] = round(fits / len(kinds), 4) if kinds else None
-    if metrics["auroc"] is not None:
-        metrics["auroc"] = round(metrics["auroc"], 4)
-    if metrics["auroc_all"] is not None:
-        metrics["auroc_all"] = round(metrics["auroc_all"], 4)
-    return metrics
+    return round(fits / len(kinds), 4) if kinds else None
 
 
 def calibration_table(outcomes: list[Outcome]) -> list[dict[str, Any]]:
