@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from qa.answers import Result
+from qa.extractor import AnswerExtractor
 from qa.index import IndexReader, StoredArticle, check_encoder
-from qa.reader import Reader
 from qa.retrieval import Filters, Passage, QueryTerms, Retriever
 from qa.story import story_subject
 
@@ -31,7 +31,7 @@ class Engine:
         self.index = index
         self.encoder = encoder
         self.retriever = Retriever(index, encoder)
-        self.reader = Reader(index)
+        self.extractor = AnswerExtractor(index)
         self._lock = threading.Lock()
 
     @classmethod
@@ -46,9 +46,9 @@ class Engine:
     def warm_up(self) -> None:
         """Load the models and the FAISS index now, so the first question is fast."""
         self.encoder.load()
-        self.reader.model  # noqa: B018 - loads the reader
-        if self.reader.verify:
-            self.reader.verifier  # noqa: B018 - loads the verifier
+        self.extractor.model  # noqa: B018 - loads the reader
+        if self.extractor.verify:
+            self.extractor.verifier  # noqa: B018 - loads the verifier
         self.index.faiss  # noqa: B018 - loads it
         self.retriever.encode_query("warm up")
 
@@ -94,8 +94,8 @@ class Engine:
     ) -> Result:
         """The reader's answer: the story's lead for a story question, else spans."""
         if subject is not None:
-            return self.reader.story(question, subject, passages, query=query)
-        return self.reader.read(question, passages, query=query, n=n, abstain=abstain)
+            return self.extractor.story(question, subject, passages, query=query)
+        return self.extractor.read(question, passages, query=query, n=n, abstain=abstain)
 
     def _filtered_out(
         self, result: Result, text: str, k: int, filters: Filters, subject: str | None, n: int

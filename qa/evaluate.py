@@ -233,7 +233,7 @@ def ask_one(
     started = time.perf_counter()
     _, passages = engine.search(question.question)
     searched = time.perf_counter()
-    result = engine.reader.read(question.question, passages, n=1, abstain=False)
+    result = engine.extractor.read(question.question, passages, n=1, abstain=False)
     read = time.perf_counter()
     # each hit's place as qa ranks the passages (the reader re-ranks those it reads) and its
     # retrieval rank
@@ -241,7 +241,7 @@ def ask_one(
     first_hit = hits[0][0] if hits else None
     retrieval_hit = min((rank for _, rank in hits), default=None)
     top = result.answers[0] if result.answers else None
-    would_abstain = top is None or result.confidence < engine.reader.abstain_below
+    would_abstain = top is None or result.confidence < engine.extractor.abstain_below
     correct_raw = top is not None and any(contains_answer(top.text, g) for g in golds)
     shown = (top.span or top.text) if top else ""
     return Outcome(
@@ -543,7 +543,7 @@ def evaluate_file(
                 os.replace(partial, answers_file)
             settings = {
                 "backend": engine.index.settings.backend,
-                "read_passages": engine.reader.read_passages,
+                "read_passages": engine.extractor.read_passages,
             }
         finally:
             engine.close()

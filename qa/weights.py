@@ -30,7 +30,7 @@ READER_FEATURES = (
     "margin", "lead", "span", "null", "passage", "prank", "dense",
     "q_missing", "names_missing", "numbers_missing", "alt_gap", *TYPE_FEATURES, "verify",
 )  # fmt: skip
-"""What `qa.reader.candidate_features` computes for each span, in this order (`verify`, the
+"""What `qa.extractor.candidate_features` computes for each span, in this order (`verify`, the
 verifier's logit, only where it is weighed: it costs a model run)."""
 
 

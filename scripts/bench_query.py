@@ -164,7 +164,7 @@ def peer(args: argparse.Namespace, questions: list[str]) -> int:
     )
     engine = Engine.open(args.index)
     engine.warm_up()
-    read = engine.reader.read_passages
+    read = engine.extractor.read_passages
     times: dict[str, list[list[float]]] = {"qa ask": [], "transformers pipeline": []}
     agree = total = 0
     for run in range(args.runs):
@@ -179,8 +179,8 @@ def peer(args: argparse.Namespace, questions: list[str]) -> int:
             with torch.inference_mode():
                 found = reader(
                     question=[question] * len(contexts), context=contexts,
-                    max_seq_len=engine.reader.model.max_length,
-                    doc_stride=engine.reader.model.stride, max_answer_len=MAX_ANSWER_PIECES,
+                    max_seq_len=engine.extractor.model.max_length,
+                    doc_stride=engine.extractor.model.stride, max_answer_len=MAX_ANSWER_PIECES,
                 )  # fmt: skip
             found = found if isinstance(found, list) else [found]
             theirs.append((time.perf_counter() - started) * 1000)

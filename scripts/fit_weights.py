@@ -7,7 +7,7 @@
    for every question about a fit-half article of SQuAD v1.1 dev, the re-ranking candidates
    (with their features) are labelled hit / miss (the chunk covers the gold answer); a linear
    score is fitted with a listwise softmax loss.
-2. The reader (`qa.reader`): every question of SQuAD v2.0 dev's `fit:weights` part (the part
+2. The reader (`qa.extractor`): every question of SQuAD v2.0 dev's `fit:weights` part (the part
    of the fit half a reader trained with `train_reader.py --stage trust` never saw; --v2-part)
    and of the fit half of each news question set (--news; answerable questions and near
    misses, weighing --news-weight of the fit) is asked; the reader reads the top passages
@@ -53,8 +53,8 @@ from qa.datasets import (  # noqa: E402
 from qa.encoders import encoder_factory  # noqa: E402
 from qa.engine import Engine  # noqa: E402
 from qa.evaluate import doc_ids_by_article, select_news  # noqa: E402
+from qa.extractor import LEXICAL_FEATURES, AnswerExtractor  # noqa: E402
 from qa.index import index_exists  # noqa: E402
-from qa.reader import LEXICAL_FEATURES, Reader  # noqa: E402
 from qa.retrieval import Retriever  # noqa: E402
 from qa.text import contains_answer  # noqa: E402
 from qa.weights import (  # noqa: E402
@@ -209,7 +209,7 @@ def reader_rows(engine: Engine, questions, source: str) -> list[dict]:
     rows = []
     for q in tqdm(questions, desc=f"reading {source}", mininterval=20, file=sys.stderr):
         _, passages = engine.search(q.question)
-        candidates = engine.reader.candidates(q.question, passages)
+        candidates = engine.extractor.candidates(q.question, passages)
         golds = [a if isinstance(a, str) else a[0] for a in q.answers]
         rows.append(
             {
@@ -242,7 +242,7 @@ def open_engine(index: Path, passage_weights: dict, verify: bool) -> Engine:
     proposal)."""
     engine = Engine.open(index)
     engine.retriever = Retriever(engine.index, engine.encoder, weights=passage_weights)
-    engine.reader = Reader(
+    engine.extractor = AnswerExtractor(
         engine.index,
         fitted=UNFITTED_READER,
         read_passages=max(K_CHOICES),

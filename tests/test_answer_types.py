@@ -115,7 +115,7 @@ def test_cut_number() -> None:
 
 def test_why_and_how_did_questions_get_the_sentence_that_goes_on() -> None:
     from qa.answer_types import asks_why
-    from qa.reader import Candidate, explained_end
+    from qa.extractor import Candidate, explained_end
     from qa.retrieval import Passage
 
     assert asks_why("Why did the Sensex crash?") and asks_why("How did the miners survive?")

@@ -177,12 +177,12 @@ def test_abstains_without_evidence(engine: Engine, articles: dict[str, Article])
     result = engine.ask("Zyxqv blorft gnarbled wuzzle?")
     assert result.not_found and result.answers == ()
     check_citations(result, articles)
-    strict = engine.reader.abstain_below
+    strict = engine.extractor.abstain_below
     try:
-        engine.reader.abstain_below = 1.01
+        engine.extractor.abstain_below = 1.01
         refused = engine.ask("Who led the purge of North Korean officers?")
     finally:
-        engine.reader.abstain_below = strict
+        engine.extractor.abstain_below = strict
     assert refused.not_found and refused.related, "related passages come with not-found"
     check_citations(refused, articles)
 

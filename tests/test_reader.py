@@ -246,12 +246,12 @@ def test_runner_up_spans_are_candidates_with_exact_offsets(
     news_index: tuple[Path, Path],
 ) -> None:
     from qa.answer_types import TYPE_FEATURES
-    from qa.reader import Reader
+    from qa.extractor import AnswerExtractor
 
     engine = Engine.open(news_index[1])
     try:
-        one = Reader(engine.index, spans=1, read_passages=4)
-        three = Reader(engine.index, spans=3, read_passages=4)
+        one = AnswerExtractor(engine.index, spans=1, read_passages=4)
+        three = AnswerExtractor(engine.index, spans=3, read_passages=4)
         for record in news_questions()[:10]:
             _, passages = engine.search(record["question"])
             best = one.candidates(record["question"], passages)
@@ -279,14 +279,14 @@ def test_runner_up_spans_are_candidates_with_exact_offsets(
 
 
 def test_the_reader_reranks_the_passages_it_reads() -> None:
-    from qa.reader import Candidate, reranked
+    from qa.extractor import Candidate, reranked
     from qa.retrieval import Passage
 
     def passage(rank: int) -> Passage:
         return Passage(rank, rank, rank, 1.0 / rank, 0, 10, "0123456789", "t", ((0, 10),))
 
     passages = [passage(rank) for rank in range(1, 7)]
-    ranked = [  # best first, as Reader.candidates returns them; two spans of passage 4
+    ranked = [  # best first, as AnswerExtractor.candidates returns them; two spans of passage 4
         Candidate(passages[3], 0, 1, 0, 10, "x", {}, logit=2.0),
         Candidate(passages[1], 0, 1, 0, 10, "x", {}, logit=1.0),
         Candidate(passages[3], 2, 3, 0, 10, "x", {}, alt_rank=2, logit=0.5),
@@ -493,7 +493,7 @@ def test_twin_questions_ask_what_the_passage_does_not_say() -> None:
 
 
 def test_lexical_features_say_what_the_passage_leaves_out() -> None:
-    from qa.reader import QuestionCues, lexical_features
+    from qa.extractor import QuestionCues, lexical_features
 
     cues = QuestionCues.of("How many jobs did Littlewoods cut in 2005?")
     assert cues.names == ("Littlewoods",) and cues.numbers == ("2005",)
@@ -589,15 +589,19 @@ def test_reading_in_stages_reads_the_rest_only_below_the_bar(
     reading every passage at once."""
     from dataclasses import replace
 
-    from qa.reader import Reader
+    from qa.extractor import AnswerExtractor
     from qa.weights import load_weights
 
     engine = Engine.open(news_index[1])
     try:
         fitted = replace(load_weights().reader, read_passages=8)
-        at_once = Reader(engine.index, fitted=replace(fitted, first_read=0))
-        never_enough = Reader(engine.index, fitted=replace(fitted, first_read=3, read_on_below=2.0))
-        enough = Reader(engine.index, fitted=replace(fitted, first_read=3, read_on_below=0.0))
+        at_once = AnswerExtractor(engine.index, fitted=replace(fitted, first_read=0))
+        never_enough = AnswerExtractor(
+            engine.index, fitted=replace(fitted, first_read=3, read_on_below=2.0)
+        )
+        enough = AnswerExtractor(
+            engine.index, fitted=replace(fitted, first_read=3, read_on_below=0.0)
+        )
         model = at_once.model
         real = model.read_passages
         calls: list[int] = []
@@ -640,9 +644,9 @@ def test_staged_reading_settings_are_read_strictly() -> None:
 
 
 def test_lexical_features_are_computed_only_where_weighed() -> None:
-    from qa.reader import LEXICAL_FEATURES, Reader
+    from qa.extractor import LEXICAL_FEATURES, AnswerExtractor
     from qa.weights import load_weights
 
     weighed = set(load_weights().reader.weights) & set(LEXICAL_FEATURES)
-    assert Reader(None).lexical is bool(weighed)
-    assert Reader(None, all_features=True).lexical  # fit_weights weighs every feature
+    assert AnswerExtractor(None).lexical is bool(weighed)
+    assert AnswerExtractor(None, all_features=True).lexical  # fit_weights weighs every feature

@@ -288,7 +288,7 @@ def test_history_reopens_a_conversation(make_app: Callable[..., QAApp]) -> None:
 def test_core_modules_do_not_import_textual() -> None:
     modules = [
         "qa", "qa.articles", "qa.formats", "qa.chunking", "qa.encoders", "qa.encoders.minilm",
-        "qa.encoders.onnx_runtime", "qa.index", "qa.retrieval", "qa.reader", "qa.weights",
+        "qa.encoders.onnx_runtime", "qa.index", "qa.retrieval", "qa.extractor", "qa.weights",
         "qa.chat", "qa.engine", "qa.batch", "qa.datasets", "qa.evaluate", "qa.conversations",
         "qa.cli", "qa.cluster", "qa.text",
     ]  # fmt: skip

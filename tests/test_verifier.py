@@ -101,7 +101,7 @@ def test_the_verifier_prefers_the_sentence_that_states_the_thing_asked() -> None
 
 
 def test_the_verifier_reads_the_best_proposals_and_is_weighed_in() -> None:
-    from qa.reader import Candidate, Reader
+    from qa.extractor import AnswerExtractor, Candidate
     from qa.retrieval import Passage
     from qa.weights import load_weights
 
@@ -117,7 +117,7 @@ def test_the_verifier_reads_the_best_proposals_and_is_weighed_in() -> None:
             return [4.0 - i for i in range(len(proposals))]
 
     stub = Stub()
-    reader = Reader(None, verifier=stub)  # type: ignore[arg-type]
+    reader = AnswerExtractor(None, verifier=stub)  # type: ignore[arg-type]
     proposals = []
     for rank in range(5):
         text = f"Ring was sold to span{rank}."

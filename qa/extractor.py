@@ -14,7 +14,7 @@ passages; the best one is the answer. Its logit, Platt-scaled on the same data, 
 `confidence`: the probability that the shown answer is right. Below the fitted threshold the
 answer is "not found in the corpus", with the closest passages as related. A piece of a
 number ("96" of "21,004.96") is never proposed. Story questions ("What happened to Ring?")
-are answered by `Reader.story` with the lead of the article they are about.
+are answered by `AnswerExtractor.story` with the lead of the article they are about.
 
 The quote is the sentence (or sentences) around the span, so a citation always points at whole
 sentences, and the span is highlighted inside it. The same sentence found in duplicate articles
@@ -207,8 +207,10 @@ STORY_PASSAGES = 8
 """Passages whose articles a story question chooses among (no model reads them)."""
 
 
-class Reader:
-    """Turns ranked passages into answers with citations."""
+class AnswerExtractor:
+    """Turns ranked passages into answers with citations: the reader model
+    (`qa.reader_model.ReaderModel`) reads them, the verifier checks its best proposals, the
+    fitted weights rank them."""
 
     def __init__(
         self,
@@ -525,7 +527,7 @@ class Reader:
         )
 
     def _documents(self, doc_ids: set[int]) -> dict[int, DocumentRow]:
-        assert self.index is not None, "a Reader without an index only scores"
+        assert self.index is not None, "an AnswerExtractor without an index only scores"
         return self.index.documents(doc_ids)
 
     @staticmethod
