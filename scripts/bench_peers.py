@@ -189,8 +189,8 @@ def main() -> int:
             engine.warm_up()
             recall["qa"] = float(evaluate(engine, squad, sample)["recall@5"])
             engine.close()
-            paragraphs = work / "squad-paragraphs.jsonl"
-            with paragraphs.open("w", encoding="utf-8") as handle:
+            paragraphs_file = work / "squad-paragraphs.jsonl"
+            with paragraphs_file.open("w", encoding="utf-8") as handle:
                 for a, contexts in enumerate(squad.paragraphs):
                     for p, context in enumerate(contexts):
                         handle.write(json.dumps({"id": f"{a}:{p}", "text": context}) + "\n")
@@ -202,7 +202,7 @@ def main() -> int:
                 )
             )  # fmt: skip
             _, txtai_squad = peer(
-                python, env, "squad", model, str(paragraphs), str(squad_questions)
+                python, env, "squad", model, str(paragraphs_file), str(squad_questions)
             )
             recall["txtai"] = float(txtai_squad["recall@5"])
     finally:

@@ -187,7 +187,7 @@ def peer(args: argparse.Namespace, questions: list[str]) -> int:
             if run == 0 and result.answers:
                 best = max(found, key=lambda a: a["score"])
                 total += 1
-                agree += best["answer"].strip() == result.answers[0].span.strip()
+                agree += best["answer"].strip() == (result.answers[0].span or "").strip()
         times["qa ask"].append(ours)
         times["transformers pipeline"].append(theirs)
     engine.close()

@@ -145,19 +145,21 @@ def step_sync(corpus: Path, index: Path, full: bool) -> dict[str, Any]:
     from qa.index import Progress, sync_index
 
     stages: dict[str, float] = {}
-    last = [time.perf_counter(), ""]
+    since = time.perf_counter()
+    stage = ""
 
     def progress(p: Progress) -> None:
+        nonlocal since, stage
         now = time.perf_counter()
-        if last[1]:
-            stages[last[1]] = stages.get(last[1], 0.0) + now - last[0]
-        last[0], last[1] = now, p.stage
+        if stage:
+            stages[stage] = stages.get(stage, 0.0) + now - since
+        since, stage = now, p.stage
 
     started = time.perf_counter()
     report = sync_index(corpus, index, factory, full=full, progress=progress, batch_size=1024)
     seconds = time.perf_counter() - started
-    if last[1]:
-        stages[last[1]] = stages.get(last[1], 0.0) + time.perf_counter() - last[0]
+    if stage:
+        stages[stage] = stages.get(stage, 0.0) + time.perf_counter() - since
     return {
         "seconds": seconds,
         "stages": {k: round(v, 1) for k, v in stages.items()},

@@ -113,7 +113,7 @@ def build_examples(args: argparse.Namespace, work: Path) -> list[dict[str, Any]]
         doc_id = docs.get(q.article)
         passages = engine.retriever.search(q.question, k=args.retrieve)
         positive = None
-        negatives = []
+        negatives: list[Any] = []
         for passage in passages:
             covering = [
                 (s, e)

@@ -183,9 +183,9 @@ def proposals_for(
             label = int(is_right(passage, f[2], f[0], f[1], golds)) if kind == "gold" else 0
             out.append(pair(q.question, passage, f, label, f"{source}:{kind}"))
     if rng.random() < twins:
-        twin = twin_question(q.question, paragraph, golds, names, rng, twin_kinds)
-        if twin is not None:
-            question, kind = twin
+        asked = twin_question(q.question, paragraph, golds, names, rng, twin_kinds)
+        if asked is not None:
+            question, kind = asked
             (found,) = read(reader, question, [paragraph], 1)
             out += [pair(question, paragraph, f, 0, f"{source}:{kind}") for f in found]
     return out

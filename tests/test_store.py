@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -374,7 +375,7 @@ def test_an_older_store_in_a_folder_that_cannot_be_written_says_how_to_mend_it(
     # root writes into a chmod 555 folder anyway: the refusal is injected where the lock
     # file is made, with the error write_lock gives for a read-only folder
     @contextlib.contextmanager
-    def read_only(index_dir: Path):  # type: ignore[no-untyped-def]
+    def read_only(index_dir: Path) -> Iterator[None]:
         raise StorageError(f"{index_dir}: cannot write the index: the file system is read-only")
         yield
 
