@@ -223,3 +223,26 @@ def load_news_questions(path: Path) -> list[NewsQuestion]:
     if not questions:
         raise InputError(f"{path}: no questions")
     return questions
+
+
+QUESTION_TEMPLATES = (
+    "What happened: {title}?",
+    "Who is involved in {title}?",
+    "When did {title} happen?",
+    "How many people were affected by {title}?",
+    "Why {title}?",
+)
+
+
+def template_questions(corpus: Path, count: int, seed: int) -> list[str]:
+    """`count` questions about random articles of `corpus`, each a template around an
+    article's headline (the same for the same seed): about the corpus without copying an
+    answer sentence, for the benchmarks (`scripts/bench_query.py`, `scripts/bench_peers.py`)."""
+    from qa.articles import load_corpus
+
+    articles = load_corpus(corpus).articles
+    rng = random.Random(seed)
+    return [
+        rng.choice(QUESTION_TEMPLATES).format(title=article.title)
+        for article in rng.sample(articles, min(count, len(articles)))
+    ]

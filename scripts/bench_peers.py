@@ -40,12 +40,13 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "scripts"))
-
-from bench_query import make_questions  # noqa: E402
-
 from qa.articles import load_corpus  # noqa: E402
-from qa.datasets import load_squad, select_questions, write_corpus  # noqa: E402
+from qa.datasets import (  # noqa: E402
+    load_squad,
+    select_questions,
+    template_questions,
+    write_corpus,
+)
 from qa.encoders import bundled_model_dir, encoder_factory, load_encoder  # noqa: E402
 from qa.engine import Engine  # noqa: E402
 from qa.evaluate import evaluate, percentile  # noqa: E402
@@ -144,7 +145,7 @@ def main() -> int:
                     record = {"id": f"{article.id}#{number}", "text": paragraph}
                     handle.write(json.dumps(record) + "\n")
         paragraph_count = sum(1 for _ in docs.open(encoding="utf-8"))
-        questions = make_questions(args.corpus, args.questions, args.seed)
+        questions = template_questions(args.corpus, args.questions, args.seed)
         questions_file = work / "questions.json"
         questions_file.write_text(json.dumps(questions))
 

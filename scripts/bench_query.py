@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import random
 import statistics
 import subprocess
 import sys
@@ -34,32 +33,13 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 
-from qa.articles import load_corpus  # noqa: E402
+from qa.datasets import template_questions  # noqa: E402
 from qa.encoders import load_encoder  # noqa: E402
 from qa.engine import Engine  # noqa: E402
 from qa.evaluate import percentile  # noqa: E402
 from qa.index import index_exists, sync_index  # noqa: E402
 
 DEFAULT_CORPUS = ROOT.parent / "shared" / "data" / "bbc"
-TEMPLATES = [
-    "What happened: {title}?",
-    "Who is involved in {title}?",
-    "When did {title} happen?",
-    "How many people were affected by {title}?",
-    "Why {title}?",
-]
-
-
-def make_questions(corpus: Path, count: int, seed: int) -> list[str]:
-    """`count` questions about random articles of `corpus` (the same for the same seed)."""
-    articles = load_corpus(corpus).articles
-    rng = random.Random(seed)
-    return [
-        rng.choice(TEMPLATES).format(title=article.title)
-        for article in rng.sample(articles, min(count, len(articles)))
-    ]
-
-
 WORKER = """
 import sys, time
 from pathlib import Path
@@ -225,7 +205,7 @@ def main() -> int:
         print(f"building {args.index} from {args.corpus} ...", file=sys.stderr)
         encoder = load_encoder()
         sync_index(args.corpus, args.index, lambda _: encoder, full=True)
-    questions = make_questions(args.corpus, args.questions, args.seed)
+    questions = template_questions(args.corpus, args.questions, args.seed)
     if args.against:
         return against(args.against, args, questions)
     if args.peer:

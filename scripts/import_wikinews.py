@@ -20,9 +20,8 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "scripts"))
 
-from corpus_quality import (  # noqa: E402
+from qa.text_defects import (  # noqa: E402
     FUNCTION_WORDS,
     SENTENCE_STARTERS,
     SUFFIXES,

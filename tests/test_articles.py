@@ -379,7 +379,7 @@ def test_the_bundled_corpus_has_no_import_defects() -> None:
 
 def test_wikinews_repairs_use_what_the_corpus_shows() -> None:
     sys.path.insert(0, str(REPO / "scripts"))
-    from corpus_quality import defects
+    from qa.text_defects import defects
     from import_wikinews import repair
 
     bodies = [
