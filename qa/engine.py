@@ -26,22 +26,41 @@ if TYPE_CHECKING:
 class Engine:
     """Retrieval and reading over one index."""
 
-    def __init__(self, index: IndexReader, encoder: Encoder) -> None:
+    def __init__(
+        self,
+        index: IndexReader,
+        encoder: Encoder,
+        *,
+        passage_weights: dict[str, float] | None = None,
+        extractor_options: dict[str, Any] | None = None,
+    ) -> None:
+        """`passage_weights` and `extractor_options` (keywords of `AnswerExtractor`) replace
+        the fitted passage ranking and reading settings: for the tools that fit them
+        (`scripts/fit_weights.py`)."""
         check_encoder(index.settings, encoder)
         self.index = index
         self.encoder = encoder
-        self.retriever = Retriever(index, encoder)
-        self.extractor = AnswerExtractor(index)
+        self.retriever = Retriever(index, encoder, weights=passage_weights)
+        self.extractor = AnswerExtractor(index, **(extractor_options or {}))
         self._lock = threading.Lock()
 
     @classmethod
-    def open(cls, index_dir: Path, encoder: Encoder | None = None) -> Engine:
+    def open(
+        cls,
+        index_dir: Path,
+        encoder: Encoder | None = None,
+        *,
+        passage_weights: dict[str, float] | None = None,
+        extractor_options: dict[str, Any] | None = None,
+    ) -> Engine:
         index = IndexReader(index_dir)
         if encoder is None:
             from qa.encoders import load_encoder
 
             encoder = load_encoder(index.settings.model, index.settings.backend)
-        return cls(index, encoder)
+        return cls(
+            index, encoder, passage_weights=passage_weights, extractor_options=extractor_options
+        )
 
     def warm_up(self) -> None:
         """Load the models and the FAISS index now, so the first question is fast."""
@@ -122,6 +141,14 @@ class Engine:
         """The retrieval step of `ask` alone: the query's terms and the ranked passages."""
         with self._lock, self.index.snapshot():
             return self._search(" ".join(text.split()), k, filters)
+
+    def read(
+        self, question: str, passages: list[Passage], *, n: int = 3, abstain: bool = True
+    ) -> Result:
+        """The reading step of `ask` alone, over `passages` (from `search`): for the tools
+        that time or score the two steps apart (`qa eval`)."""
+        with self._lock, self.index.snapshot():
+            return self.extractor.read(" ".join(question.split()), passages, n=n, abstain=abstain)
 
     def _search(
         self, text: str, k: int, filters: Filters | None

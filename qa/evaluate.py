@@ -233,7 +233,7 @@ def ask_one(
     started = time.perf_counter()
     _, passages = engine.search(question.question)
     searched = time.perf_counter()
-    result = engine.extractor.read(question.question, passages, n=1, abstain=False)
+    result = engine.read(question.question, passages, n=1, abstain=False)
     read = time.perf_counter()
     # each hit's place as qa ranks the passages (the reader re-ranks those it reads) and its
     # retrieval rank

@@ -53,9 +53,8 @@ from qa.datasets import (  # noqa: E402
 from qa.encoders import encoder_factory  # noqa: E402
 from qa.engine import Engine  # noqa: E402
 from qa.evaluate import doc_ids_by_article, select_news  # noqa: E402
-from qa.extractor import LEXICAL_FEATURES, AnswerExtractor  # noqa: E402
+from qa.extractor import LEXICAL_FEATURES  # noqa: E402
 from qa.index import index_exists  # noqa: E402
-from qa.retrieval import Retriever  # noqa: E402
 from qa.text import contains_answer  # noqa: E402
 from qa.weights import (  # noqa: E402
     PASSAGE_FEATURES,
@@ -240,17 +239,17 @@ def open_engine(index: Path, passage_weights: dict, verify: bool) -> Engine:
     """An engine over `index` that reads every passage and span the fit may weigh (each
     passage's best span alone when the verifier's logit is weighed: it runs on every
     proposal)."""
-    engine = Engine.open(index)
-    engine.retriever = Retriever(engine.index, engine.encoder, weights=passage_weights)
-    engine.extractor = AnswerExtractor(
-        engine.index,
-        fitted=UNFITTED_READER,
-        read_passages=max(K_CHOICES),
-        spans=1 if verify else max(SPAN_CHOICES),
-        verify=verify,
-        all_features=True,
+    return Engine.open(
+        index,
+        passage_weights=passage_weights,
+        extractor_options={
+            "fitted": UNFITTED_READER,
+            "read_passages": max(K_CHOICES),
+            "spans": 1 if verify else max(SPAN_CHOICES),
+            "verify": verify,
+            "all_features": True,
+        },
     )
-    return engine
 
 
 def all_rows(args, passage_weights) -> tuple[list[dict], int, dict[str, int]]:
@@ -656,8 +655,7 @@ def main() -> int:
         ensure_index(args.v1, args.index_v1)
         v1 = load_squad(args.v1)
         fit_v1 = select_questions(v1, "fit")
-        engine = Engine.open(args.index_v1)
-        engine.retriever = Retriever(engine.index, engine.encoder, weights=UNFITTED_PASSAGE)
+        engine = Engine.open(args.index_v1, passage_weights=dict(UNFITTED_PASSAGE))
         print(f"passages: {len(fit_v1)} fit-half questions ...", file=sys.stderr)
         w = fit_listwise(passage_groups(engine, v1, fit_v1))
         engine.close()

@@ -379,8 +379,9 @@ def test_the_bundled_corpus_has_no_import_defects() -> None:
 
 def test_wikinews_repairs_use_what_the_corpus_shows() -> None:
     sys.path.insert(0, str(REPO / "scripts"))
-    from qa.text_defects import defects
     from import_wikinews import repair
+
+    from qa.text_defects import defects
 
     bodies = [
         "Iraq At least seven inmates have died.",
