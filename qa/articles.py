@@ -260,24 +260,33 @@ def load_file(
             )
         )
     try:
-        if ext in TEXT_EXTENSIONS:
-            articles = [parse_text(text, rel)]
-        elif ext in MARKDOWN_EXTENSIONS:
-            articles = [parse_markdown(text, rel, problems)]
-        elif ext in JSON_EXTENSIONS:
-            articles, record_problems = parse_json(text, rel)
-            problems.extend(record_problems)
-        elif ext in JSONL_EXTENSIONS:
-            articles, record_problems = parse_jsonl(text, rel)
-            problems.extend(record_problems)
-        else:
-            articles = [parse_html(text, rel, problems)]
+        articles = _parse(ext, text, rel, problems)
     except SkipFile as exc:
         return [], [Problem(rel, str(exc))]
     except RecursionError:
         return [], [Problem(rel, "nested too deeply to parse")]
     except Exception as exc:
         return [], [Problem(rel, f"cannot parse ({type(exc).__name__}: {exc})")]
+    return _kept(articles, problems), problems
+
+
+def _parse(ext: str, text: str, rel: str, problems: list[Problem]) -> list[Article]:
+    """The articles of one file's text by its format; problems of its records are added to
+    `problems`."""
+    if ext in TEXT_EXTENSIONS:
+        return [parse_text(text, rel)]
+    if ext in MARKDOWN_EXTENSIONS:
+        return [parse_markdown(text, rel, problems)]
+    if ext in JSON_EXTENSIONS or ext in JSONL_EXTENSIONS:
+        parse = parse_json if ext in JSON_EXTENSIONS else parse_jsonl
+        articles, record_problems = parse(text, rel)
+        problems.extend(record_problems)
+        return articles
+    return [parse_html(text, rel, problems)]
+
+
+def _kept(articles: list[Article], problems: list[Problem]) -> list[Article]:
+    """The articles with a body of an article's size; each left out is a problem."""
     kept = []
     for article in articles:
         if not article.body:
@@ -293,7 +302,7 @@ def load_file(
             )
         else:
             kept.append(article)
-    return kept, problems
+    return kept
 
 
 def _mib(size: int) -> str:
