@@ -8,12 +8,17 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
 
 from qa.answers import Result
 from qa.chat import Turn
 from qa.errors import QAError
-from qa.index import IndexReader, UpdateReport, resolve_stored_corpus, sync_index
+from qa.index import (
+    IndexReader,
+    IndexStatus,
+    UpdateReport,
+    resolve_stored_corpus,
+    sync_index,
+)
 from qa.retrieval import parse_filters
 
 
@@ -82,7 +87,7 @@ class Index:
             confirm_removal=lambda *_: allow_mass_removal,
         )
 
-    def status(self) -> dict[str, Any]:
+    def status(self) -> IndexStatus:
         """What `qa index status --json` shows."""
         with IndexReader(self.index_dir) as reader:
             return reader.status()

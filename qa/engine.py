@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from qa.answers import Result
 from qa.extractor import AnswerExtractor
-from qa.index import IndexReader, StoredArticle, check_encoder
+from qa.index import IndexReader, IndexStatus, Overview, StoredArticle, check_encoder
 from qa.retrieval import Filters, Passage, QueryTerms, Retriever
 from qa.story import story_subject
 
@@ -161,10 +161,10 @@ class Engine:
         with self._lock, self.index.snapshot():
             return self.index.article(article_id)
 
-    def status(self) -> dict[str, Any]:
+    def status(self) -> IndexStatus:
         return self.index.status()
 
-    def overview(self, recent: int = 3) -> dict[str, Any]:
+    def overview(self, recent: int = 3) -> Overview:
         """What an empty chat shows: size, date range and the latest headlines."""
         with self._lock, self.index.snapshot():
             return self.index.overview(recent)

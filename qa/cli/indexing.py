@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -183,8 +184,7 @@ def index_status(ctx: click.Context, index_dir: Path | None, as_json: bool) -> N
     from qa.index import IndexReader
 
     with IndexReader(resolve_index(ctx, index_dir)) as reader:
-        status = reader.status()
-        status["integrity"] = reader.check()
+        status: dict[str, Any] = {**reader.status(), "integrity": reader.check()}
     if as_json:
         _print_json(status)
         if status["integrity"] != "ok":

@@ -19,6 +19,8 @@ from qa.index.reader import (
     ChunkRow,
     DocumentRow,
     IndexReader,
+    IndexStatus,
+    Overview,
     StoredArticle,
     index_exists,
 )
@@ -43,6 +45,8 @@ __all__ = [
     "Embedder",
     "IndexReader",
     "IndexSettings",
+    "IndexStatus",
+    "Overview",
     "Progress",
     "ProgressFn",
     "StoredArticle",

@@ -8,7 +8,7 @@ import sqlite3
 from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from qa.errors import (
     IndexBusyError,
@@ -41,6 +41,38 @@ from qa.text import one_line
 
 if TYPE_CHECKING:
     import numpy as np
+
+
+class IndexStatus(TypedDict):
+    """`qa index status --json`: what an index holds and how it was made."""
+
+    index: str
+    articles: int
+    documents: int
+    chunks: int
+    model: str
+    weights_sha256: str | None
+    backend: str
+    dimension: int
+    faiss: str
+    chunk_tokens: int | None
+    tokenizer_encoding: str | None
+    built_at: str | None
+    updated_at: str | None
+    corpus: str | None
+    size_bytes: int
+    generation: str
+
+
+class Overview(TypedDict):
+    """What an empty chat shows of an index: its size, date range and latest headlines."""
+
+    articles: int
+    earliest: str | None
+    latest: str | None
+    recent_titles: list[str]
+    recent_docs: list[int]
+    """The documents of `recent_titles`, in the same order."""
 
 
 @dataclass(frozen=True)
@@ -264,7 +296,7 @@ class IndexReader:
                 save_faiss(self.index_dir, index, self.meta, factory)
         return index
 
-    def status(self) -> dict[str, Any]:
+    def status(self) -> IndexStatus:
         size = sum(p.stat().st_size for p in self.index_dir.iterdir() if p.is_file())
         chunking = json.loads(self.meta.get("chunking", "{}"))
         return {
@@ -412,7 +444,7 @@ class IndexReader:
         ).fetchone()
         return StoredArticle(*row) if row else None
 
-    def overview(self, recent: int) -> dict[str, Any]:
+    def overview(self, recent: int) -> Overview:
         """Article count, date range and the `recent` latest headlines."""
         # apart, so that min and max each take one step along the index on published
         count = self.conn.execute("SELECT count(*) FROM articles").fetchone()[0]
