@@ -409,6 +409,69 @@ def initial_weights(model: Any, init: Path, torch: Any) -> None:
     log(f"initialised from {init}")
 
 
+def spread_layers(teacher: int, student: int) -> list[int]:
+    """Which of the teacher's layers a student of `student` layers starts from: spread
+    evenly, the first and the last always among them (6 -> 3: 0, 2, 5; 6 -> 4: 0, 2, 3, 5)."""
+    if student >= teacher:
+        return list(range(teacher))
+    if student == 1:
+        return [teacher - 1]
+    return [round(i * (teacher - 1) / (student - 1)) for i in range(student)]
+
+
+def student_model(teacher_state: dict[str, Any], layers: int, torch: Any) -> Any:
+    """A reader of `layers` encoder layers, its weights taken from the teacher's: the
+    embeddings, the span head and the layers `spread_layers` picks."""
+    from transformers import BertConfig, BertForQuestionAnswering
+
+    config = BertConfig.from_pretrained(str(bundled_model_dir()))
+    picks = spread_layers(config.num_hidden_layers, layers)
+    config.num_hidden_layers = layers
+    config._attn_implementation = "eager"
+    model = BertForQuestionAnswering(config)
+    state = {}
+    for name, value in teacher_state.items():
+        if name.startswith("bert.encoder.layer."):
+            number, rest = name[len("bert.encoder.layer.") :].split(".", 1)
+            if int(number) not in picks:
+                continue
+            name = f"bert.encoder.layer.{picks.index(int(number))}.{rest}"
+        state[name] = value
+    missing, _ = model.load_state_dict(state, strict=False)
+    missing = [k for k in missing if not k.endswith("position_ids")]
+    if missing:
+        raise SystemExit(
+            f"train_reader: the teacher lacks {len(missing)} weights, e.g. {missing[0]}"
+        )
+    log(f"student of {layers} layers from the teacher's layers {picks}")
+    return model
+
+
+def distil_loss(
+    student: Any, teacher: Any, batch: dict[str, Any], temperature: float, torch: Any
+) -> Any:
+    """How far the student's start and end distributions are from the teacher's over each
+    window's answer positions ([CLS] and the passage), softened by `temperature`:
+    KL(teacher || student) * T^2, the mean over windows and the two ends (Hinton et al.
+    2015)."""
+    usable = (batch["token_type_ids"] == 1) & (batch["attention_mask"] == 1)
+    usable[:, 0] = True  # [CLS]: "not in this passage"
+    losses = []
+    for mine, theirs in (
+        (student.start_logits, teacher.start_logits),
+        (student.end_logits, teacher.end_logits),
+    ):
+        mine = mine.float().masked_fill(~usable, -1e4) / temperature
+        theirs = theirs.float().masked_fill(~usable, -1e4) / temperature
+        target = torch.log_softmax(theirs, dim=-1)
+        losses.append(
+            torch.nn.functional.kl_div(
+                torch.log_softmax(mine, dim=-1), target, log_target=True, reduction="batchmean"
+            )
+        )
+    return (losses[0] + losses[1]) / 2 * temperature**2
+
+
 def train(args: argparse.Namespace, work: Path) -> Any:
     import torch
     from transformers import AutoTokenizer, BertForQuestionAnswering
@@ -445,9 +508,24 @@ def train(args: argparse.Namespace, work: Path) -> Any:
         log(f"{len(groups)} question groups, shared-normalisation weight {args.shared_norm}")
     total = len(batches)
 
-    model = BertForQuestionAnswering.from_pretrained(str(model_dir), attn_implementation="eager")
-    if args.init is not None:
-        initial_weights(model, args.init, torch)
+    teacher = None
+    if args.student_layers:
+        # distillation: the shipped reader (or --init) teaches a smaller one its scores
+        source = args.init or OUT_DIR / "reader-int8.onnx"
+        teacher = BertForQuestionAnswering.from_pretrained(
+            str(model_dir), attn_implementation="eager"
+        )
+        initial_weights(teacher, source, torch)
+        teacher.to(args.device).eval()
+        for parameter in teacher.parameters():
+            parameter.requires_grad_(False)
+        model = student_model(teacher.state_dict(), args.student_layers, torch)
+    else:
+        model = BertForQuestionAnswering.from_pretrained(
+            str(model_dir), attn_implementation="eager"
+        )
+        if args.init is not None:
+            initial_weights(model, args.init, torch)
     model.to(args.device)
     started = time.perf_counter()
 
@@ -462,6 +540,12 @@ def train(args: argparse.Namespace, work: Path) -> Any:
             loss = loss + args.shared_norm * shared_norm_loss(
                 output.start_logits, output.end_logits, batch, [group_of[i] for i in members], torch
             )
+        if teacher is not None:
+            inputs = {k: v for k, v in batch.items() if not k.endswith("_positions")}
+            with torch.no_grad(), autocast:
+                taught = teacher(**inputs)
+            soft = distil_loss(output, taught, batch, args.temperature, torch)
+            loss = (1 - args.distil) * loss + args.distil * soft
         return loss
 
     train_steps(model, total, batch_loss, args, work, torch)
@@ -697,6 +781,23 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=0.0,
         help="trust stage: share of answerable questions that also get their paragraph "
         "without the answer's sentence as a no-answer example",
+    )
+    parser.add_argument(
+        "--student-layers",
+        type=int,
+        default=0,
+        help="distil: train a reader of this many layers (started from the teacher's layers, "
+        "spread evenly) on the shipped reader's (or --init's) start and end scores; 0: no",
+    )
+    parser.add_argument(
+        "--distil",
+        type=float,
+        default=0.7,
+        help="with --student-layers: the share of the loss that is the teacher's scores (the "
+        "rest is the gold spans' loss)",
+    )
+    parser.add_argument(
+        "--temperature", type=float, default=2.0, help="softens the teacher's scores (distil)"
     )
     parser.add_argument("--max-length", type=int, default=320)
     parser.add_argument("--stride", type=int, default=128)

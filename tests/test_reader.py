@@ -439,6 +439,46 @@ def test_shared_norm_loss_is_one_softmax_over_a_questions_passages() -> None:
     assert float(train.shared_norm_loss(start, end, batch, [0, 0, 1], torch)) == 0.0
 
 
+def test_a_distilled_student_starts_from_the_teachers_layers_and_learns_its_scores() -> None:
+    from types import SimpleNamespace
+
+    torch = pytest.importorskip("torch")
+    train = load_train_script()
+    assert train.spread_layers(6, 3) == [0, 2, 5]
+    assert train.spread_layers(6, 4) == [0, 2, 3, 5]
+    assert train.spread_layers(6, 6) == list(range(6))
+    from transformers import BertConfig, BertForQuestionAnswering
+
+    from qa.encoders import bundled_model_dir
+
+    config = BertConfig.from_pretrained(str(bundled_model_dir()))
+    teacher = BertForQuestionAnswering(config).eval()
+    student = train.student_model(teacher.state_dict(), 3, torch)
+    assert student.config.num_hidden_layers == 3
+    mine, theirs = student.state_dict(), teacher.state_dict()
+    for own, taken in ((0, 0), (1, 2), (2, 5)):
+        name = "bert.encoder.layer.{}.attention.self.query.weight"
+        assert torch.equal(mine[name.format(own)], theirs[name.format(taken)])
+    assert torch.equal(mine["qa_outputs.weight"], theirs["qa_outputs.weight"])
+
+    # the loss is the teacher's distribution against the student's over [CLS] and the
+    # passage: none where they agree, and the question's tokens never count
+    batch = {
+        "token_type_ids": torch.tensor([[0, 0, 0, 1, 1, 1]]),
+        "attention_mask": torch.tensor([[1, 1, 1, 1, 1, 0]]),
+    }
+    logits = torch.tensor([[1.0, 5.0, 5.0, 2.0, 0.5, 9.0]])
+    same = SimpleNamespace(start_logits=logits, end_logits=logits)
+    assert float(train.distil_loss(same, same, batch, 2.0, torch)) == pytest.approx(0.0, abs=1e-6)
+    questions_differ = logits.clone()
+    questions_differ[0, 1:3] = -3.0
+    questions_differ[0, 5] = 0.0  # padding
+    other = SimpleNamespace(start_logits=questions_differ, end_logits=questions_differ)
+    assert float(train.distil_loss(other, same, batch, 2.0, torch)) == pytest.approx(0.0, abs=1e-6)
+    flipped = SimpleNamespace(start_logits=-logits, end_logits=-logits)
+    assert float(train.distil_loss(flipped, same, batch, 2.0, torch)) > 0.1
+
+
 def test_swapped_questions_name_what_the_passage_lacks() -> None:
     import random
 
