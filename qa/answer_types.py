@@ -33,10 +33,13 @@ _NUMBER_NOUNS = (
     r"|mileage|term|sentence|budget|profit|loss|deficit|debt|turnover|fare|wage"
 )
 _WHAT = (
-    r"\b(what|which)( (is|was|are|were) the"
+    r"(?:\b(what|which)( (is|was|are|were) the"
     r"| (?!(is|was|are|were|will|did|does|do|has|have|had)\b)\w+'?s?){0,2} "
+    r"|\b(what|which) (is|was|are|were) (the )?([\w-]+ ){0,2}[\w-]+['’]s?( [\w-]+)? )"
 )
-"""A "what"/"which" and up to two words before the noun that says what is asked for."""
+"""A "what"/"which" and up to two words before the noun that says what is asked for, or a
+possessive and up to one word before it ("What was Trevor East's salary", "What is Kenya's
+literacy rate")."""
 _QUESTION_KINDS: tuple[tuple[Kind, re.Pattern[str]], ...] = (
     (
         "number",
@@ -161,7 +164,7 @@ _MONEY_QUESTION = re.compile(
     r"|earn|earns|earned|earning|offer|offers|offered|offering|charge|charges|charged|owe|owes"
     r"|owed|invest|invests|invested|bid|bids|fined|worth|priced|salary|damages|compensation"
     r"|fee|fees|bonus)\b"
-    r"|\b(what|which)( \w+){0,3} (price|cost|salary|wage|fee|fine|fare|budget|damages"
+    r"|\b(what|which)( [\w'’-]+){0,3} (price|cost|salary|wage|fee|fine|fare|budget|damages"
     r"|compensation|bill|bonus|payout|ransom)s?\b",
     re.I,
 )

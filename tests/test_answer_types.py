@@ -29,6 +29,10 @@ from qa.answer_types import (
         ("By what average percentage did funding go up?", "number"),
         ("What was the score when Spurs won?", "number"),
         ("What is the order worth?", "number"),
+        # a possessive between the verb and the noun
+        ("What was Trevor East's salary at Setanta?", "number"),
+        ("What is Kenya's literacy rate?", "number"),
+        ("What was Germany's jobless rate in December?", "number"),
         ("When does the whaling season close?", "time"),
         ("In what year did Ireland last win a Grand Slam?", "time"),
         ("To what date was the hearing moved?", "time"),
@@ -36,6 +40,7 @@ from qa.answer_types import (
         ("In which city is Delta based?", "place"),
         ("From which port did the boat leave?", "place"),
         ("What did he say about the budget cuts?", None),
+        ("What happened to NASA's budget after the moon landing?", None),
         ("Why did the talks fail?", None),
     ],
 )
@@ -81,6 +86,8 @@ def test_type_features() -> None:
         ("How much will the clean-up cost?", "1.8 million", "spilled ", " barrels of oil", False),
         ("How much is Euronext offering?", "1.35bn", "of \u00a3", " for the LSE", True),
         ("What is the salary of the boss?", "$54m", "paid ", " a year", True),
+        ("What was Trevor East's salary?", "£1.02bn", "a ", " deal", True),
+        ("What was Trevor East's salary?", "17,000", "the ", "-tonne ship", False),
         ("How much did the site pay the society?", "15%", "paid ", " of takings", True),
         # "how long" wants a span of time or a length; a count is neither money nor time
         ("How long did the match last?", "27", "just ", " minutes.", True),
