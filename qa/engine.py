@@ -162,7 +162,9 @@ class Engine:
             return self.index.article(article_id)
 
     def status(self) -> IndexStatus:
-        return self.index.status()
+        """What the index holds now (an update committed since it was opened included)."""
+        with self._lock, self.index.snapshot():
+            return self.index.status()
 
     def overview(self, recent: int = 3) -> Overview:
         """What an empty chat shows: size, date range and the latest headlines."""

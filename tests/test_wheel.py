@@ -63,6 +63,9 @@ def test_the_wheel_holds_the_reader_and_the_weights(wheel: Path) -> None:
         "qa/models/verifier/verifier-int8.onnx",
         "qa/models/verifier/verifier.json",
         "qa/models/verifier/MODEL_CARD.md",
+        "qa/page/index.html",
+        "qa/page/app.js",
+        "qa/page/style.css",
         "qa/index/__init__.py",
         "qa/cli/__init__.py",
     ):

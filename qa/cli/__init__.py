@@ -1,7 +1,8 @@
 """The `qa` command line: one boundary where domain errors become one-line messages.
 
 Every command imports what it needs inside its function, so `qa --help` stays fast. The
-commands live in `corpus`, `indexing` and `asking`; `options` holds what they share.
+commands live in `corpus`, `indexing`, `asking` and `serving`; `options` holds what they
+share.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import sys
 
 import click
 
-from qa.cli import asking, corpus, history, indexing  # noqa: F401 - registers the commands
+from qa.cli import asking, corpus, history, indexing, serving  # noqa: F401 - registers the commands
 from qa.cli.options import cli
 from qa.errors import QAError, ReportedInterrupt, storage_reason
 from qa.text import one_line

@@ -1,0 +1,90 @@
+"""`qa serve`: the index over HTTP and a chat page in the browser (`qa.server`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from qa.cli.options import _index_option, cli, resolve_corpus, resolve_index
+
+
+@cli.command("serve")
+@_index_option
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
+@click.option(
+    "--token-file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="File whose first line is the token every request must send as 'Authorization: "
+    "Bearer <token>' (needed to listen on anything but this machine).",
+)
+@click.option(
+    "--admin-token-file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="File with the token POST /update needs (no updates over HTTP without it).",
+)
+@click.option(
+    "--cors-origin",
+    "cors_origins",
+    multiple=True,
+    metavar="URL",
+    help="Let pages from this origin call the API (repeatable; none by default).",
+)
+@click.option(
+    "--timeout",
+    default=120.0,
+    show_default=True,
+    type=click.FloatRange(1, 3600),
+    help="Seconds one question may take before the request is answered 503.",
+)
+@click.pass_context
+def serve(
+    ctx: click.Context,
+    index_dir: Path | None,
+    host: str,
+    port: int,
+    token_file: Path | None,
+    admin_token_file: Path | None,
+    cors_origins: tuple[str, ...],
+    timeout: float,
+) -> None:
+    """Serve the index over HTTP, with a chat page at /.
+
+    One engine answers everyone's questions: POST /ask (the JSON of `qa ask --json`),
+    POST /batch (JSON lines as answered), GET /articles/{id}, GET /status, POST /update
+    (admin), and /docs for the API. Listens on this machine only unless a token is set.
+
+    \b
+    Examples:
+      qa serve                                  # http://127.0.0.1:8000/
+      qa serve --host 0.0.0.0 --token-file ~/.config/qa/token
+    """
+    import uvicorn
+
+    from qa.engine import Engine
+    from qa.server import Limits, check_host, create_app, read_token
+
+    token = read_token(token_file, "token")
+    admin_token = read_token(admin_token_file, "admin token")
+    check_host(host, token)
+    target = resolve_index(ctx, index_dir)
+    engine = Engine.open(target)
+    corpus = resolve_corpus(ctx, None, target)
+    try:
+        click.echo(f"qa: loading the models for {target} ...", err=True)
+        engine.warm_up()
+        app = create_app(
+            engine,
+            target,
+            corpus=corpus if corpus.is_dir() else None,
+            limits=Limits(seconds=timeout),
+            token=token,
+            admin_token=admin_token,
+            cors_origins=cors_origins,
+        )
+        shown = f"[{host}]" if ":" in host else host
+        click.echo(f"qa: serving {target} at http://{shown}:{port}/ (Ctrl+C stops)", err=True)
+        uvicorn.run(app, host=host, port=port, log_level="warning", server_header=False)
+    finally:
+        engine.close()
