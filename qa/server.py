@@ -36,13 +36,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from fastapi import FastAPI, Header, Request
+from fastapi.responses import FileResponse, StreamingResponse
 from pydantic import BaseModel, Field
 
 from qa.errors import QAError
 
 if TYPE_CHECKING:
-    from fastapi import FastAPI
-
     from qa.answers import Result
     from qa.chat import Conversation
     from qa.engine import Engine
@@ -167,7 +167,6 @@ def create_app(
     cors_origins: tuple[str, ...] = (),
 ) -> FastAPI:
     """The FastAPI app over an open engine (closed by the caller)."""
-    from fastapi import FastAPI, Request
     from fastapi.exceptions import RequestValidationError
     from fastapi.responses import JSONResponse
     from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -382,9 +381,6 @@ class BatchRequest(Filtered):
 
 
 def _add_routes(app: FastAPI, state: ServerState) -> None:
-    from fastapi import Header
-    from fastapi.responses import FileResponse, StreamingResponse
-
     from qa.retrieval import parse_filters
 
     limits = state.limits

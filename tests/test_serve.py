@@ -122,8 +122,12 @@ def test_articles_come_whole_by_id_and_nothing_names_a_file(served: tuple[Any, P
 
 def test_status_is_what_qa_index_status_shows(served: tuple[Any, Path]) -> None:
     engine, _ = served
-    status = client_for(served).get("/status").json()
+    client = client_for(served)
+    status = client.get("/status").json()
     assert status["articles"] == engine.status()["articles"] == 6
+    api = client.get("/openapi.json")
+    assert api.status_code == 200, api.text
+    assert {"/ask", "/batch", "/status", "/update"} <= set(api.json()["paths"])
 
 
 def test_tokens_guard_the_api_and_the_admin_token_guards_updates(
