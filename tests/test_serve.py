@@ -5,6 +5,7 @@ whole."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import time
 from collections.abc import Iterator
@@ -16,6 +17,8 @@ import pytest
 from qa.errors import QAError
 from tests.conftest import run_qa
 
+# Selenium drives the system's chromedriver; it must never try to download one
+os.environ.setdefault("SE_OFFLINE", "true")
 fastapi = pytest.importorskip("fastapi")
 from fastapi.testclient import TestClient  # noqa: E402
 
@@ -250,3 +253,93 @@ def _limits(**changes: Any) -> Any:
     from qa.server import Limits
 
     return Limits(**changes)
+
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+CHROMEDRIVER = shutil.which("chromedriver")
+
+
+@pytest.fixture
+def live_server(served: tuple[Any, Path]) -> Iterator[str]:
+    """The app on a real uvicorn server in a thread, on a free port of this machine."""
+    import socket
+    import threading
+
+    import uvicorn
+
+    from qa.server import create_app
+
+    engine, corpus = served
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    app = create_app(engine, engine.index.index_dir, corpus=corpus)
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    for _ in range(200):
+        if server.started:
+            break
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+@pytest.mark.skipif(
+    not (CHROMIUM and CHROMEDRIVER),
+    reason="needs chromium and chromedriver (scripts/test installs them with apt where it can)",
+)
+def test_the_page_asks_opens_a_citation_and_keeps_hostile_text_inert(live_server: str) -> None:
+    """In a real browser: ask, see the answer and its citations, open one in the viewer
+    scrolled to the cited characters; the hostile article's <script>, <img onerror> and
+    javascript: link stay text, its bidi control a visible mark."""
+    webdriver = pytest.importorskip("selenium.webdriver")
+    from selenium.common.exceptions import NoAlertPresentException
+    from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for argument in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"):
+        options.add_argument(argument)
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    try:
+        driver.get(live_server + "/")
+        wait = WebDriverWait(driver, 60)
+        wait.until(lambda d: "articles in" in d.find_element(By.ID, "status").text)
+        box = driver.find_element(By.ID, "question")
+        box.send_keys("Who resigned as mayor of Springfield after 12 years?\n")
+        wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, ".turn .citations button"))
+        labels = [b.text for b in driver.find_elements(By.CSS_SELECTOR, ".citations button")]
+        hostile = [b for b in driver.find_elements(By.CSS_SELECTOR, ".citations button")
+                   if "<script>" in b.text]  # fmt: skip
+        assert hostile, labels
+        hostile[0].click()
+        wait.until(lambda d: d.find_element(By.ID, "viewer").is_displayed())
+        body = driver.find_element(By.ID, "viewer-body")
+        mark = body.find_element(By.TAG_NAME, "mark")
+        assert mark.text and mark.text in HOSTILE_BODY
+        assert driver.execute_script(
+            "const r = arguments[0].getBoundingClientRect();"
+            "return r.top >= 0 && r.bottom <= window.innerHeight;",
+            mark,
+        )
+        shown = body.text
+        assert '<a href="javascript:alert(1)">click here</a>' in shown
+        assert '<img src=x onerror="alert(2)">' in shown and "<U+202E>" in shown
+        assert driver.find_element(By.ID, "viewer-title").text == HOSTILE_TITLE
+        # nothing of it became markup: no link, image or script but the page's own
+        assert not driver.find_elements(
+            By.CSS_SELECTOR, "#chat a, #chat img, #viewer a, #viewer img"
+        )
+        scripts = driver.find_elements(By.TAG_NAME, "script")
+        assert [s.get_attribute("src").rsplit("/", 1)[-1] for s in scripts] == ["app.js"]
+        with pytest.raises(NoAlertPresentException):
+            driver.switch_to.alert.text  # noqa: B018
+        # a follow-up continues the conversation
+        box.send_keys("And how many years was that?\n")
+        wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, ".turn")) == 2)
+    finally:
+        driver.quit()
