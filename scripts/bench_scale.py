@@ -163,8 +163,8 @@ def step_sync(corpus: Path, index: Path, full: bool) -> dict[str, Any]:
     return {
         "seconds": seconds,
         "stages": {k: round(v, 1) for k, v in stages.items()},
-        "articles": report.articles,
-        "chunks": report.chunks,
+        "articles": report.article_count,
+        "chunks": report.chunk_count,
         "embedded_chunks": report.embedded_chunks,
         "peak_rss_mb": peak_rss_mb(),
     }

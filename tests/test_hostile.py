@@ -171,7 +171,7 @@ def test_1_deeply_nested_json_is_one_skipped_file(corpus: Path, tmp_path: Path) 
     assert "nested too deeply" in problems_of(result)["deep.json"]
     assert "nested too deeply" in problems_of(result)["deep.jsonl:1"]
     report = sync_index(corpus, tmp_path / "index", Factory(), full=True)
-    assert report.articles == 8
+    assert report.article_count == 8
 
 
 def test_1_deeply_nested_json_line_in_a_batch_is_one_failed_question(tmp_path: Path) -> None:
@@ -288,7 +288,7 @@ def test_an_unreadable_file_keeps_its_article_like_an_unreadable_folder(
     monkeypatch.setattr(Path, "open", path_open)
     (corpus / "locked.txt").touch()  # a new modification time: the file is looked at again
     report = sync_index(corpus, index, Factory())
-    assert report.removed == 0 and report.articles == built.articles
+    assert report.removed == 0 and report.article_count == built.article_count
     (item,) = [i for i in report.skipped if i["path"] == "locked.txt"]
     assert item["reason"] == "cannot read file now; what was indexed from it is kept"
 
@@ -359,7 +359,7 @@ def test_6_a_corrupt_page_is_detected_and_a_build_always_succeeds(
     with pytest.raises(IndexCorruptError, match="qa index build"):
         sync_index(corpus, index, Factory())
     report = sync_index(corpus, index, Factory(), full=True)
-    assert report.articles == 7
+    assert report.article_count == 7
     with IndexReader(index) as reader:
         assert reader.check() == "ok"
         assert reader.conn.execute("SELECT count(*) FROM articles").fetchone()[0] == 7
@@ -983,7 +983,7 @@ def test_28_a_full_disk_is_named_and_not_called_damage(
         with pytest.raises(StorageError, match=r"the update was committed .* disk is full"):
             sync_index(corpus, index, Factory())
     assert not list(index.glob(".*.tmp"))
-    assert sync_index(corpus, index, Factory()).articles == 8  # the vectors catch up
+    assert sync_index(corpus, index, Factory()).article_count == 8  # the vectors catch up
 
 
 def test_28_a_read_only_index_answers_and_refuses_writes_in_one_line(
@@ -1085,7 +1085,7 @@ def test_28_every_stored_setting_is_checked_when_an_index_opens(
     with pytest.raises(IndexCorruptError, match=named.split(" '")[0]):
         sync_index(corpus, index, Factory())  # an update needs the settings
     report = sync_index(corpus, index, Factory(), full=True)  # a build starts afresh
-    assert report.articles == 7
+    assert report.article_count == 7
     with IndexReader(index) as reader:
         assert reader.status()["chunks"] > 0
 

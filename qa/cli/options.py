@@ -191,8 +191,8 @@ def _print_report(report: Any, as_json: bool, quiet: bool) -> None:
         return
     verb = "built" if report.built else "updated"
     click.echo(
-        f"index {verb} in {report.seconds:.1f} s: {report.articles:,} articles, "
-        f"{report.chunks:,} chunks ({report.added:,} added, {report.changed:,} changed, "
+        f"index {verb} in {report.seconds:.1f} s: {report.article_count:,} articles, "
+        f"{report.chunk_count:,} chunks ({report.added:,} added, {report.changed:,} changed, "
         f"{report.removed:,} removed, {report.renamed:,} renamed, {report.unchanged:,} "
         f"unchanged; {report.embedded_chunks:,} chunks embedded)",
         err=quiet,

@@ -182,9 +182,9 @@ def _plan(
     ):
         # A no-op update is a no-op: no new generation, no FAISS rewrite (an IVF or HNSW
         # index would be trained again), "updated" stays when it was.
-        report.articles = int(meta.get("articles", 0))
-        report.chunks = int(meta.get("chunks", 0))
-        report.unchanged = report.articles
+        report.article_count = int(meta.get("articles", 0))
+        report.chunk_count = int(meta.get("chunks", 0))
+        report.unchanged = report.article_count
         return plan
     plan.known, to_embed = _texts_to_embed(writer, diff.new, target.full)
     if to_embed and plan.encoder is None:
@@ -220,7 +220,7 @@ def _apply(
         counts = writer.commit_meta(
             plan.settings, target.corpus, target.index_dir, built=plan.report.built
         )
-    plan.report.articles, plan.report.chunks = counts[0], counts[1]
+    plan.report.article_count, plan.report.chunk_count = counts[0], counts[1]
     return changes
 
 

@@ -37,14 +37,20 @@ class UpdateReport:
     unchanged: int = 0
     embedded_chunks: int = 0
     embedded_documents: int = 0
-    articles: int = 0
-    chunks: int = 0
+    article_count: int = 0
+    """Articles the index holds after it (`articles` in the JSON)."""
+    chunk_count: int = 0
+    """Chunks the index holds after it (`chunks` in the JSON)."""
     skipped: list[dict[str, str]] = field(default_factory=list)
     seconds: float = 0.0
     built: bool = False
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """The JSON of `qa index update --json`: the counts under their short names."""
+        record = asdict(self)
+        record["articles"] = record.pop("article_count")
+        record["chunks"] = record.pop("chunk_count")
+        return record
 
     def summary(self) -> str:
         """`3 added, 1 changed, 0 removed, 0 renamed`"""
