@@ -201,7 +201,7 @@ def test_3_pipes_and_devices_are_never_read(corpus: Path, tmp_path: Path) -> Non
     assert problems_of(result)["pipe.txt"] == "not a regular file (named pipe)"
     assert problems_of(result)["zero.txt"] == "not a regular file (device)"
     report = in_time(lambda: sync_index(corpus, tmp_path / "index", Factory(), full=True))
-    assert report.articles == 7  # type: ignore[attr-defined]
+    assert report.article_count == 7  # type: ignore[attr-defined]
 
 
 def test_3_a_file_is_never_read_past_the_size_limit(tmp_path: Path) -> None:
