@@ -31,14 +31,15 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from fastapi import FastAPI, Header, Request
 from fastapi.responses import FileResponse, StreamingResponse
 from pydantic import BaseModel, Field
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from qa.errors import QAError
 
@@ -46,8 +47,12 @@ if TYPE_CHECKING:
     from qa.answers import Result
     from qa.chat import Conversation
     from qa.engine import Engine
+    from qa.index import StoredArticle
+    from qa.retrieval import Filters
 
 log = logging.getLogger("qa.server")
+
+T = TypeVar("T")
 
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 
@@ -235,11 +240,11 @@ class BodyLimit:
     """ASGI middleware: a request body over `limit` bytes is refused with 413, whether it
     says its length or streams it."""
 
-    def __init__(self, app: Any, limit: int) -> None:
+    def __init__(self, app: ASGIApp, limit: int) -> None:
         self.app = app
         self.limit = limit
 
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
@@ -249,7 +254,7 @@ class BodyLimit:
                 return
         seen = 0
 
-        async def limited() -> Any:
+        async def limited() -> Message:
             nonlocal seen
             message = await receive()
             if message["type"] == "http.request":
@@ -264,7 +269,7 @@ class BodyLimit:
             await _json_reply(send, exc.status, exc.message)
 
 
-async def _json_reply(send: Any, status: int, message: str) -> None:
+async def _json_reply(send: Send, status: int, message: str) -> None:
     body = json.dumps({"error": one_line_error(message)}).encode()
     await send(
         {
@@ -291,15 +296,13 @@ def check_token(state: ServerState, authorization: str | None, admin: bool = Fal
         raise ApiError(401, "a valid 'Authorization: Bearer <token>' header is needed")
 
 
-async def in_time(state: ServerState, work: Any, *args: Any, **kwargs: Any) -> Any:
+async def in_time(state: ServerState, work: Callable[..., T], *args: object) -> T:
     """`work(*args)` in a worker thread, answered with 503 past the time limit (the work
     itself finishes in the background: a question cannot be stopped half-way)."""
     from starlette.concurrency import run_in_threadpool
 
     try:
-        return await asyncio.wait_for(
-            run_in_threadpool(work, *args, **kwargs), timeout=state.limits.seconds
-        )
+        return await asyncio.wait_for(run_in_threadpool(work, *args), timeout=state.limits.seconds)
     except asyncio.TimeoutError:
         raise ApiError(503, f"the question took longer than {state.limits.seconds:g} s") from None
 
@@ -385,7 +388,7 @@ def _add_routes(app: FastAPI, state: ServerState) -> None:
 
     limits = state.limits
 
-    def filters_of(request: Filtered) -> Any:
+    def filters_of(request: Filtered) -> Filters:
         return parse_filters(request.since, request.until, request.source)
 
     @app.get("/", include_in_schema=False)
@@ -489,7 +492,7 @@ def page_record(result: Result) -> dict[str, Any]:
     return record
 
 
-def article_record(found: Any) -> dict[str, Any]:
+def article_record(found: StoredArticle) -> dict[str, Any]:
     """An indexed article as `GET /articles/{id}` gives it."""
     import dataclasses
 
