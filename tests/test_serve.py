@@ -343,3 +343,41 @@ def test_the_page_asks_opens_a_citation_and_keeps_hostile_text_inert(live_server
         wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, ".turn")) == 2)
     finally:
         driver.quit()
+
+
+def test_two_replicas_over_one_index_see_one_update(served: tuple[Any, Path]) -> None:
+    """Replicas behind a load balancer: two servers (two engines) read one index; an update
+    through one is seen by the other's next question."""
+    from qa.engine import Engine
+    from qa.server import create_app
+
+    engine, corpus = served
+    index_dir = engine.index.index_dir
+    admin = {"Authorization": "Bearer " + "a" * 20}
+    one = client_for(served, admin_token="a" * 20)
+    other_engine = Engine.open(index_dir, engine.encoder)
+    try:
+        other = TestClient(
+            create_app(other_engine, index_dir, corpus=corpus, admin_token="a" * 20),
+            raise_server_exceptions=False,
+        )
+        before = other.get("/status").json()["articles"]
+        (corpus / "replica.txt").write_text(
+            "Ferry service resumes\n\nThe Orkney ferry service resumed on Tuesday after a "
+            "three-week strike by 140 crew members.\n",
+            encoding="utf-8",
+        )
+        assert one.post("/update", headers=admin).status_code == 202
+        for _ in range(300):
+            state = one.get("/update", headers=admin).json()
+            if state["state"] != "running":
+                break
+            time.sleep(0.1)
+        assert state["state"] == "done", state
+        assert other.get("/status").json()["articles"] == before + 1
+        answer = other.post(
+            "/ask", json={"question": "How many crew members went on strike at the Orkney ferry?"}
+        ).json()
+        assert any("140 crew members" in a["text"] for a in answer["answers"]), answer
+    finally:
+        other_engine.close()
