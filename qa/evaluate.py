@@ -30,7 +30,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from qa.answers import Answer
 from qa.datasets import (
@@ -117,7 +117,7 @@ def evaluate(
     questions: list[SquadQuestion],
     progress: Callable[[int, int], None] | None = None,
     on_outcome: Callable[[Outcome], None] | None = None,
-) -> dict[str, Any]:
+) -> Metrics:
     """Ask every question; return the metrics (and, when both halves were asked, the
     held-out half's own, under "heldout": the figures to quote for anything fitted).
     `on_outcome` sees each question's outcome as soon as it is scored."""
@@ -149,7 +149,7 @@ def evaluate_news(
     questions: list[NewsQuestion],
     progress: Callable[[int, int], None] | None = None,
     on_outcome: Callable[[Outcome], None] | None = None,
-) -> dict[str, Any]:
+) -> Metrics:
     """Ask every question of a JSONL file; a passage is a hit when it comes from the named
     article and holds a gold answer."""
     paths = engine.index.doc_ids_by_ref()
@@ -284,6 +284,81 @@ def run_questions(
 
 
 CALIBRATION_BINS = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
+
+
+class Band(TypedDict):
+    """The answers shown in one confidence band."""
+
+    band: str
+    answers: int
+    share: float | None
+    accuracy: float | None
+
+
+class TrustMetrics(TypedDict):
+    """`trust_metrics`: how far the confidence can be trusted."""
+
+    auroc: float | None
+    auroc_all: float | None
+    bands: list[Band]
+    high_coverage: float
+    selective_coverage: float
+    span_kind_fit: float | None
+
+
+class CalibrationBin(TypedDict):
+    bin: str
+    questions: int
+    mean_confidence: float | None
+    accuracy: float | None
+
+
+Metrics = TypedDict(
+    "Metrics",
+    {
+        "questions": int,
+        "answerable": int,
+        "recall@1": float,
+        "recall@5": float,
+        "recall@20": float,
+        "retrieval_recall@5": float,
+        "mrr": float,
+        "answer_accuracy": float,
+        "span_em": float,
+        "span_f1": float,
+        "answered_accuracy": float,
+        "abstained_answerable": float,
+        "unanswerable": int,
+        "no_answer_accuracy": float,
+        "shown_confidence>=0.8": int,
+        "accuracy_confidence>=0.8": float,
+        "latency_ms_p50": float,
+        "latency_ms_p95": float,
+        "latency_ms_mean": float,
+        "retrieval_ms_p50": float,
+        "retrieval_ms_p95": float,
+        "reading_ms_p50": float,
+        "reading_ms_p95": float,
+        "calibration": list[CalibrationBin],
+        "trust": TrustMetrics,
+        "heldout": "Metrics",
+    },
+    total=False,
+)
+"""What `qa eval` measures of a set of questions (`summarize`); `unanswerable` and
+`no_answer_accuracy` only where there are unanswerable questions, `heldout` the held-out
+half's own when both halves were asked."""
+
+
+class EvalReport(Metrics, total=False):
+    """`evaluate_file`'s answer: the metrics with what was asked and how."""
+
+    file: str
+    half: str
+    backend: str
+    read_passages: int
+
+
 CONFIDENCE_BANDS = ((0.0, 0.5), (0.5, 0.8), (0.8, 1.0))
 """The bands `qa.answers.confidence_words` names (low, medium, high)."""
 SELECTIVE_ACCURACY = 0.9
@@ -307,7 +382,7 @@ def auroc(scores: Sequence[float], labels: Sequence[bool]) -> float | None:
     return wins / (len(positives) * len(negatives))
 
 
-def trust_metrics(outcomes: list[Outcome]) -> dict[str, Any]:
+def trust_metrics(outcomes: list[Outcome]) -> TrustMetrics:
     """How far the confidence can be trusted, as a reader meets it: an unanswerable
     question answered is a wrong answer, an abstention is no answer.
 
@@ -339,9 +414,9 @@ def trust_metrics(outcomes: list[Outcome]) -> dict[str, Any]:
     }
 
 
-def _confidence_bands(shown: list[Outcome]) -> list[dict[str, Any]]:
+def _confidence_bands(shown: list[Outcome]) -> list[Band]:
     """The answers shown in each of `CONFIDENCE_BANDS`: how many, their share, accuracy."""
-    bands = []
+    bands: list[Band] = []
     for low, high in CONFIDENCE_BANDS:
         inside = [
             o for o in shown if low <= o.confidence < high or (high == 1.0 and o.confidence == 1.0)
@@ -398,10 +473,10 @@ def _span_kind_fit(shown: list[Outcome]) -> float | None:
     return round(fits / len(kinds), 4) if kinds else None
 
 
-def calibration_table(outcomes: list[Outcome]) -> list[dict[str, Any]]:
+def calibration_table(outcomes: list[Outcome]) -> list[CalibrationBin]:
     """Confidence bins of the top answer (abstention off) against how often it is right;
     unanswerable questions are never right."""
-    table = []
+    table: list[CalibrationBin] = []
     for low, high in itertools.pairwise(CALIBRATION_BINS):
         inside = [
             o
@@ -422,7 +497,7 @@ def calibration_table(outcomes: list[Outcome]) -> list[dict[str, Any]]:
     return table
 
 
-def summarize(outcomes: list[Outcome], version: str | SquadSet = "") -> dict[str, Any]:
+def summarize(outcomes: list[Outcome], version: str | SquadSet = "") -> Metrics:
     if isinstance(version, SquadSet):
         version = version.version
     answerable = [o for o in outcomes if not o.question.impossible]
@@ -437,47 +512,44 @@ def summarize(outcomes: list[Outcome], version: str | SquadSet = "") -> dict[str
     retrieval = [o.retrieval_seconds * 1000 for o in outcomes]
     reading = [o.reading_seconds * 1000 for o in outcomes]
     confident = [o for o in outcomes if not o.abstained and o.confidence >= 0.8]
-    metrics: dict[str, Any] = {
+    metrics: Metrics = {
         "questions": len(outcomes),
         "answerable": len(answerable),
-        "recall@1": recall(1),
-        "recall@5": recall(5),
-        "recall@20": recall(20),
-        "retrieval_recall@5": recall(5, retrieval=True),
-        "mrr": sum(1 / o.first_hit for o in answerable if o.first_hit) / n,
-        "answer_accuracy": sum(o.correct_without_abstention for o in answerable) / n,
-        "span_em": sum(o.span_em for o in answerable) / n,
-        "span_f1": sum(o.span_f1 for o in answerable) / n,
+        "recall@1": _r4(recall(1)),
+        "recall@5": _r4(recall(5)),
+        "recall@20": _r4(recall(20)),
+        "retrieval_recall@5": _r4(recall(5, retrieval=True)),
+        "mrr": _r4(sum(1 / o.first_hit for o in answerable if o.first_hit) / n),
+        "answer_accuracy": _r4(sum(o.correct_without_abstention for o in answerable) / n),
+        "span_em": _r4(sum(o.span_em for o in answerable) / n),
+        "span_f1": _r4(sum(o.span_f1 for o in answerable) / n),
+        # with abstention on, as users see it: an abstention on an answerable question is wrong
+        "answered_accuracy": _r4(sum(o.correct for o in answerable) / n),
+        "abstained_answerable": _r4(sum(o.abstained for o in answerable) / n),
     }
-    # With abstention on, as users see it: an abstention on an answerable question is wrong.
-    metrics["answered_accuracy"] = sum(o.correct for o in answerable) / n
-    metrics["abstained_answerable"] = sum(o.abstained for o in answerable) / n
     if impossible or version.startswith("v2"):
         metrics["unanswerable"] = len(impossible)
-        metrics["no_answer_accuracy"] = (
+        metrics["no_answer_accuracy"] = _r4(
             sum(o.abstained for o in impossible) / len(impossible) if impossible else 0.0
         )
     metrics["shown_confidence>=0.8"] = len(confident)
-    metrics["accuracy_confidence>=0.8"] = (
+    metrics["accuracy_confidence>=0.8"] = _r4(
         sum(o.correct_without_abstention for o in confident) / len(confident) if confident else 0.0
     )
-    for key, value in metrics.items():
-        if isinstance(value, float):
-            metrics[key] = round(value, 4)
-    metrics.update(
-        {
-            "latency_ms_p50": round(percentile(latencies, 0.5), 2),
-            "latency_ms_p95": round(percentile(latencies, 0.95), 2),
-            "latency_ms_mean": round(statistics.fmean(latencies), 2) if latencies else 0.0,
-            "retrieval_ms_p50": round(percentile(retrieval, 0.5), 2),
-            "retrieval_ms_p95": round(percentile(retrieval, 0.95), 2),
-            "reading_ms_p50": round(percentile(reading, 0.5), 2),
-            "reading_ms_p95": round(percentile(reading, 0.95), 2),
-            "calibration": calibration_table(outcomes),
-            "trust": trust_metrics(outcomes),
-        }
-    )
+    metrics["latency_ms_p50"] = round(percentile(latencies, 0.5), 2)
+    metrics["latency_ms_p95"] = round(percentile(latencies, 0.95), 2)
+    metrics["latency_ms_mean"] = round(statistics.fmean(latencies), 2) if latencies else 0.0
+    metrics["retrieval_ms_p50"] = round(percentile(retrieval, 0.5), 2)
+    metrics["retrieval_ms_p95"] = round(percentile(retrieval, 0.95), 2)
+    metrics["reading_ms_p50"] = round(percentile(reading, 0.5), 2)
+    metrics["reading_ms_p95"] = round(percentile(reading, 0.95), 2)
+    metrics["calibration"] = calibration_table(outcomes)
+    metrics["trust"] = trust_metrics(outcomes)
     return metrics
+
+
+def _r4(value: float) -> float:
+    return round(value, 4)
 
 
 def evaluate_file(
@@ -490,7 +562,7 @@ def evaluate_file(
     seed: int = 0,
     progress: Callable[[Any], None] | None = None,
     answers_file: Path | None = None,
-) -> dict[str, Any]:
+) -> EvalReport:
     """`qa eval`: ask the questions of a SQuAD file (its articles indexed into `index_dir`,
     or a temporary index when None) or of a JSONL file (over the existing `index_dir`) and
     return the metrics. `progress` receives `qa.index.Progress` reports. With
@@ -541,7 +613,9 @@ def evaluate_file(
                     metrics = evaluate(engine, squad, questions, asked, on_outcome)
             if partial is not None and answers_file is not None:
                 os.replace(partial, answers_file)
-            settings = {
+            report: EvalReport = {
+                "file": ", ".join(str(f) for f in files),
+                "half": half,
                 "backend": engine.index.settings.backend,
                 "read_passages": engine.extractor.read_passages,
             }
@@ -549,12 +623,8 @@ def evaluate_file(
             engine.close()
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-    return {
-        "file": ", ".join(str(f) for f in files),
-        "half": half,
-        **settings,
-        **metrics,
-    }
+    report.update(metrics)
+    return report
 
 
 def _eval_questions(

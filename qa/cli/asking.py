@@ -7,7 +7,7 @@ import dataclasses
 import os
 import sqlite3
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -557,9 +557,10 @@ def eval_command(
         _echo_metrics(heldout)
 
 
-def _echo_metrics(metrics: dict[str, Any]) -> None:
+def _echo_metrics(report: Mapping[str, Any]) -> None:
+    metrics = dict(report)
     calibration = metrics.pop("calibration")
-    trust = metrics.pop("trust")
+    trust = dict(metrics.pop("trust"))
     bands = trust.pop("bands")
     for key, value in metrics.items():
         click.echo(f"{key:<28} {value}")
