@@ -497,3 +497,54 @@ def article_record(found: StoredArticle) -> dict[str, Any]:
     import dataclasses
 
     return dataclasses.asdict(found)
+
+
+SERVE_CONFIG = "QA_SERVE_CONFIG"
+"""The environment variable through which `qa serve --workers N` hands its settings to each
+worker process (`app_from_environment`): paths and limits, never a token itself."""
+
+
+def serve_config(
+    index_dir: Path,
+    corpus: Path | None,
+    seconds: float,
+    token_file: Path | None,
+    admin_token_file: Path | None,
+    cors_origins: tuple[str, ...],
+) -> str:
+    return json.dumps(
+        {
+            "index": str(index_dir),
+            "corpus": None if corpus is None else str(corpus),
+            "seconds": seconds,
+            "token_file": None if token_file is None else str(token_file),
+            "admin_token_file": None if admin_token_file is None else str(admin_token_file),
+            "cors_origins": list(cors_origins),
+        }
+    )
+
+
+def app_from_environment() -> FastAPI:
+    """The app of one worker process of `qa serve --workers N` (uvicorn's factory): its own
+    engine over the index named in `QA_SERVE_CONFIG`, the models loaded before it answers."""
+    import os
+
+    from qa.engine import Engine
+
+    config = json.loads(os.environ[SERVE_CONFIG])
+    index_dir = Path(config["index"])
+    engine = Engine.open(index_dir)
+    engine.warm_up()
+    return create_app(
+        engine,
+        index_dir,
+        corpus=Path(config["corpus"]) if config["corpus"] else None,
+        limits=Limits(seconds=float(config["seconds"])),
+        token=read_token(_path(config["token_file"]), "token"),
+        admin_token=read_token(_path(config["admin_token_file"]), "admin token"),
+        cors_origins=tuple(config["cors_origins"]),
+    )
+
+
+def _path(value: str | None) -> Path | None:
+    return None if value is None else Path(value)

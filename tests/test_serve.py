@@ -381,3 +381,52 @@ def test_two_replicas_over_one_index_see_one_update(served: tuple[Any, Path]) ->
         assert any("140 crew members" in a["text"] for a in answer["answers"]), answer
     finally:
         other_engine.close()
+
+
+def test_serve_with_worker_processes_answers_and_stops_on_ctrl_c(
+    served: tuple[Any, Path],
+) -> None:
+    """`qa serve --workers 2`: two processes, each with its own engine, answer on one port;
+    Ctrl+C stops them all."""
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import urllib.request
+
+    engine, _ = served
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen(
+        [sys.executable, "-m", "qa.cli", "serve", "--index", str(engine.index.index_dir),
+         "--port", str(port), "--workers", "2"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(240):
+            try:
+                with urllib.request.urlopen(f"{base}/status", timeout=2) as response:
+                    assert json.loads(response.read())["articles"] >= 6
+                break
+            except OSError:
+                assert server.poll() is None, server.stderr.read().decode()[-2000:]  # type: ignore[union-attr]
+                time.sleep(0.5)
+        request = urllib.request.Request(
+            f"{base}/ask",
+            data=json.dumps(
+                {"question": "How much did TimeWarner's quarterly profits jump?"}
+            ).encode(),
+            headers={"Content-Type": "application/json"},
+        )
+        for _ in range(4):
+            with urllib.request.urlopen(request, timeout=60) as response:
+                assert json.loads(response.read())["question"].startswith("How much")
+    finally:
+        server.send_signal(signal.SIGINT)
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            raise

@@ -32,6 +32,14 @@ from qa.cli.options import _index_option, cli, resolve_corpus, resolve_index
     help="Let pages from this origin call the API (repeatable; none by default).",
 )
 @click.option(
+    "--workers",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1, 64),
+    help="Server processes, each with its own copy of the models (more questions at once; "
+    "follow-ups stay in the process that started them).",
+)
+@click.option(
     "--timeout",
     default=120.0,
     show_default=True,
@@ -47,6 +55,7 @@ def serve(
     token_file: Path | None,
     admin_token_file: Path | None,
     cors_origins: tuple[str, ...],
+    workers: int,
     timeout: float,
 ) -> None:
     """Serve the index over HTTP, with a chat page at /.
@@ -60,10 +69,12 @@ def serve(
       qa serve                                  # http://127.0.0.1:8000/
       qa serve --host 0.0.0.0 --token-file ~/.config/qa/token
     """
+    import os
+
     import uvicorn
 
     from qa.engine import Engine
-    from qa.server import Limits, check_host, create_app, read_token
+    from qa.server import SERVE_CONFIG, Limits, check_host, create_app, read_token, serve_config
 
     token = read_token(token_file, "token")
     admin_token = read_token(admin_token_file, "admin token")
@@ -71,6 +82,24 @@ def serve(
     target = resolve_index(ctx, index_dir)
     engine = Engine.open(target)
     corpus = resolve_corpus(ctx, None, target)
+    shown = f"[{host}]" if ":" in host else host
+    if workers > 1:
+        # each worker process opens the index and loads the models itself
+        engine.close()
+        os.environ[SERVE_CONFIG] = serve_config(
+            target, corpus if corpus.is_dir() else None, timeout, token_file,
+            admin_token_file, cors_origins,
+        )  # fmt: skip
+        click.echo(
+            f"qa: serving {target} at http://{shown}:{port}/ with {workers} processes "
+            "(Ctrl+C stops)",
+            err=True,
+        )
+        uvicorn.run(
+            "qa.server:app_from_environment", factory=True, host=host, port=port,
+            workers=workers, log_level="warning", server_header=False,
+        )  # fmt: skip
+        return
     try:
         click.echo(f"qa: loading the models for {target} ...", err=True)
         engine.warm_up()
@@ -83,7 +112,6 @@ def serve(
             admin_token=admin_token,
             cors_origins=cors_origins,
         )
-        shown = f"[{host}]" if ":" in host else host
         click.echo(f"qa: serving {target} at http://{shown}:{port}/ (Ctrl+C stops)", err=True)
         uvicorn.run(app, host=host, port=port, log_level="warning", server_header=False)
     finally:
