@@ -27,6 +27,9 @@ def log(message: str) -> None:
 
 NUMBER_PATTERN = re.compile(r"(?<![\w.])\d[\d,]*(?:\.\d+)?(?![\w.])")
 NAME_PATTERN = re.compile(r"\b[A-Z][a-z]+(?:\s+[A-Z][a-z]+)*\b")
+FIGURE_PATTERN = re.compile(r"(?<![\w.,])\d+(?:,\d{3})*(?:\.\d+)?(?!\d|st\b|nd\b|rd\b|th\b)")
+"""A figure as written in text: "2004" of "in 2004,", "10.8" of "10.8bn", "40,000"; not an
+ordinal ("51st")."""
 
 
 def swap_question(question: str, context: str, names: list[str], rng: random.Random) -> str | None:
@@ -80,6 +83,38 @@ def inside_swap_question(
     )
     match = rng.choice(olds)
     news = [n for n in news if n not in match.group() and match.group() not in n]
+    if not news:
+        return None
+    return question[: match.start()] + rng.choice(news) + question[match.end() :]
+
+
+def inside_number_question(
+    question: str, context: str, golds: list[str], rng: random.Random
+) -> str | None:
+    """The question with one number the passage holds replaced by another number of the same
+    passage and the same shape, a year for a year ("What was the profit in 2004?" -> "... in
+    2002?" when the passage gives 2002 for something else): the near miss of news questions
+    whose figure belongs to another year or another count. Numbers inside a gold answer are
+    never used. None when there is nothing to swap."""
+
+    def is_year(text: str) -> bool:
+        return len(text) == 4 and text.isdigit() and 1000 <= int(text) <= 2100
+
+    olds = [m for m in FIGURE_PATTERN.finditer(question) if m.group() in context]
+    if not olds:
+        return None
+    match = rng.choice(olds)
+    old = match.group()
+    news = sorted(
+        {
+            m.group()
+            for m in FIGURE_PATTERN.finditer(context)
+            if m.group() != old
+            and is_year(m.group()) == is_year(old)
+            and m.group() not in question
+            and not any(m.group() in g for g in golds)
+        }
+    )
     if not news:
         return None
     return question[: match.start()] + rng.choice(news) + question[match.end() :]

@@ -59,6 +59,7 @@ from qa.training import (  # noqa: E402
     antonym_question,
     batch_order,
     deleted_twin,
+    inside_number_question,
     inside_swap_question,
     log,
     negated_question,
@@ -72,7 +73,7 @@ DEV2_FILE = DATA / SQUAD2_DEV
 TRAIN2_FILE = DATA / SQUAD2_TRAIN_SLICE
 
 PROPOSALS_VERSION = 2
-TWIN_KINDS = ("swapped", "inside", "negated", "antonym")
+TWIN_KINDS = ("swapped", "inside", "number", "negated", "antonym")
 
 
 # --------------------------------------------------------------------------- proposals
@@ -201,14 +202,17 @@ def twin_question(
 ) -> tuple[str, str] | None:
     """A twin of the question that the paragraph does not answer, and its kind (one of
     `kinds` that applies to the question, tried in a random order): `swapped` a number or name
-    for one the paragraph lacks, `inside` a name for another of the paragraph, `negated`,
-    `antonym` (`qa.training`)."""
+    for one the paragraph lacks, `inside` a name for another of the paragraph, `number` a
+    number for another of the paragraph of the same shape, `negated`, `antonym`
+    (`qa.training`)."""
     order = list(kinds) if len(kinds) == 1 else rng.sample(kinds, len(kinds))
     for kind in order:
         if kind == "swapped":
             twin = swap_question(question, paragraph, names, rng)
         elif kind == "inside":
             twin = inside_swap_question(question, paragraph, golds, rng)
+        elif kind == "number":
+            twin = inside_number_question(question, paragraph, golds, rng)
         elif kind == "negated":
             twin = negated_question(question)
         else:

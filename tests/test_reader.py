@@ -532,6 +532,34 @@ def test_twin_questions_ask_what_the_passage_does_not_say() -> None:
     assert antonym_question("Who sang it?", rng) is None
 
 
+def test_number_twins_take_another_figure_of_the_same_shape_from_the_passage() -> None:
+    import random
+
+    from qa.training import inside_number_question
+
+    context = (
+        "Ericsson made a profit of 19bn kronor in 2004, after a loss of 10.8bn in 2003. "
+        "It cut 40,000 jobs and now employs 50,534 people."
+    )
+    rng = random.Random(0)
+    years = {inside_number_question("What was the profit in 2004?", context, ["19bn"], rng)
+             for _ in range(20)}  # fmt: skip
+    assert years == {"What was the profit in 2003?"}  # a year for a year
+    counts = {
+        inside_number_question("How many people lost jobs, 40,000?", context, [], rng)
+        for _ in range(30)
+    }
+    assert counts == {
+        "How many people lost jobs, 19?",
+        "How many people lost jobs, 10.8?",
+        "How many people lost jobs, 50,534?",
+    }
+    # a figure inside the gold answer is never the new one
+    golds = ["19bn", "50,534", "10.8bn"]
+    assert inside_number_question("Did it cut 40,000 jobs?", context, golds, rng) is None
+    assert inside_number_question("What was the profit?", context, [], rng) is None
+
+
 def test_lexical_features_say_what_the_passage_leaves_out() -> None:
     from qa.extractor import QuestionCues, lexical_features
 
