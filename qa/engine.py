@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from qa.answers import Result
 from qa.extractor import AnswerExtractor
 from qa.index import IndexReader, IndexStatus, Overview, StoredArticle, check_encoder
-from qa.retrieval import Filters, Passage, QueryTerms, Retriever
+from qa.retrieval import Filters, Passage, Retriever
 from qa.story import story_subject
 
 if TYPE_CHECKING:
@@ -91,7 +91,7 @@ class Engine:
         # sqlite3 connections and the model are shared: one question at a time, and one
         # read transaction for all of it (an update committing meanwhile is not half seen).
         with self._lock, self.index.snapshot():
-            _, passages = self._search(search_text, k, filters)
+            passages = self._search(search_text, k, filters)
             if not passages and filters and self.retriever.allowed_chunks(filters) == []:
                 reason = f"no article matches the filter {filters.describe()}"
                 return Result(
@@ -124,7 +124,7 @@ class Engine:
         closest to it. Where the whole corpus is silent, it stays the corpus's silence."""
         import dataclasses
 
-        _, everything = self._search(text, k, None)
+        everything = self._search(text, k, None)
         if self._read(result.question, subject, everything, text, n).not_found:
             return result
         inside = {p.chunk_id for p in result.passages}
@@ -135,10 +135,8 @@ class Engine:
         )
         return dataclasses.replace(result, reason=reason)
 
-    def search(
-        self, text: str, *, k: int = 20, filters: Filters | None = None
-    ) -> tuple[QueryTerms, list[Passage]]:
-        """The retrieval step of `ask` alone: the query's terms and the ranked passages."""
+    def search(self, text: str, *, k: int = 20, filters: Filters | None = None) -> list[Passage]:
+        """The retrieval step of `ask` alone: the ranked passages."""
         with self._lock, self.index.snapshot():
             return self._search(" ".join(text.split()), k, filters)
 
@@ -150,11 +148,8 @@ class Engine:
         with self._lock, self.index.snapshot():
             return self.extractor.read(" ".join(question.split()), passages, n=n, abstain=abstain)
 
-    def _search(
-        self, text: str, k: int, filters: Filters | None
-    ) -> tuple[QueryTerms, list[Passage]]:
-        terms = self.retriever.query_terms(text)
-        return terms, self.retriever.search(text, k=k, filters=filters, terms=terms)
+    def _search(self, text: str, k: int, filters: Filters | None) -> list[Passage]:
+        return self.retriever.search(text, k=k, filters=filters)
 
     def article(self, article_id: str) -> StoredArticle | None:
         """An indexed article with its full body (for showing a citation in context)."""

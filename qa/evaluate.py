@@ -231,7 +231,7 @@ def ask_one(
     """Ask one question without abstention (so that both ways can be scored), timing the
     retrieval and the reading apart."""
     started = time.perf_counter()
-    _, passages = engine.search(question.question)
+    passages = engine.search(question.question)
     searched = time.perf_counter()
     result = engine.read(question.question, passages, n=1, abstain=False)
     read = time.perf_counter()

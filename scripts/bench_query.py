@@ -154,7 +154,7 @@ def peer(args: argparse.Namespace, questions: list[str]) -> int:
             result = engine.ask(question)
             ours.append((time.perf_counter() - started) * 1000)
             started = time.perf_counter()
-            _, passages = engine.search(question)
+            passages = engine.search(question)
             contexts = [p.text for p in passages[:read]]
             with torch.inference_mode():
                 found = reader(

@@ -207,7 +207,7 @@ def reader_rows(engine: Engine, questions, source: str) -> list[dict]:
 
     rows = []
     for q in tqdm(questions, desc=f"reading {source}", mininterval=20, file=sys.stderr):
-        _, passages = engine.search(q.question)
+        passages = engine.search(q.question)
         candidates = engine.extractor.candidates(q.question, passages)
         golds = [a if isinstance(a, str) else a[0] for a in q.answers]
         rows.append(

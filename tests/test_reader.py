@@ -253,7 +253,7 @@ def test_runner_up_spans_are_candidates_with_exact_offsets(
         one = AnswerExtractor(engine.index, spans=1, read_passages=4)
         three = AnswerExtractor(engine.index, spans=3, read_passages=4)
         for record in news_questions()[:10]:
-            _, passages = engine.search(record["question"])
+            passages = engine.search(record["question"])
             best = one.candidates(record["question"], passages)
             several = three.candidates(record["question"], passages)
             assert len(several) > len(best)
@@ -305,7 +305,7 @@ def test_the_answers_passage_comes_first(news_index: tuple[Path, Path]) -> None:
     try:
         for record in news_questions()[:20]:
             result = engine.ask(record["question"], abstain=False)
-            retrieved = engine.search(record["question"])[1]
+            retrieved = engine.search(record["question"])
             assert sorted(p.rank for p in result.passages) == [p.rank for p in retrieved]
             top, first = result.answers[0], result.passages[0]
             assert top.span is not None and top.span_start is not None
@@ -681,7 +681,7 @@ def test_reading_in_stages_reads_the_rest_only_below_the_bar(
         monkeypatch.setattr(model, "read_passages", counted)
         for record in news_questions()[:8]:
             question = record["question"]
-            _, passages = engine.search(question)
+            passages = engine.search(question)
             assert len(passages) >= 8
             reference = at_once.candidates(question, passages)
             calls.clear()
