@@ -412,6 +412,16 @@ def _md_citation(citation: dict[str, Any]) -> str:
     return f"{markdown_safe(citation['title'])} — {date} — {where} ({chars}){shown_url}"
 
 
+def answer_record(question_id: str, question: str, ask: Callable[[str], Any]) -> dict[str, Any]:
+    """One question's record as a batch gives it: its result under its id, or an `error`
+    when asking failed (one bad question never stops a batch)."""
+    try:
+        result = ask(question)
+    except Exception as exc:
+        return {"id": question_id, "question": question, "error": f"{exc}"}
+    return {"id": question_id, **result.as_dict()}
+
+
 def run_batch(
     questions: list[BatchQuestion],
     ask: Callable[[str], Any],
@@ -428,12 +438,7 @@ def run_batch(
         if item.error:
             record = {"id": item.id, "question": item.question, "error": item.error}
         else:
-            try:
-                result = ask(item.question)
-            except Exception as exc:  # one bad question never stops the batch
-                record = {"id": item.id, "question": item.question, "error": f"{exc}"}
-            else:
-                record = {"id": item.id, **result.as_dict()}
+            record = answer_record(item.id, item.question, ask)
         if "error" in record:
             failed += 1
         else:

@@ -333,7 +333,9 @@ def batch_records(
     state: ServerState, questions: list[tuple[str, str]], options: dict[str, Any]
 ) -> Iterator[bytes]:
     """One JSON line a question, as it is answered; a question that fails gets an `error`
-    and the batch goes on (as `qa batch`)."""
+    and the batch goes on (`qa.batch.answer_record`, as `qa batch`)."""
+    from qa.batch import answer_record
+
     for question_id, question in questions:
         record: dict[str, Any]
         if len(question) > state.limits.question_chars:
@@ -343,16 +345,11 @@ def batch_records(
                 "error": f"question over {state.limits.question_chars:,} characters",
             }
         else:
-            try:
-                result = state.engine.ask(question, **options)
-            except Exception as exc:
-                record = {
-                    "id": question_id,
-                    "question": question,
-                    "error": one_line_error(str(exc)),
-                }
-            else:
-                record = {"id": question_id, **result.as_dict()}
+            record = answer_record(
+                question_id, question, lambda text: state.engine.ask(text, **options)
+            )
+            if "error" in record:
+                record["error"] = one_line_error(record["error"])
         yield (json.dumps(record, ensure_ascii=False) + "\n").encode("utf-8")
 
 
