@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import dataclasses
 import hmac
 import json
 import logging
@@ -81,13 +82,7 @@ class UpdateState:
     error: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        return {
-            "state": self.state,
-            "started": self.started,
-            "finished": self.finished,
-            "report": self.report,
-            "error": self.error,
-        }
+        return dataclasses.asdict(self)
 
 
 @dataclass
@@ -408,8 +403,6 @@ def _add_routes(app: FastAPI, state: ServerState) -> None:
         conversation_id, conversation = state.conversation(request.conversation)
 
         def answer() -> dict[str, Any]:
-            import dataclasses
-
             turn = conversation.answer(
                 state.engine.ask, request.question, n=request.n, filters=filters
             )
@@ -491,57 +484,79 @@ def page_record(result: Result) -> dict[str, Any]:
 
 def article_record(found: StoredArticle) -> dict[str, Any]:
     """An indexed article as `GET /articles/{id}` gives it."""
-    import dataclasses
-
     return dataclasses.asdict(found)
 
 
 SERVE_CONFIG = "QA_SERVE_CONFIG"
-"""The environment variable through which `qa serve --workers N` hands its settings to each
-worker process (`app_from_environment`): paths and limits, never a token itself."""
+"""The environment variable through which `qa serve --workers N` hands its `ServeSettings`
+to each worker process (`app_from_environment`)."""
 
 
-def serve_config(
-    index_dir: Path,
-    corpus: Path | None,
-    seconds: float,
-    token_file: Path | None,
-    admin_token_file: Path | None,
-    cors_origins: tuple[str, ...],
-) -> str:
-    return json.dumps(
-        {
-            "index": str(index_dir),
-            "corpus": None if corpus is None else str(corpus),
-            "seconds": seconds,
-            "token_file": None if token_file is None else str(token_file),
-            "admin_token_file": None if admin_token_file is None else str(admin_token_file),
-            "cors_origins": list(cors_origins),
-        }
-    )
+@dataclass(frozen=True)
+class ServeSettings:
+    """What `qa serve` was asked for: everything its app needs besides the engine. As JSON
+    (`--workers`) it holds paths and limits, never a token itself."""
+
+    index_dir: Path
+    corpus: Path | None
+    seconds: float
+    token_file: Path | None = None
+    admin_token_file: Path | None = None
+    cors_origins: tuple[str, ...] = ()
+
+    def app(self, engine: Engine) -> FastAPI:
+        return create_app(
+            engine,
+            self.index_dir,
+            corpus=self.corpus,
+            limits=Limits(seconds=self.seconds),
+            token=read_token(self.token_file, "token"),
+            admin_token=read_token(self.admin_token_file, "admin token"),
+            cors_origins=self.cors_origins,
+        )
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "index_dir": str(self.index_dir),
+                "corpus": _text(self.corpus),
+                "seconds": self.seconds,
+                "token_file": _text(self.token_file),
+                "admin_token_file": _text(self.admin_token_file),
+                "cors_origins": list(self.cors_origins),
+            }
+        )
+
+    @classmethod
+    def from_json(cls, text: str) -> ServeSettings:
+        data = json.loads(text)
+        return cls(
+            index_dir=Path(data["index_dir"]),
+            corpus=_path(data["corpus"]),
+            seconds=float(data["seconds"]),
+            token_file=_path(data["token_file"]),
+            admin_token_file=_path(data["admin_token_file"]),
+            cors_origins=tuple(data["cors_origins"]),
+        )
+
+
+def _text(path: Path | None) -> str | None:
+    return None if path is None else str(path)
+
+
+def _path(text: str | None) -> Path | None:
+    return None if text is None else Path(text)
 
 
 def app_from_environment() -> FastAPI:
     """The app of one worker process of `qa serve --workers N` (uvicorn's factory): its own
-    engine over the index named in `QA_SERVE_CONFIG`, the models loaded before it answers."""
+    engine over the index of the `ServeSettings` in `QA_SERVE_CONFIG`, the models loaded
+    before it answers."""
     import os
 
     from qa.engine import Engine
 
-    config = json.loads(os.environ[SERVE_CONFIG])
-    index_dir = Path(config["index"])
-    engine = Engine.open(index_dir)
+    settings = ServeSettings.from_json(os.environ[SERVE_CONFIG])
+    engine = Engine.open(settings.index_dir)
     engine.warm_up()
-    return create_app(
-        engine,
-        index_dir,
-        corpus=Path(config["corpus"]) if config["corpus"] else None,
-        limits=Limits(seconds=float(config["seconds"])),
-        token=read_token(_path(config["token_file"]), "token"),
-        admin_token=read_token(_path(config["admin_token_file"]), "admin token"),
-        cors_origins=tuple(config["cors_origins"]),
-    )
-
-
-def _path(value: str | None) -> Path | None:
-    return None if value is None else Path(value)
+    return settings.app(engine)

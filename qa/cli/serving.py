@@ -74,22 +74,22 @@ def serve(
     import uvicorn
 
     from qa.engine import Engine
-    from qa.server import SERVE_CONFIG, Limits, check_host, create_app, read_token, serve_config
+    from qa.server import SERVE_CONFIG, ServeSettings, check_host, read_token
 
-    token = read_token(token_file, "token")
-    admin_token = read_token(admin_token_file, "admin token")
-    check_host(host, token)
+    check_host(host, read_token(token_file, "token"))
+    read_token(admin_token_file, "admin token")  # a bad file is an error before anything starts
     target = resolve_index(ctx, index_dir)
     engine = Engine.open(target)
     corpus = resolve_corpus(ctx, None, target)
+    settings = ServeSettings(
+        target, corpus if corpus.is_dir() else None, timeout, token_file, admin_token_file,
+        cors_origins,
+    )  # fmt: skip
     shown = f"[{host}]" if ":" in host else host
     if workers > 1:
         # each worker process opens the index and loads the models itself
         engine.close()
-        os.environ[SERVE_CONFIG] = serve_config(
-            target, corpus if corpus.is_dir() else None, timeout, token_file,
-            admin_token_file, cors_origins,
-        )  # fmt: skip
+        os.environ[SERVE_CONFIG] = settings.to_json()
         click.echo(
             f"qa: serving {target} at http://{shown}:{port}/ with {workers} processes "
             "(Ctrl+C stops)",
@@ -103,15 +103,7 @@ def serve(
     try:
         click.echo(f"qa: loading the models for {target} ...", err=True)
         engine.warm_up()
-        app = create_app(
-            engine,
-            target,
-            corpus=corpus if corpus.is_dir() else None,
-            limits=Limits(seconds=timeout),
-            token=token,
-            admin_token=admin_token,
-            cors_origins=cors_origins,
-        )
+        app = settings.app(engine)
         click.echo(f"qa: serving {target} at http://{shown}:{port}/ (Ctrl+C stops)", err=True)
         uvicorn.run(app, host=host, port=port, log_level="warning", server_header=False)
     finally:
