@@ -188,7 +188,7 @@ def main() -> int:
     args = parser.parse_args()
     counts = [int(c) for c in args.clients.split(",")]
     from qa.encoders import load_encoder
-    from qa.index import sync_index
+    from qa.index import IndexReader, sync_index
 
     questions = template_questions(args.corpus, args.questions, args.seed)
     work = Path(tempfile.mkdtemp(prefix="qa-bench-serve-"))
@@ -231,9 +231,6 @@ def main() -> int:
             + f" (during an update adding {args.held_back}: {state['state']})"
         )
         _, after = request(f"{base}/status")
-        known = set()
-        from qa.index import IndexReader
-
         with IndexReader(index) as reader:
             known = {row[0] for row in reader.conn.execute("SELECT id FROM articles")}
         cited = {

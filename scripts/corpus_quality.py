@@ -3,15 +3,10 @@
     python scripts/corpus_quality.py [CORPUS] [--show N]
 
 Answers are quoted verbatim, so what an import leaves behind is what users read. Counted,
-per article (an article counts once for each kind it shows):
-- leading prefix: a portal, category or country label glued to the first sentence
-  ("Economy and business Fiat announced ...", "Iraq At least seven ...");
-- split suffix: a word cut where a link ended ("Russia n expedition", "Congo 's");
-- empty parentheses: "()" or "( , )" where the text inside was removed;
-- doubled commas: ",," where a word between them was removed;
-- holes: an article with nothing after it ("the President of the, Jose Genoino", "a blockade
-  of 's sea ports") where link text was removed.
-Exit status 1 when any defect is found, so the tests can hold `corpus/` to zero.
+per article (an article counts once for each kind it shows), are the kinds of defect
+`qa.text_defects` describes and finds: a leading prefix, a split suffix, empty parentheses,
+doubled commas, holes. Exit status 1 when any defect is found, so the tests can hold
+`corpus/` to zero.
 """
 
 from __future__ import annotations
