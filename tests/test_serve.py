@@ -22,6 +22,8 @@ os.environ.setdefault("SE_OFFLINE", "true")
 fastapi = pytest.importorskip("fastapi")
 from fastapi.testclient import TestClient  # noqa: E402
 
+from qa.server import PAGE_DIR, Limits, check_host, create_app  # noqa: E402
+
 HOSTILE_TITLE = 'Mayor <script>alert("x")</script> resigns'
 HOSTILE_BODY = (
     "The mayor of Springfield resigned on Monday after 12 years in office. "
@@ -51,8 +53,6 @@ def served(tmp_path_factory: pytest.TempPathFactory, bbc: Path) -> Iterator[tupl
 
 
 def client_for(served: tuple[Any, Path], **options: Any) -> TestClient:
-    from qa.server import create_app
-
     engine, corpus = served
     app = create_app(engine, engine.index.index_dir, corpus=corpus, **options)
     return TestClient(app, raise_server_exceptions=False)
@@ -91,7 +91,7 @@ def test_ask_answers_as_qa_ask_json_and_follow_ups_continue_the_conversation(
 def test_batch_streams_one_record_a_question_and_goes_on_after_a_bad_one(
     served: tuple[Any, Path],
 ) -> None:
-    client = client_for(served, limits=_limits(question_chars=200))
+    client = client_for(served, limits=Limits(question_chars=200))
     questions = [
         "What was Time Warner's profit?",
         {"id": "long", "question": "x" * 300},
@@ -152,7 +152,7 @@ def test_tokens_guard_the_api_and_the_admin_token_guards_updates(
 def test_limits_and_errors_are_one_json_line_without_a_traceback(
     served: tuple[Any, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    client = client_for(served, limits=_limits(body_bytes=2000, batch_questions=3))
+    client = client_for(served, limits=Limits(body_bytes=2000, batch_questions=3))
     big = client.post(
         "/ask",
         content=json.dumps({"question": "a" * 5000}),
@@ -222,8 +222,6 @@ def test_an_update_runs_in_the_background_and_is_seen_whole(
 
 
 def test_the_page_is_served_with_a_strict_policy_and_writes_text_never_markup() -> None:
-    from qa.server import PAGE_DIR
-
     html = (PAGE_DIR / "index.html").read_text(encoding="utf-8")
     assert "script-src 'self'" in html and "<script>" not in html
     script = (PAGE_DIR / "app.js").read_text(encoding="utf-8")
@@ -235,8 +233,6 @@ def test_the_page_is_served_with_a_strict_policy_and_writes_text_never_markup() 
 def test_serve_refuses_another_host_without_a_token(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
-    from qa.server import check_host
-
     with pytest.raises(QAError, match="without a token"):
         check_host("0.0.0.0", None)
     check_host("0.0.0.0", "t" * 20)
@@ -247,12 +243,6 @@ def test_serve_refuses_another_host_without_a_token(
     short.write_text("abc\n")
     code, _, err = run_qa(capsys, "serve", "--token-file", str(short), "--index", str(tmp_path))
     assert code == 1 and "at least 16 characters" in err
-
-
-def _limits(**changes: Any) -> Any:
-    from qa.server import Limits
-
-    return Limits(**changes)
 
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -266,8 +256,6 @@ def live_server(served: tuple[Any, Path]) -> Iterator[str]:
     import threading
 
     import uvicorn
-
-    from qa.server import create_app
 
     engine, corpus = served
     with socket.socket() as probe:
@@ -349,7 +337,6 @@ def test_two_replicas_over_one_index_see_one_update(served: tuple[Any, Path]) ->
     """Replicas behind a load balancer: two servers (two engines) read one index; an update
     through one is seen by the other's next question."""
     from qa.engine import Engine
-    from qa.server import create_app
 
     engine, corpus = served
     index_dir = engine.index.index_dir
