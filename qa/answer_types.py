@@ -158,6 +158,9 @@ _UNIT_AFTER = re.compile(
     re.I,
 )
 _HOW_MANY = re.compile(r"\bhow many\b", re.I)
+_TIMES = re.compile(r"\btimes\b|\btwice\b", re.I)
+_YEAR_QUESTION = re.compile(r"\b(what|which) year\b", re.I)
+_YEAR = re.compile(r"(?<!\d)\d{3,4}s?(?!\d)|'\d\d\b|\bcentury\b", re.I)
 _MONEY_QUESTION = re.compile(
     r"\bhow much (money|cash)\b"
     r"|\bhow much\b.*\b(pay|pays|paid|paying|cost|costs|costing|spend|spends|spent|spending"
@@ -189,7 +192,8 @@ _DURATION_OR_LENGTH = re.compile(rf"\b({_DURATION_UNITS}|{_LENGTH_UNITS})\b", re
 _DURATION = re.compile(rf"\b({_DURATION_UNITS})\b", re.I)
 _PERIOD = re.compile(r"\b(since|until|till|from|between)\b|\b(1[0-9]{3}|20[0-9]{2})\b", re.I)
 _COUNTS_UNITS = re.compile(
-    rf"\bhow many (\w+ (of )?)?({_DURATION_UNITS}|dollars?|pounds?|euros?|pence|cents?|yen)\b",
+    rf"\bhow many (\w+ (of )?)?({_DURATION_UNITS}|dollars?|pounds?|euros?|pence|cents?|yen"
+    r"|times)\b",
     re.I,
 )
 
@@ -204,7 +208,8 @@ def span_fits(
     figure with a unit of measure (tonnes, miles, per cent) does not count things ("how
     many people" is not answered by "17,000-tonne"), a question after a sum of money wants a
     currency ("How much did it cost?" is not answered by "two years"), "how long" a span of
-    time or a length, and a count is no sum of money or span of time."""
+    time or a length, a count is no sum of money, span of time or number of times, and "in
+    which year" wants a year."""
     if kind not in span_kinds(span, at_sentence_start):
         return False
     if kind not in ("number", "time"):
@@ -212,7 +217,8 @@ def span_fits(
     if cut_number(span, before, after):
         return False
     if kind != "number":
-        return True
+        # "In which year" is answered by a year, not by "60th year" or "last week"
+        return not _YEAR_QUESTION.search(question) or bool(_YEAR.search(span))
     is_age = bool(_AGE_AFTER.match(after) or _AGE_BEFORE.search(before))
     if is_age and not _AGE_QUESTION.search(question):
         return False
@@ -227,7 +233,8 @@ def span_fits(
         return bool(_DURATION_OR_LENGTH.search(around) or _PERIOD.search(span))
     if _HOW_MANY.search(question) and not _COUNTS_UNITS.search(question):
         # a count of things is no sum of money, no span of time, no measure
-        if _CURRENCY.search(around) or _DURATION.search(around):
+        # nor how often ("two times" for "how many bystanders")
+        if _CURRENCY.search(around) or _DURATION.search(around) or _TIMES.search(around):
             return False
         return not _UNIT_AFTER.match(after)
     return True

@@ -99,6 +99,13 @@ def test_type_features() -> None:
         ("How many people were hurt?", "300", "$", " in damages", False),
         ("How many people die each day?", "3,000", "", " a day", True),
         ("How many years did he serve?", "three years", "", " in jail", True),
+        ("How many bystanders were hurt?", "two times", "shot ", ".", False),
+        ("How many times has he won?", "three times", "won ", ".", True),
+        ("How many times has he won?", "three", "won ", " times.", True),
+        # "which year" wants a year
+        ("In which year was Tito born?", "60th year", "in his ", ".", False),
+        ("In which year was Tito born?", "1892", "born in ", ".", True),
+        ("When was Tito born?", "60 years ago", "born ", ".", True),
         # a piece of a figure is no answer at all
         ("When did the Sensex first close above 21,000?", "96", "at 21,004.", " on", False),
         ("How many points did the Sensex gain?", "004", "21,", " points", False),
