@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import signal
 import socket
@@ -35,6 +36,7 @@ from qa.evaluate import percentile
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CORPUS = ROOT.parent / "shared" / "data" / "bbc"
 ADMIN_TOKEN = "bench-admin-token-0123456789"
+ARGS = argparse.Namespace(workers=1, threads=0)
 
 
 def free_port() -> int:
@@ -53,11 +55,17 @@ def request(url: str, body: dict | None = None, token: str | None = None, timeou
         return response.status, json.loads(response.read() or b"null")
 
 
-def start_server(index: Path, port: int, admin: Path) -> subprocess.Popen[bytes]:
+def start_server(
+    index: Path, port: int, admin: Path, workers: int = 1, threads: int = 0
+) -> subprocess.Popen[bytes]:
+    """`qa serve` with `workers` processes, each of `threads` model threads (0: all cores)."""
+    env = dict(os.environ)
+    if threads:
+        env["OMP_NUM_THREADS"] = str(threads)
     process = subprocess.Popen(
         [sys.executable, "-m", "qa.cli", "serve", "--index", str(index), "--port", str(port),
-         "--admin-token-file", str(admin)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+         "--admin-token-file", str(admin), "--workers", str(workers)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, start_new_session=True,
     )  # fmt: skip
     for _ in range(600):
         try:
@@ -72,10 +80,25 @@ def start_server(index: Path, port: int, admin: Path) -> subprocess.Popen[bytes]
 
 
 def rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
+    """Resident memory of the server and its worker processes."""
+    total = 0
+    for each in [pid, *children(pid)]:
+        try:
+            lines = Path(f"/proc/{each}/status").read_text().splitlines()
+        except OSError:
+            continue
+        total += sum(int(line.split()[1]) for line in lines if line.startswith("VmRSS:"))
+    return total / 1024 if total else float("nan")
+
+
+def children(pid: int) -> list[int]:
+    found = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            found += [int(c) for c in (task / "children").read_text().split()]
+        except OSError:
+            continue
+    return [grand for child in found for grand in (child, *children(child))]
 
 
 def load(base: str, questions: list[str], clients: int, seconds: float) -> dict:
@@ -159,9 +182,10 @@ def faults(
     except urllib.error.HTTPError as exc:
         notes.append(f"a 2 MB body: {exc.code} {exc.read().decode()[:80]}")
     # killed and started again
-    server.send_signal(signal.SIGKILL)
+    # the whole process group: with --workers the worker processes die with their parent
+    os.killpg(server.pid, signal.SIGKILL)
     server.wait()
-    again = start_server(index, port, admin)
+    again = start_server(index, port, admin, ARGS.workers, ARGS.threads)
     status, record = request(f"{base}/ask", {"question": "Who won the election?"})
     notes.append(f"after SIGKILL and a restart: /ask {status}, {len(record['answers'])} answers")
     from qa.errors import IndexBusyError
@@ -185,7 +209,12 @@ def main() -> int:
     parser.add_argument("--held-back", type=int, default=100)
     parser.add_argument("--questions", type=int, default=300)
     parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args()
+    parser.add_argument("--workers", type=int, default=1, help="qa serve --workers")
+    parser.add_argument(
+        "--threads", type=int, default=0, help="model threads a server process (0: all cores)"
+    )
+    global ARGS
+    ARGS = args = parser.parse_args()
     counts = [int(c) for c in args.clients.split(",")]
     from qa.encoders import load_encoder
     from qa.index import IndexReader, sync_index
@@ -209,7 +238,8 @@ def main() -> int:
         admin.write_text(ADMIN_TOKEN + "\n")
         port = free_port()
         base = f"http://127.0.0.1:{port}"
-        server = start_server(index, port, admin)
+        server = start_server(index, port, admin, args.workers, args.threads)
+        print(f"qa serve --workers {args.workers}, model threads {args.threads or 'all cores'}")
         print("| clients | requests/s | p50 / p95 / p99 | errors | server RSS |")
         print("| --- | --- | --- | --- | --- |")
         results = []
