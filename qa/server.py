@@ -29,6 +29,8 @@ import dataclasses
 import hmac
 import json
 import logging
+import os
+import socket
 import threading
 import time
 import uuid
@@ -71,6 +73,11 @@ class Limits:
     """Conversations kept for follow-ups (the least recently used go first)."""
 
 
+UPDATE_FILE = "serve-update.json"
+"""The last `POST /update`'s progress, kept in the index folder: every worker process and
+replica serving the index answers `GET /update` with it, whichever of them runs the update."""
+
+
 @dataclass
 class UpdateState:
     """The background update's progress, as `GET /update` shows it."""
@@ -80,9 +87,46 @@ class UpdateState:
     finished: float | None = None
     report: dict[str, Any] | None = None
     error: str | None = None
+    host: str | None = None
+    pid: int | None = None
+    """The process that runs it: a running update whose process is gone failed."""
 
     def as_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        shown = dataclasses.asdict(self)
+        del shown["host"], shown["pid"]
+        return shown
+
+    def save(self, index_dir: Path) -> None:
+        from qa.atomic import atomic_write
+
+        atomic_write(index_dir / UPDATE_FILE, json.dumps(dataclasses.asdict(self)))
+
+    @classmethod
+    def load(cls, index_dir: Path) -> UpdateState:
+        try:
+            data = json.loads((index_dir / UPDATE_FILE).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return cls()
+        names = {f.name for f in dataclasses.fields(cls)}
+        if not isinstance(data, dict):
+            return cls()
+        found = cls(**{k: v for k, v in data.items() if k in names})
+        if found.state == "running" and not found.runner_alive():
+            found.state = "failed"
+            found.error = "the server process running the update stopped before it finished"
+        return found
+
+    def runner_alive(self) -> bool:
+        """Whether the process running the update is there (on another machine: assumed)."""
+        if self.host != socket.gethostname() or self.pid is None:
+            return True
+        try:
+            os.kill(self.pid, 0)
+        except ProcessLookupError:
+            return False
+        except OSError:
+            return True
+        return True
 
 
 @dataclass
@@ -98,7 +142,6 @@ class ServerState:
     conversations: collections.OrderedDict[str, Conversation] = field(
         default_factory=collections.OrderedDict
     )
-    update: UpdateState = field(default_factory=UpdateState)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def conversation(self, conversation_id: str | None) -> tuple[str, Conversation]:
@@ -302,26 +345,33 @@ async def in_time(state: ServerState, work: Callable[..., T], *args: object) -> 
         raise ApiError(503, f"the question took longer than {state.limits.seconds:g} s") from None
 
 
-def run_update(state: ServerState) -> None:
+def run_update(state: ServerState, progress: UpdateState) -> None:
     """The background update (`POST /update`): the corpus into the index, while questions go
-    on against the last committed state."""
+    on against the last committed state; its progress saved where every server of the index
+    reads it."""
+    from qa.errors import IndexBusyError
     from qa.index import sync_index
 
     assert state.corpus is not None
     encoder = state.engine.encoder
     try:
         report = sync_index(state.corpus, state.index_dir, lambda _: encoder)
+    except IndexBusyError:
+        # another server's update took the index first: its progress is the one to show
+        log.warning("qa serve: the index was being written by another process")
+        return
     except Exception as exc:  # reported by GET /update, never lost
         log.exception("qa serve: update failed")
-        with state.lock:
-            state.update.state = "failed"
-            state.update.error = one_line_error(str(exc) or type(exc).__name__)
-            state.update.finished = time.time()
-        return
-    with state.lock:
-        state.update.state = "done"
-        state.update.report = report.as_dict()
-        state.update.finished = time.time()
+        progress.state = "failed"
+        progress.error = one_line_error(str(exc) or type(exc).__name__)
+    else:
+        progress.state = "done"
+        progress.report = report.as_dict()
+    progress.finished = time.time()
+    try:
+        progress.save(state.index_dir)
+    except OSError:
+        log.exception("qa serve: cannot record how the update went")
 
 
 def batch_records(
@@ -452,17 +502,26 @@ def _add_routes(app: FastAPI, state: ServerState) -> None:
         if state.corpus is None:
             raise ApiError(409, f"{state.index_dir} does not record its corpus")
         with state.lock:
-            if state.update.state == "running":
+            if UpdateState.load(state.index_dir).state == "running":
                 raise ApiError(409, "an update is already running")
-            state.update = UpdateState(state="running", started=time.time())
-        threading.Thread(target=run_update, args=(state,), name="qa-update", daemon=True).start()
-        return state.update.as_dict()
+            progress = UpdateState(
+                state="running", started=time.time(), host=socket.gethostname(), pid=os.getpid()
+            )
+            try:
+                progress.save(state.index_dir)
+            except OSError as exc:
+                raise ApiError(
+                    409, f"cannot write the index: {exc.strerror or type(exc).__name__}"
+                ) from None
+        threading.Thread(
+            target=run_update, args=(state, progress), name="qa-update", daemon=True
+        ).start()
+        return progress.as_dict()
 
     @app.get("/update", summary="How the last update went (admin)")
     def update_state(authorization: str | None = Header(None)) -> dict[str, Any]:
         check_token(state, authorization, admin=True)
-        with state.lock:
-            return state.update.as_dict()
+        return UpdateState.load(state.index_dir).as_dict()
 
 
 PAGE_DIR = Path(__file__).with_name("page")

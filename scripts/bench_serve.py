@@ -181,6 +181,9 @@ def faults(
         notes.append("a 2 MB body was accepted (it should not be)")
     except urllib.error.HTTPError as exc:
         notes.append(f"a 2 MB body: {exc.code} {exc.read().decode()[:80]}")
+    except (urllib.error.URLError, ConnectionError) as exc:
+        # the server answered 413 and closed before the client had sent it all
+        notes.append(f"a 2 MB body: refused before it was read ({exc})")
     # killed and started again
     # the whole process group: with --workers the worker processes die with their parent
     os.killpg(server.pid, signal.SIGKILL)

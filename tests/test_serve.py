@@ -221,6 +221,28 @@ def test_an_update_runs_in_the_background_and_is_seen_whole(
     assert any("41 years" in a["text"] for a in answer["answers"]), answer
 
 
+def test_an_update_whose_server_died_reads_as_failed_not_running(tmp_path: Path) -> None:
+    """A server killed during an update leaves "running" behind: whoever reads it next sees
+    that the update failed, and may start another."""
+    import socket
+    import subprocess
+    import sys
+
+    from qa.server import UpdateState
+
+    assert UpdateState.load(tmp_path).state == "idle"  # never updated over HTTP
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)  # fmt: skip
+    UpdateState("running", started=1.0, host=socket.gethostname(), pid=int(gone.stdout)).save(
+        tmp_path
+    )
+    left = UpdateState.load(tmp_path)
+    assert left.state == "failed" and "stopped before it finished" in (left.error or "")
+    assert "pid" not in left.as_dict() and "host" not in left.as_dict()
+    UpdateState("running", started=1.0, host=socket.gethostname(), pid=os.getpid()).save(tmp_path)
+    assert UpdateState.load(tmp_path).state == "running"
+
+
 def test_the_page_is_served_with_a_strict_policy_and_writes_text_never_markup() -> None:
     html = (PAGE_DIR / "index.html").read_text(encoding="utf-8")
     assert "script-src 'self'" in html and "<script>" not in html
@@ -335,7 +357,7 @@ def test_the_page_asks_opens_a_citation_and_keeps_hostile_text_inert(live_server
 
 def test_two_replicas_over_one_index_see_one_update(served: tuple[Any, Path]) -> None:
     """Replicas behind a load balancer: two servers (two engines) read one index; an update
-    through one is seen by the other's next question."""
+    through one is seen by the other's next question, and either says how it goes."""
     from qa.engine import Engine
 
     engine, corpus = served
@@ -355,12 +377,15 @@ def test_two_replicas_over_one_index_see_one_update(served: tuple[Any, Path]) ->
             encoding="utf-8",
         )
         assert one.post("/update", headers=admin).status_code == 202
+        # the update runs in `one`; the other replica answers for it
         for _ in range(300):
-            state = one.get("/update", headers=admin).json()
+            state = other.get("/update", headers=admin).json()
             if state["state"] != "running":
                 break
             time.sleep(0.1)
         assert state["state"] == "done", state
+        assert state["report"]["added"] == 1, state
+        assert one.get("/update", headers=admin).json() == state
         assert other.get("/status").json()["articles"] == before + 1
         answer = other.post(
             "/ask", json={"question": "How many crew members went on strike at the Orkney ferry?"}
