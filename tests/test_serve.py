@@ -398,8 +398,8 @@ def test_two_replicas_over_one_index_see_one_update(served: tuple[Any, Path]) ->
 def test_serve_with_worker_processes_answers_and_stops_on_ctrl_c(
     served: tuple[Any, Path],
 ) -> None:
-    """`qa serve --workers 2`: two processes, each with its own engine, answer on one port;
-    Ctrl+C stops them all."""
+    """`qa serve --workers 2`: two processes, each with its own engine and half the cores,
+    answer on one port; Ctrl+C stops them all."""
     import signal
     import socket
     import subprocess
@@ -414,6 +414,7 @@ def test_serve_with_worker_processes_answers_and_stops_on_ctrl_c(
         [sys.executable, "-m", "qa.cli", "serve", "--index", str(engine.index.index_dir),
          "--port", str(port), "--workers", "2"],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        env={k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"},
     )  # fmt: skip
     base = f"http://127.0.0.1:{port}"
     try:
@@ -435,6 +436,21 @@ def test_serve_with_worker_processes_answers_and_stops_on_ctrl_c(
         for _ in range(4):
             with urllib.request.urlopen(request, timeout=60) as response:
                 assert json.loads(response.read())["question"].startswith("How much")
+        if Path(f"/proc/{server.pid}/task").is_dir():
+            from qa.encoders.onnx_runtime import cores
+
+            workers = [
+                int(child)
+                for task in Path(f"/proc/{server.pid}/task").iterdir()
+                for child in (task / "children").read_text().split()
+            ]
+            shares = [
+                line
+                for child in workers
+                for line in Path(f"/proc/{child}/environ").read_bytes().split(b"\0")
+                if line.startswith(b"OMP_NUM_THREADS=")
+            ]
+            assert shares and set(shares) == {f"OMP_NUM_THREADS={max(1, cores() // 2)}".encode()}
     finally:
         server.send_signal(signal.SIGINT)
         try:

@@ -36,8 +36,9 @@ from qa.cli.options import _index_option, cli, resolve_corpus, resolve_index
     default=1,
     show_default=True,
     type=click.IntRange(1, 64),
-    help="Server processes, each with its own copy of the models (more questions at once; "
-    "follow-ups stay in the process that started them).",
+    help="Server processes, each with its own copy of the models and its share of the CPU "
+    "cores (more questions a second under load; follow-ups stay in the process that "
+    "started them).",
 )
 @click.option(
     "--timeout",
@@ -73,6 +74,7 @@ def serve(
 
     import uvicorn
 
+    from qa.encoders.onnx_runtime import cores
     from qa.engine import Engine
     from qa.server import SERVE_CONFIG, ServeSettings, check_host, read_token
 
@@ -90,6 +92,10 @@ def serve(
         # each worker process opens the index and loads the models itself
         engine.close()
         os.environ[SERVE_CONFIG] = settings.to_json()
+        # the cores shared out: processes that each ran the models on every core would
+        # fight over them (OMP_NUM_THREADS, where set, says otherwise)
+        if not os.environ.get("OMP_NUM_THREADS", "").isdigit():
+            os.environ["OMP_NUM_THREADS"] = str(max(1, cores() // workers))
         click.echo(
             f"qa: serving {target} at http://{shown}:{port}/ with {workers} processes "
             "(Ctrl+C stops)",
