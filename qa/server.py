@@ -107,9 +107,9 @@ class UpdateState:
             data = json.loads((index_dir / UPDATE_FILE).read_text(encoding="utf-8"))
         except (OSError, ValueError):
             return cls()
-        names = {f.name for f in dataclasses.fields(cls)}
         if not isinstance(data, dict):
             return cls()
+        names = {f.name for f in dataclasses.fields(cls)}
         found = cls(**{k: v for k, v in data.items() if k in names})
         if found.state == "running" and not found.runner_alive():
             found.state = "failed"
@@ -349,18 +349,13 @@ def run_update(state: ServerState, progress: UpdateState) -> None:
     """The background update (`POST /update`): the corpus into the index, while questions go
     on against the last committed state; its progress saved where every server of the index
     reads it."""
-    from qa.errors import IndexBusyError
     from qa.index import sync_index
 
     assert state.corpus is not None
     encoder = state.engine.encoder
     try:
         report = sync_index(state.corpus, state.index_dir, lambda _: encoder)
-    except IndexBusyError:
-        # another server's update took the index first: its progress is the one to show
-        log.warning("qa serve: the index was being written by another process")
-        return
-    except Exception as exc:  # reported by GET /update, never lost
+    except Exception as exc:  # reported by GET /update, never lost (a busy index too)
         log.exception("qa serve: update failed")
         progress.state = "failed"
         progress.error = one_line_error(str(exc) or type(exc).__name__)
@@ -611,8 +606,6 @@ def app_from_environment() -> FastAPI:
     """The app of one worker process of `qa serve --workers N` (uvicorn's factory): its own
     engine over the index of the `ServeSettings` in `QA_SERVE_CONFIG`, the models loaded
     before it answers."""
-    import os
-
     from qa.engine import Engine
 
     settings = ServeSettings.from_json(os.environ[SERVE_CONFIG])

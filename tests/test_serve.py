@@ -221,6 +221,33 @@ def test_an_update_runs_in_the_background_and_is_seen_whole(
     assert any("41 years" in a["text"] for a in answer["answers"]), answer
 
 
+def test_an_update_meeting_a_busy_index_fails_and_the_next_one_runs(
+    served: tuple[Any, Path],
+) -> None:
+    """Another writer (`qa index update` in a shell) holds the index: the update says so,
+    and once that writer is done the next update runs."""
+    from qa.index import write_lock
+
+    engine, _ = served
+    admin = {"Authorization": "Bearer " + "a" * 20}
+    client = client_for(served, admin_token="a" * 20)
+
+    def finished() -> dict[str, Any]:
+        for _ in range(300):
+            state = client.get("/update", headers=admin).json()
+            if state["state"] != "running":
+                return state
+            time.sleep(0.1)
+        raise AssertionError(f"the update still runs: {state}")
+
+    with write_lock(engine.index.index_dir):
+        assert client.post("/update", headers=admin).status_code == 202
+        state = finished()
+    assert state["state"] == "failed" and "being written" in state["error"], state
+    assert client.post("/update", headers=admin).status_code == 202
+    assert finished()["state"] == "done"
+
+
 def test_an_update_whose_server_died_reads_as_failed_not_running(tmp_path: Path) -> None:
     """A server killed during an update leaves "running" behind: whoever reads it next sees
     that the update failed, and may start another."""
