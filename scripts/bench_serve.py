@@ -16,6 +16,7 @@ with SIGKILL and started again (the index opens, answers, and is not left locked
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import shutil
@@ -28,6 +29,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 from qa.datasets import template_questions
@@ -36,7 +38,6 @@ from qa.evaluate import percentile
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CORPUS = ROOT.parent / "shared" / "data" / "bbc"
 ADMIN_TOKEN = "bench-admin-token-0123456789"
-ARGS = argparse.Namespace(workers=1, threads=0)
 
 
 def free_port() -> int:
@@ -58,7 +59,8 @@ def request(url: str, body: dict | None = None, token: str | None = None, timeou
 def start_server(
     index: Path, port: int, admin: Path, workers: int = 1, threads: int = 0
 ) -> subprocess.Popen[bytes]:
-    """`qa serve` with `workers` processes, each of `threads` model threads (0: all cores)."""
+    """`qa serve` with `workers` processes, each of `threads` model threads (0: qa serve's
+    own share, the cores divided among the workers)."""
     env = dict(os.environ)
     if threads:
         env["OMP_NUM_THREADS"] = str(threads)
@@ -160,9 +162,11 @@ def row(result: dict, rss: float) -> str:
 
 
 def faults(
-    base: str, port: int, index: Path, admin: Path, server: subprocess.Popen[bytes]
-) -> list[str]:
-    """A batch cut by its client, a request over the limits, SIGKILL and a restart."""
+    base: str, port: int, index: Path, server: subprocess.Popen[bytes],
+    start: Callable[[], subprocess.Popen[bytes]],
+) -> list[str]:  # fmt: skip
+    """A batch cut by its client, a request over the limits, SIGKILL and a restart
+    (`start()` starts the server again as it was)."""
     notes = []
     # a client that goes away in the middle of a batch
     body = json.dumps({"questions": ["Who won?"] * 50}).encode()
@@ -188,7 +192,7 @@ def faults(
     # the whole process group: with --workers the worker processes die with their parent
     os.killpg(server.pid, signal.SIGKILL)
     server.wait()
-    again = start_server(index, port, admin, ARGS.workers, ARGS.threads)
+    again = start()
     status, record = request(f"{base}/ask", {"question": "Who won the election?"})
     notes.append(f"after SIGKILL and a restart: /ask {status}, {len(record['answers'])} answers")
     from qa.errors import IndexBusyError
@@ -214,10 +218,12 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workers", type=int, default=1, help="qa serve --workers")
     parser.add_argument(
-        "--threads", type=int, default=0, help="model threads a server process (0: all cores)"
+        "--threads",
+        type=int,
+        default=0,
+        help="model threads a server process (0: the cores divided among the workers)",
     )
-    global ARGS
-    ARGS = args = parser.parse_args()
+    args = parser.parse_args()
     counts = [int(c) for c in args.clients.split(",")]
     from qa.encoders import load_encoder
     from qa.index import IndexReader, sync_index
@@ -241,8 +247,10 @@ def main() -> int:
         admin.write_text(ADMIN_TOKEN + "\n")
         port = free_port()
         base = f"http://127.0.0.1:{port}"
-        server = start_server(index, port, admin, args.workers, args.threads)
-        print(f"qa serve --workers {args.workers}, model threads {args.threads or 'all cores'}")
+        start = functools.partial(start_server, index, port, admin, args.workers, args.threads)
+        server = start()
+        threads = args.threads or "the cores / workers"
+        print(f"qa serve --workers {args.workers}, model threads {threads}")
         print("| clients | requests/s | p50 / p95 / p99 | errors | server RSS |")
         print("| --- | --- | --- | --- | --- |")
         results = []
@@ -280,7 +288,7 @@ def main() -> int:
         if len(results) > 1:
             ratio = results[-1]["rps"] / results[0]["rps"]
             print(f"{counts[-1]} clients / 1 client throughput: {ratio:.2f}x")
-        for note in faults(base, port, index, admin, server):
+        for note in faults(base, port, index, server, start):
             print(f"- {note}")
         if server.poll() is None:
             server.terminate()
