@@ -162,8 +162,10 @@ _TIMES = re.compile(r"\btimes\b|\btwice\b", re.I)
 _YEAR_QUESTION = re.compile(r"\b(what|which) year\b", re.I)
 _YEAR = re.compile(r"(?<!\d)\d{3,4}s?(?!\d)|'\d\d\b|\bcentury\b", re.I)
 _MONEY_QUESTION = re.compile(
-    r"\bhow much (money|cash)\b"
-    r"|\bhow much\b.*\b(pay|pays|paid|paying|cost|costs|costing|spend|spends|spent|spending"
+    r"\bhow much (money|cash|aid|funding)\b"
+    # "how much did it cost", not "how much storage did it offer" (a noun says what is asked)
+    r"|\bhow much (did|does|do|is|was|were|are|will|would|has|have|had|can|could|should"
+    r"|must|might)\b.*\b(pay|pays|paid|paying|cost|costs|costing|spend|spends|spent|spending"
     r"|earn|earns|earned|earning|offer|offers|offered|offering|charge|charges|charged|owe|owes"
     r"|owed|invest|invests|invested|bid|bids|fined|worth|priced|salary|damages|compensation"
     r"|fee|fees|bonus)\b"
@@ -171,7 +173,8 @@ _MONEY_QUESTION = re.compile(
     r"|compensation|bill|bonus|payout|ransom)s?\b",
     re.I,
 )
-"""A question after a sum of money: "How much did it cost?", "What was his salary?"."""
+"""A question after a sum of money: "How much did it cost?", "What was his salary?"; not
+"How much storage did it offer?"."""
 _CURRENCY = re.compile(
     r"[$£€¥₹]|\d+p\b|\b(euros?|dollars?|pounds?|sterling|yen|yuan|renminbi|rupees?|roubles?"
     r"|rubles?|francs?|pesos?|rand|crowns?|kronor|krona|kroner|pence|cents?|usd|eur|gbp|aud"

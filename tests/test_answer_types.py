@@ -89,6 +89,8 @@ def test_type_features() -> None:
         ("What was Trevor East's salary?", "£1.02bn", "a ", " deal", True),
         ("What was Trevor East's salary?", "17,000", "the ", "-tonne ship", False),
         ("How much did the site pay the society?", "15%", "paid ", " of takings", True),
+        ("How much online storage did Yahoo offer?", "30mb", "offered ", " of space", True),
+        ("How much aid did the donors offer?", "two years", "for ", ".", False),
         # "how long" wants a span of time or a length; a count is neither money nor time
         ("How long did the match last?", "27", "just ", " minutes.", True),
         ("How long did the match last?", "Monday", "on ", ".", False),
