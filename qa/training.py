@@ -166,6 +166,31 @@ def antonym_question(question: str, rng: random.Random) -> str | None:
     return question[: match.start()] + OPPOSITE[match.group()] + question[match.end() :]
 
 
+WHY_FROM = re.compile(
+    r"^(?:when|where|in (?:what|which) (?:year|city|country|place)|at what (?:age|time))\s+"
+    r"(?=(?:is|was|are|were|did|does|do|has|have|had|will|would|could|can)\b)",
+    re.IGNORECASE,
+)
+REASONS = re.compile(
+    r"\b(because|due to|owing to|thanks to|as a result|in order to|so that|so as to|since|reasons?"
+    r"|why|caus(?:e|ed|es|ing)|led to|lead to|resulted|result of|motivat\w*|prompt\w*"
+    r"|to (?:avoid|prevent|protect|help|allow|ensure|provide|make|improve))\b",
+    re.IGNORECASE,
+)
+
+
+def why_question(question: str, context: str) -> str | None:
+    """The question turned into a "why" ("When did Beyonce leave Destiny's Child?" -> "Why
+    did Beyonce leave Destiny's Child?") when the paragraph gives no reason for anything
+    (no "because", "due to", "in order to" ...): a paragraph that states what happened,
+    when or where, does not say why. None for other questions and for paragraphs that
+    give a reason (they might answer it)."""
+    match = WHY_FROM.match(question)
+    if match is None or REASONS.search(context):
+        return None
+    return "Why " + question[match.end() :]
+
+
 def deleted_twin(context: str, start: int, end: int) -> str | None:
     """The passage without the sentence that holds the answer [start, end): still on the
     topic, still holding other numbers, names and dates of the same kind, but no longer

@@ -11,8 +11,9 @@ reader's own proposals, so it learns the mistakes the reader makes, on gold para
   (right when the span's sentence holds a gold answer and the span overlaps it), its two best
   in the paragraph without the answer's sentence (on the topic, not saying the thing asked:
   the near miss readers meet most) and its best in another paragraph of the article; for
-  `--swapped` of the questions, its best span for a twin question that names a number or a
-  name the paragraph does not hold;
+  `--twins` of the questions, its best span for a twin question the paragraph does not
+  answer (`--twin-kinds`: a name or number it does not hold, another of its names or
+  figures, negated, a word turned into its opposite, a "why" where it gives no reason);
 - SQuAD 2.0 dev's `fit:reader` part (`qa.datasets.fit_part`) and the 10-article slice of
   SQuAD 2.0 train: real questions written to look answerable, the reader's two best spans.
 SQuAD 2.0 dev's `fit:weights` part is never trained on: the weights that weigh the
@@ -65,6 +66,7 @@ from qa.training import (  # noqa: E402
     negated_question,
     swap_question,
     train_steps,
+    why_question,
 )
 from qa.verifier import MODEL_DIR, MODEL_NAME, SETTINGS_NAME, Verifier, proposal_parts  # noqa: E402
 
@@ -73,7 +75,7 @@ DEV2_FILE = DATA / SQUAD2_DEV
 TRAIN2_FILE = DATA / SQUAD2_TRAIN_SLICE
 
 PROPOSALS_VERSION = 2
-TWIN_KINDS = ("swapped", "inside", "number", "negated", "antonym")
+TWIN_KINDS = ("swapped", "inside", "number", "negated", "antonym", "why")
 
 
 # --------------------------------------------------------------------------- proposals
@@ -203,8 +205,8 @@ def twin_question(
     """A twin of the question that the paragraph does not answer, and its kind (one of
     `kinds` that applies to the question, tried in a random order): `swapped` a number or name
     for one the paragraph lacks, `inside` a name for another of the paragraph, `number` a
-    number for another of the paragraph of the same shape, `negated`, `antonym`
-    (`qa.training`)."""
+    number for another of the paragraph of the same shape, `negated`, `antonym`, `why` about
+    a paragraph that gives no reason (`qa.training`)."""
     order = list(kinds) if len(kinds) == 1 else rng.sample(kinds, len(kinds))
     for kind in order:
         if kind == "swapped":
@@ -215,6 +217,8 @@ def twin_question(
             twin = inside_number_question(question, paragraph, golds, rng)
         elif kind == "negated":
             twin = negated_question(question)
+        elif kind == "why":
+            twin = why_question(question, paragraph)
         else:
             twin = antonym_question(question, rng)
         if twin is not None and twin != question:

@@ -718,3 +718,21 @@ def test_lexical_features_are_computed_only_where_weighed() -> None:
     weighed = set(load_weights().reader.weights) & set(LEXICAL_FEATURES)
     assert AnswerExtractor(None).lexical is bool(weighed)
     assert AnswerExtractor(None, all_features=True).lexical  # fit_weights weighs every feature
+
+
+def test_why_twins_ask_why_of_a_paragraph_that_gives_no_reason() -> None:
+    from qa.training import why_question
+
+    plain = "Beyonce left Destiny's Child in 2005. She released her first album in 2003."
+    assert why_question("When did Beyonce leave Destiny's Child?", plain) == (
+        "Why did Beyonce leave Destiny's Child?"
+    )
+    assert why_question("In what year was the album released?", plain) == (
+        "Why was the album released?"
+    )
+    # a paragraph that gives a reason might answer it: no twin
+    reasoned = "Beyonce left Destiny's Child in 2005 because she wanted a solo career."
+    assert why_question("When did Beyonce leave Destiny's Child?", reasoned) is None
+    # only questions after a time or a place turn into a "why"
+    assert why_question("Who left Destiny's Child?", plain) is None
+    assert why_question("When Beyonce left, who sang?", plain) is None
