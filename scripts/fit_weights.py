@@ -55,7 +55,7 @@ from qa.engine import Engine  # noqa: E402
 from qa.evaluate import doc_ids_by_article, select_news  # noqa: E402
 from qa.extractor import LEXICAL_FEATURES  # noqa: E402
 from qa.index import index_exists  # noqa: E402
-from qa.text import contains_answer  # noqa: E402
+from qa.text import contains_answer, normalize_answer  # noqa: E402
 from qa.weights import (  # noqa: E402
     PASSAGE_FEATURES,
     READER_FEATURES,
@@ -223,6 +223,17 @@ def reader_rows(engine: Engine, questions, source: str) -> list[dict]:
                 ),
                 "rank": np.array([c.passage.rank for c in candidates]),
                 "alt": np.array([c.alt_rank for c in candidates]),
+                "text": [normalize_answer(c.text) for c in candidates],
+                "span": [
+                    normalize_answer(
+                        c.passage.text[
+                            c.span_start - c.passage.char_start : c.span_end - c.passage.char_start
+                        ]
+                    )
+                    for c in candidates
+                ],
+                "doc": np.array([c.doc_id for c in candidates]),
+                "question": q.question,
             }
         )
     return rows
