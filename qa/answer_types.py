@@ -73,7 +73,7 @@ _MONTHS = (
 _TIME_SPAN = re.compile(
     rf"\b({_MONTHS}|monday|tuesday|wednesday|thursday|friday|saturday|sunday|today|yesterday"
     r"|tomorrow|tonight|morning|evening|afternoon|night|week|weeks|month|months|year|years"
-    r"|decade|century|spring|summer|autumn|winter)\b|\b1[0-9]{3}s?\b|\b20[0-9]{2}s?\b"
+    r"|decade|century|spring|summer|autumn|winter)\b|\b(c\.?\s?)?(1[0-9]{3}|20[0-9]{2})s?\b"
     r"|\b\d{1,2}[:.]\d{2}\b|\b\d{1,2}(st|nd|rd|th)\b",
     re.IGNORECASE,
 )

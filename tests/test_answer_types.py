@@ -54,6 +54,8 @@ def test_span_kinds() -> None:
     assert "time" in span_kinds("August 31st", False)
     assert "time" in span_kinds("1948", False) and "number" in span_kinds("1948", False)
     assert "time" in span_kinds("08:15", False)
+    assert "time" in span_kinds("c1180", False)  # circa, as Wikipedia writes it
+    assert "time" not in span_kinds("ab1180", False)
     assert span_kinds("behemoth", False) == frozenset()
     assert "name" in span_kinds("Jeff Immelt", False)
     assert "name" in span_kinds("Pellerin", True)  # a name opening its sentence is still a name
