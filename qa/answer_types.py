@@ -163,9 +163,10 @@ _YEAR_QUESTION = re.compile(r"\b(what|which) year\b", re.I)
 _YEAR = re.compile(r"(?<!\d)\d{3,4}s?(?!\d)|'\d\d\b|\bcentury\b", re.I)
 _MONEY_QUESTION = re.compile(
     r"\bhow much (money|cash|aid|funding)\b"
-    # "how much did it cost", not "how much storage did it offer" (a noun says what is asked)
+    # "how much did it cost", "how much in damages", not "how much storage did it offer"
+    # (a noun right after "how much" says what is asked)
     r"|\bhow much (did|does|do|is|was|were|are|will|would|has|have|had|can|could|should"
-    r"|must|might)\b.*\b(pay|pays|paid|paying|cost|costs|costing|spend|spends|spent|spending"
+    r"|must|might|in|more|less|extra)\b.*\b(pay|pays|paid|paying|cost|costs|costing|spend|spends|spent|spending"
     r"|earn|earns|earned|earning|offer|offers|offered|offering|charge|charges|charged|owe|owes"
     r"|owed|invest|invests|invested|bid|bids|fined|worth|priced|salary|damages|compensation"
     r"|fee|fees|bonus)\b"

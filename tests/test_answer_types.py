@@ -93,6 +93,8 @@ def test_type_features() -> None:
         ("How much did the site pay the society?", "15%", "paid ", " of takings", True),
         ("How much online storage did Yahoo offer?", "30mb", "offered ", " of space", True),
         ("How much aid did the donors offer?", "two years", "for ", ".", False),
+        ("How much in damages did he win?", "two years", "for ", ".", False),
+        ("How much more will the bridge cost?", "1.8 million", "spilled ", " barrels", False),
         # "how long" wants a span of time or a length; a count is neither money nor time
         ("How long did the match last?", "27", "just ", " minutes.", True),
         ("How long did the match last?", "Monday", "on ", ".", False),
