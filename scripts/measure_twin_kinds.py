@@ -9,10 +9,11 @@ from an earlier run's proposals (`--proposals`, a `train_verifier.py --work` fol
 proposals.jsonl, made with `--twins`), so every variant trains on the same base: SQuAD 2.0
 dev `fit:reader`, the SQuAD 2.0 train slice and the first `--base-questions` SQuAD v1.1
 questions of that run (their gold, deleted-sentence and other-paragraph pairs), plus every
-twin pair of the kind in the whole run (`why` twins are made here, for the same questions,
-since the earlier runs had none). Each variant goes on from `--init` (default the first
-verifier) for one epoch, is exported to OUT/KIND and checked on SQuAD 2.0 dev `fit:weights`
-(never trained on). Then measure each on the held-out halves with the shipped weights:
+twin pair of the kind in the whole run (a kind the run did not make, such as `why`, is made
+here for the same questions, as `train_verifier.py` makes it). Each variant goes on from
+`--init` (default the first verifier) for one epoch, is exported to OUT/KIND and checked on
+SQuAD 2.0 dev `fit:weights` (never trained on). Then measure each on the held-out halves
+with the shipped weights:
 
     QA_VERIFIER_DIR=OUT/KIND qa eval ... --half heldout
 
@@ -33,28 +34,42 @@ import train_verifier as tv
 from qa.datasets import clean_map
 from qa.encoders import cache_dir
 from qa.reader_model import ReaderModel
-from qa.training import log, why_question
-
-MADE_BY_RUN = ("swapped", "inside", "number", "negated", "antonym")
+from qa.training import log
 
 
-def why_pairs(jobs: list[tuple[str, Any, Any]]) -> list[dict[str, Any]]:
-    """The reader's best span for the "why" twin of each SQuAD v1.1 question that has one."""
+def made_here(
+    kind: str, jobs: list[tuple[str, Any, Any]], seed: int, out: Path
+) -> list[dict[str, Any]]:
+    """The twin pairs of a `kind` the earlier run did not make, for its SQuAD v1.1 questions
+    (the same way `train_verifier.py` makes them), kept in OUT/KIND-pairs.json."""
+    cache = out / f"{kind}-pairs.json"
+    if cache.exists():
+        return json.loads(cache.read_text(encoding="utf-8"))
     reader = ReaderModel.load()
-    out = []
-    for source, squad, q in jobs:
-        paragraph, _ = clean_map(squad.paragraphs[q.article][q.paragraph])
-        question = why_question(q.question, paragraph)
-        if question is None:
+    names = tv.question_names(jobs)
+    pairs = []
+    for number, (source, squad, q) in enumerate(jobs):
+        if source != "squad1-train":
             continue
-        (found,) = tv.read(reader, question, [paragraph], 1)
-        out += [tv.pair(question, paragraph, f, 0, f"{source}:why") for f in found]
-    return out
+        paragraph, _ = clean_map(squad.paragraphs[q.article][q.paragraph])
+        golds = [t for t, _ in q.answers]
+        rng = tv.question_rng(seed, number)
+        pairs += tv.twin_pairs(reader, source, q.question, paragraph, golds, names, rng, [kind])
+    out.mkdir(parents=True, exist_ok=True)
+    cache.write_text(json.dumps(pairs), encoding="utf-8")
+    return pairs
 
 
 def variant_pairs(
-    kind: str, jobs: list, per_question: list[list[dict[str, Any]]], base_questions: int, out: Path
+    kind: str,
+    header: dict[str, Any],
+    jobs: list[tuple[str, Any, Any]],
+    per_question: list[list[dict[str, Any]]],
+    base_questions: int,
+    out: Path,
 ) -> list[dict[str, Any]]:
+    """The base pairs (no twins) and every twin pair of `kind` (none for `base`)."""
+    made_by_run = set(header["twin_kinds"])
     pairs = []
     seen = 0
     for (source, _, _), found in zip(jobs, per_question, strict=True):
@@ -62,20 +77,14 @@ def variant_pairs(
             seen += 1
             if seen > base_questions:
                 continue
-        pairs += [f for f in found if f["src"].split(":")[-1] not in MADE_BY_RUN]
+        pairs += [f for f in found if f["src"].split(":")[-1] not in made_by_run]
     base = len(pairs)
-    if kind in MADE_BY_RUN:
-        twins = [f for found in per_question for f in found if f["src"].endswith(":" + kind)]
-    elif kind == "why":
-        cache = out / "why-pairs.json"
-        if cache.exists():
-            twins = json.loads(cache.read_text(encoding="utf-8"))
-        else:
-            twins = why_pairs([job for job in jobs if job[0] == "squad1-train"])
-            cache.parent.mkdir(parents=True, exist_ok=True)
-            cache.write_text(json.dumps(twins), encoding="utf-8")
-    elif kind == "base":
+    if kind == "base":
         twins = []
+    elif kind in made_by_run:
+        twins = [f for found in per_question for f in found if f["src"].endswith(":" + kind)]
+    elif kind in tv.TWIN_KINDS:
+        twins = made_here(kind, jobs, header["seed"], out)
     else:
         sys.exit(f"measure_twin_kinds: unknown kind {kind!r}")
     log(f"{kind}: base {base} pairs, {len(twins)} twins")
@@ -102,7 +111,7 @@ def main() -> int:
     if len(per_question) != len(jobs):
         sys.exit(f"{args.proposals}: {len(per_question)} questions of {len(jobs)}: unfinished")
     for kind in args.kinds:
-        pairs = variant_pairs(kind, jobs, per_question, args.base_questions, args.out)
+        pairs = variant_pairs(kind, header, jobs, per_question, args.base_questions, args.out)
         work = args.out / f"work-{kind}"
         work.mkdir(parents=True, exist_ok=True)
         settings = tv.parse_args(

@@ -186,12 +186,28 @@ def proposals_for(
             label = int(is_right(passage, f[2], f[0], f[1], golds)) if kind == "gold" else 0
             out.append(pair(q.question, passage, f, label, f"{source}:{kind}"))
     if rng.random() < twins:
-        asked = twin_question(q.question, paragraph, golds, names, rng, twin_kinds)
-        if asked is not None:
-            question, kind = asked
-            (found,) = read(reader, question, [paragraph], 1)
-            out += [pair(question, paragraph, f, 0, f"{source}:{kind}") for f in found]
+        out += twin_pairs(reader, source, q.question, paragraph, golds, names, rng, twin_kinds)
     return out
+
+
+def twin_pairs(
+    reader: ReaderModel,
+    source: str,
+    question: str,
+    paragraph: str,
+    golds: list[str],
+    names: list[str],
+    rng: random.Random,
+    kinds: list[str],
+) -> list[dict[str, Any]]:
+    """The reader's best span for a twin of `question` (`twin_question`, one of `kinds`),
+    labelled wrong; none when no kind applies to the question."""
+    asked = twin_question(question, paragraph, golds, names, rng, kinds)
+    if asked is None:
+        return []
+    twin, kind = asked
+    (found,) = read(reader, twin, [paragraph], 1)
+    return [pair(twin, paragraph, f, 0, f"{source}:{kind}") for f in found]
 
 
 def twin_question(
@@ -226,6 +242,19 @@ def twin_question(
     return None
 
 
+def question_rng(seed: int, number: int) -> random.Random:
+    """The random draws of the `number`th question of a run: the same on a resumed run."""
+    return random.Random(seed * 1_000_003 + number)
+
+
+def question_names(jobs: list[tuple[str, Any, Any]]) -> list[str]:
+    """The names the questions of `jobs` hold (not their first word): what a `swapped` twin
+    puts in place of a question's own name."""
+    return sorted(
+        {m.group() for _, _, q in jobs for m in NAME_PATTERN.finditer(q.question) if m.start() > 0}
+    )
+
+
 def build_proposals(args: argparse.Namespace, path: Path) -> list[dict[str, Any]]:
     """The training and check pairs, one line per question in `path` (appended as they are
     made, so an interrupted run resumes where it stopped)."""
@@ -255,14 +284,12 @@ def build_proposals(args: argparse.Namespace, path: Path) -> list[dict[str, Any]
         path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     done = len(lines) - 1
     reader = ReaderModel.load()
-    names = sorted(
-        {m.group() for _, _, q in jobs for m in NAME_PATTERN.finditer(q.question) if m.start() > 0}
-    )
+    names = question_names(jobs)
     with path.open("a", encoding="utf-8") as out:
         bar = tqdm(total=len(jobs), initial=done, desc="proposals", mininterval=30, file=sys.stderr)
         for number in range(done, len(jobs)):
             source, squad, q = jobs[number]
-            rng = random.Random(args.seed * 1_000_003 + number)
+            rng = question_rng(args.seed, number)
             found = proposals_for(reader, source, squad, q, names, rng, args.twins, args.twin_kinds)
             out.write(json.dumps(found) + "\n")
             out.flush()
