@@ -225,11 +225,7 @@ def reader_rows(engine: Engine, questions, source: str) -> list[dict]:
                 "alt": np.array([c.alt_rank for c in candidates]),
                 "text": [normalize_answer(c.text) for c in candidates],
                 "span": [
-                    normalize_answer(
-                        c.passage.text[
-                            c.span_start - c.passage.char_start : c.span_end - c.passage.char_start
-                        ]
-                    )
+                    normalize_answer(c.text[c.span_start - c.start : c.span_end - c.start])
                     for c in candidates
                 ],
                 "doc": np.array([c.doc_id for c in candidates]),
